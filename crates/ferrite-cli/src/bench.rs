@@ -1,0 +1,159 @@
+//! `ferrite bench`: micro-benchmarks whose JSON lines match `tools/bench_torch.py`, so the two can be
+//! run side by side on the same machine and compared as ratios.
+//!
+//! Timing method (same as the PyTorch script): warm up, then time batches of calls lasting about
+//! 1 ms each until at least 0.3 s and 5 batches have run; report the median per-call time.
+
+use clap::{Args, ValueEnum};
+use ferrite::prelude::*;
+use serde_json::json;
+use std::time::Instant;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Which {
+    /// C = A·B for square sizes 64–2048 and training shapes.
+    Matmul,
+    /// A tracked 64-element add plus its backward (framework overhead per op).
+    OpOverhead,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    which: Which,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// Comma-separated thread counts (matmul).
+    #[arg(long, default_value = "1,2")]
+    threads: String,
+}
+
+const SQUARE: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
+const TRAINING: [(usize, usize, usize); 3] = [(32, 64, 64), (1024, 256, 256), (1024, 256, 1024)];
+
+/// Median seconds per call of `f`.
+fn time_per_call(mut f: impl FnMut()) -> f64 {
+    let t0 = Instant::now();
+    let mut n = 0u32;
+    while n < 3 || t0.elapsed().as_secs_f64() < 0.05 {
+        f();
+        n += 1;
+    }
+    let est = t0.elapsed().as_secs_f64() / n as f64;
+    let batch = ((1e-3 / est.max(1e-9)) as usize).max(1);
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < 5 || start.elapsed().as_secs_f64() < 0.3 {
+        let t = Instant::now();
+        for _ in 0..batch {
+            f();
+        }
+        samples.push(t.elapsed().as_secs_f64() / batch as f64);
+    }
+    samples.sort_by(f64::total_cmp);
+    let mid = samples.len() / 2;
+    if samples.len() % 2 == 1 {
+        samples[mid]
+    } else {
+        0.5 * (samples[mid - 1] + samples[mid])
+    }
+}
+
+fn emit(json_out: bool, v: serde_json::Value, human: String) {
+    if json_out {
+        println!("{v}");
+    } else {
+        println!("{human}");
+    }
+}
+
+fn parse_threads(s: &str) -> Result<Vec<usize>> {
+    s.split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            t.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| Error::Invalid {
+                    op: "bench",
+                    detail: format!("--threads: '{t}' is not a positive integer"),
+                })
+        })
+        .collect()
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    match args.which {
+        Which::Matmul => matmul(&parse_threads(&args.threads)?, args.json),
+        Which::OpOverhead => op_overhead(args.json),
+    }
+}
+
+fn matmul(threads: &[usize], json_out: bool) -> Result<()> {
+    manual_seed(0);
+    let shapes: Vec<(usize, usize, usize)> =
+        SQUARE.iter().map(|&s| (s, s, s)).chain(TRAINING).collect();
+    for &t in threads {
+        set_num_threads(t);
+        for &(m, k, n) in &shapes {
+            let a = Tensor::randn(&[m, k])?;
+            let b = Tensor::randn(&[k, n])?;
+            let mut err = None;
+            let sec = time_per_call(|| {
+                if let Err(e) = a.matmul(&b) {
+                    err = Some(e);
+                }
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+            let gflops = 2.0 * (m * k * n) as f64 / sec / 1e9;
+            emit(
+                json_out,
+                json!({"bench": "matmul", "impl": "ferrite", "m": m, "k": k, "n": n, "threads": t,
+                       "gflops": (gflops * 100.0).round() / 100.0, "us": (sec * 1e9).round() / 1e3}),
+                format!(
+                    "matmul {m}x{k}x{n} threads={t}: {gflops:.1} GFLOP/s ({:.1} µs)",
+                    sec * 1e6
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn op_overhead(json_out: bool) -> Result<()> {
+    set_num_threads(1);
+    manual_seed(0);
+    let a = Tensor::randn(&[64])?.requires_grad_(true);
+    let b = Tensor::randn(&[64])?.requires_grad_(true);
+    let g = Tensor::ones(&[64])?;
+    let mut err = None;
+    let backward = time_per_call(|| {
+        let r = a.add(&b).and_then(|c| c.backward_with(&g));
+        if let Err(e) = r {
+            err = Some(e);
+        }
+    });
+    let nograd = time_per_call(|| {
+        let _guard = no_grad();
+        if let Err(e) = a.add(&b) {
+            err = Some(e);
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    emit(
+        json_out,
+        json!({"bench": "op-overhead", "impl": "ferrite", "elements": 64,
+               "add_backward_us": (backward * 1e9).round() / 1e3, "add_nograd_us": (nograd * 1e9).round() / 1e3}),
+        format!(
+            "tracked add (64) + backward: {:.3} µs; add under no_grad: {:.3} µs",
+            backward * 1e6,
+            nograd * 1e6
+        ),
+    );
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Backward rules: one function, one match arm per primitive in [`Op`], written with ordinary
+//! tensor ops (run with recording off). Each arm returns one gradient per `op.inputs()` entry, in
+//! order, `None` for non-differentiable inputs (indices, masks).
+//!
+//! Layer: core (autodiff).
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::op::Op;
+use crate::ops::nn_backward as nb;
+use crate::tensor::Tensor;
+use ferrite_kernels::elementwise::{BinaryFn, UnaryFn};
+use ferrite_kernels::reduce::ReduceFn;
+
+fn mask_f(mask: &Tensor, like: &Tensor) -> Result<Tensor> {
+    mask.to_dtype(like.dtype())
+}
+
+/// Gradients of `op`'s inputs given its output `out` and the upstream gradient `g`.
+pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    Ok(match op {
+        Op::Unary(x, f) => {
+            let gx = match f {
+                UnaryFn::Neg => g.neg()?,
+                UnaryFn::Exp => g.mul(out)?,
+                UnaryFn::Log => g.div(x)?,
+                UnaryFn::Sqrt => g.div(out)?.mul_scalar(0.5)?,
+                UnaryFn::Rsqrt => g.mul(&out.powf(3.0)?)?.mul_scalar(-0.5)?,
+                UnaryFn::Recip => g.mul(&out.sqr()?)?.neg()?,
+                UnaryFn::Sqr => g.mul(x)?.mul_scalar(2.0)?,
+                UnaryFn::Abs => g.mul(&x.sign()?)?,
+                UnaryFn::Sign => g.zeros_like(),
+                UnaryFn::Relu => g.mul(&mask_f(&x.gt_scalar(0.0)?, g)?)?,
+                UnaryFn::Gelu => g.mul(&x.unary_op(UnaryFn::GeluGrad, "gelu backward")?)?,
+                UnaryFn::GeluTanh => g.mul(&x.unary_op(UnaryFn::GeluTanhGrad, "gelu backward")?)?,
+                UnaryFn::Silu => g.mul(&x.unary_op(UnaryFn::SiluGrad, "silu backward")?)?,
+                UnaryFn::Sigmoid => g.mul(&out.mul(&out.affine(-1.0, 1.0)?)?)?,
+                UnaryFn::Tanh => g.mul(&out.sqr()?.affine(-1.0, 1.0)?)?,
+                UnaryFn::GeluGrad | UnaryFn::GeluTanhGrad | UnaryFn::SiluGrad => {
+                    return Err(crate::Error::Backward(format!(
+                        "second-order gradient of {f:?} is not supported"
+                    )))
+                }
+            };
+            vec![Some(gx)]
+        }
+        Op::Affine { mul, .. } => vec![Some(g.mul_scalar(*mul)?)],
+        Op::Powf(x, e) => vec![Some(g.mul(&x.powf(e - 1.0)?)?.mul_scalar(*e)?)],
+        Op::Clamp { x, min, max } => {
+            let inside = mask_f(&x.ge_scalar(*min)?, g)?.mul(&mask_f(&x.le_scalar(*max)?, g)?)?;
+            vec![Some(g.mul(&inside)?)]
+        }
+        Op::Binary(a, b, f) => {
+            let (ga, gb) = match f {
+                BinaryFn::Add => (g.clone(), g.clone()),
+                BinaryFn::Sub => (g.clone(), g.neg()?),
+                BinaryFn::Mul => (g.mul(b)?, g.mul(a)?),
+                BinaryFn::Div => (g.div(b)?, g.mul(out)?.div(b)?.neg()?),
+                BinaryFn::Pow => {
+                    let ga = g.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0)?)?)?;
+                    let gb = if b.requires_grad() {
+                        g.mul(out)?.mul(&a.log()?)?
+                    } else {
+                        g.zeros_like()
+                    };
+                    (ga, gb)
+                }
+                BinaryFn::Maximum | BinaryFn::Minimum => {
+                    let pick_a = if *f == BinaryFn::Maximum {
+                        a.ge(b)?
+                    } else {
+                        a.le(b)?
+                    };
+                    let m = mask_f(&pick_a, g)?;
+                    (g.mul(&m)?, g.mul(&m.affine(-1.0, 1.0)?)?)
+                }
+            };
+            vec![Some(ga.sum_to(a.shape())?), Some(gb.sum_to(b.shape())?)]
+        }
+        Op::Reduce {
+            x,
+            f,
+            dims,
+            keepdim,
+        } => {
+            let mut keep_shape = x.shape().to_vec();
+            for &d in dims {
+                keep_shape[d] = 1;
+            }
+            let gk = if *keepdim {
+                g.clone()
+            } else {
+                g.reshape(&keep_shape)?
+            };
+            let gx = match f {
+                ReduceFn::Sum => gk.broadcast_to(x.shape())?,
+                ReduceFn::Max | ReduceFn::Min => {
+                    let yk = out.reshape(&keep_shape)?;
+                    let m = mask_f(&x.eq(&yk)?, g)?;
+                    let dims_i: Vec<isize> = dims.iter().map(|&d| d as isize).collect();
+                    let count = m.sum(&dims_i, true)?;
+                    m.mul(&gk.div(&count)?)?
+                }
+            };
+            vec![Some(gx)]
+        }
+        Op::Matmul(a, b) => {
+            let ga = if a.requires_grad() {
+                Some(g.matmul(&b.t()?)?.sum_to(a.shape())?)
+            } else {
+                None
+            };
+            let gb = if b.requires_grad() {
+                Some(a.t()?.matmul(g)?.sum_to(b.shape())?)
+            } else {
+                None
+            };
+            vec![ga, gb]
+        }
+        Op::Reshape(x) => vec![Some(g.reshape(x.shape())?)],
+        Op::Permute(_, p) => {
+            let mut inv = vec![0isize; p.len()];
+            for (i, &d) in p.iter().enumerate() {
+                inv[d] = i as isize;
+            }
+            vec![Some(g.permute(&inv)?)]
+        }
+        Op::Narrow { x, dim, start } => vec![Some(crate::ops::pad_into_zeros(
+            g,
+            x.shape(),
+            *dim,
+            *start,
+        )?)],
+        Op::Expand(x) => vec![Some(g.sum_to(x.shape())?)],
+        Op::Copy(_) => vec![Some(g.clone())],
+        Op::ToDType(x) => vec![Some(g.to_dtype(x.dtype())?)],
+        Op::Cat(xs, d) => {
+            let mut start = 0;
+            let mut out = Vec::with_capacity(xs.len());
+            for x in xs {
+                let len = x.shape()[*d];
+                out.push(Some(g.narrow(*d as isize, start, len)?));
+                start += len;
+            }
+            out
+        }
+        Op::IndexSelect { x, index, dim } => {
+            vec![
+                Some(crate::ops::index_add_zeros(g, x.shape(), *dim, index)?),
+                None,
+            ]
+        }
+        Op::Gather { x, index, dim } => {
+            let zeros = Tensor::full_dtype(x.shape(), 0.0, g.dtype())?;
+            vec![
+                Some(zeros.scatter_add(*dim as isize, index, &g.contiguous()?)?),
+                None,
+            ]
+        }
+        Op::ScatterAdd { index, dim, .. } => {
+            vec![Some(g.clone()), None, Some(g.gather(*dim as isize, index)?)]
+        }
+        Op::Where { cond, a, b } => {
+            let zero = Tensor::full_dtype([0usize; 0], 0.0, g.dtype())?;
+            let ga = Tensor::where_cond(cond, g, &zero)?.sum_to(a.shape())?;
+            let gb = Tensor::where_cond(cond, &zero, g)?.sum_to(b.shape())?;
+            vec![None, Some(ga), Some(gb)]
+        }
+        Op::Softmax(_) => vec![Some(nb::softmax_backward(out, g, false)?)],
+        Op::LogSoftmax(_) => vec![Some(nb::softmax_backward(out, g, true)?)],
+        Op::LayerNorm {
+            x,
+            weight,
+            bias,
+            len,
+            eps,
+        } => {
+            let (dx, dw, db) = nb::layer_norm_backward(x, weight.as_ref(), g, *len, *eps)?;
+            let mut v = vec![Some(dx)];
+            if let Some(w) = weight {
+                v.push(Some(dw.reshape(w.shape())?));
+            }
+            if let Some(b) = bias {
+                v.push(Some(db.reshape(b.shape())?));
+            }
+            v
+        }
+        Op::RmsNorm {
+            x,
+            weight,
+            len,
+            eps,
+        } => {
+            let (dx, dw) = nb::rms_norm_backward(x, weight.as_ref(), g, *len, *eps)?;
+            let mut v = vec![Some(dx)];
+            if let Some(w) = weight {
+                v.push(Some(dw.reshape(w.shape())?));
+            }
+            v
+        }
+        Op::CrossEntropy {
+            logits,
+            targets,
+            ignore_index,
+            label_smoothing,
+            count,
+        } => {
+            let gs = g.item()?;
+            let dl = nb::cross_entropy_backward(
+                logits,
+                targets,
+                gs,
+                *ignore_index,
+                *label_smoothing,
+                *count,
+            )?;
+            debug_assert!(targets.dtype() == DType::I64);
+            vec![Some(dl), None]
+        }
+    })
+}

@@ -1,0 +1,133 @@
+//! The error type for everything a user can get wrong: shapes, dtypes, indices, files.
+//!
+//! Layer: core. Every message names the op (or file) and the offending shapes or values, so a user
+//! can find the bad call from the message alone.
+
+use crate::dtype::DType;
+use std::fmt;
+
+/// A ferrite error. Messages always name the op and the shapes/indices involved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// Two shapes that must agree do not.
+    ShapeMismatch {
+        op: &'static str,
+        lhs: Vec<usize>,
+        rhs: Vec<usize>,
+        detail: String,
+    },
+    /// Shapes that cannot be broadcast together.
+    Broadcast {
+        op: &'static str,
+        lhs: Vec<usize>,
+        rhs: Vec<usize>,
+    },
+    /// A dimension index outside `-ndim..ndim`.
+    DimOutOfRange {
+        op: &'static str,
+        dim: isize,
+        shape: Vec<usize>,
+    },
+    /// An index value outside the size of the indexed dimension.
+    IndexOutOfRange {
+        op: &'static str,
+        index: i64,
+        size: usize,
+        dim: usize,
+        shape: Vec<usize>,
+    },
+    /// A reshape whose element count differs.
+    ElementCount {
+        op: &'static str,
+        from: Vec<usize>,
+        to: Vec<isize>,
+    },
+    /// An op that does not support a dtype, or two dtypes that must match.
+    DType { op: &'static str, detail: String },
+    /// Backward called in a way that cannot produce gradients.
+    Backward(String),
+    /// A bad file: names the file and what is wrong with it.
+    File { path: String, detail: String },
+    /// Any other invalid argument, with a message naming the op.
+    Invalid { op: &'static str, detail: String },
+}
+
+/// ferrite's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn invalid(op: &'static str, detail: impl Into<String>) -> Self {
+        Error::Invalid {
+            op,
+            detail: detail.into(),
+        }
+    }
+    pub(crate) fn dtype(op: &'static str, detail: impl Into<String>) -> Self {
+        Error::DType {
+            op,
+            detail: detail.into(),
+        }
+    }
+    pub(crate) fn unsupported_dtype(op: &'static str, dtype: DType) -> Self {
+        Error::DType {
+            op,
+            detail: format!(
+                "not supported for dtype {dtype:?}; convert with to_dtype(DType::F32) first"
+            ),
+        }
+    }
+    pub(crate) fn shape(
+        op: &'static str,
+        lhs: &[usize],
+        rhs: &[usize],
+        detail: impl Into<String>,
+    ) -> Self {
+        Error::ShapeMismatch {
+            op,
+            lhs: lhs.to_vec(),
+            rhs: rhs.to_vec(),
+            detail: detail.into(),
+        }
+    }
+    /// An error about a file, naming it.
+    pub fn file(path: impl AsRef<std::path::Path>, detail: impl Into<String>) -> Self {
+        Error::File {
+            path: path.as_ref().display().to_string(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ShapeMismatch { op, lhs, rhs, detail } => {
+                write!(f, "{op}: shape mismatch between {lhs:?} and {rhs:?}")?;
+                if !detail.is_empty() {
+                    write!(f, ": {detail}")?;
+                }
+                Ok(())
+            }
+            Error::Broadcast { op, lhs, rhs } => {
+                write!(f, "{op}: shapes {lhs:?} and {rhs:?} cannot be broadcast together")
+            }
+            Error::DimOutOfRange { op, dim, shape } => {
+                write!(f, "{op}: dimension {dim} is out of range for a tensor of shape {shape:?}")
+            }
+            Error::IndexOutOfRange { op, index, size, dim, shape } => write!(
+                f,
+                "{op}: index {index} is out of range for dimension {dim} of size {size} (shape {shape:?})"
+            ),
+            Error::ElementCount { op, from, to } => {
+                let n: usize = from.iter().product();
+                write!(f, "{op}: cannot reshape tensor of shape {from:?} ({n} elements) to {to:?}")
+            }
+            Error::DType { op, detail } => write!(f, "{op}: {detail}"),
+            Error::Backward(msg) => write!(f, "backward: {msg}"),
+            Error::File { path, detail } => write!(f, "{path}: {detail}"),
+            Error::Invalid { op, detail } => write!(f, "{op}: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

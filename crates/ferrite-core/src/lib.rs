@@ -1,0 +1,32 @@
+//! ferrite-core: the `Tensor`, its ops, and reverse-mode autodiff.
+//!
+//! Layer: core (`nn → core → kernels`). Data flow: a `Tensor` is a layout over shared
+//! [`storage::Storage`]; an op runs its pure shape rule ([`shape`]), dispatches once on dtype in
+//! `storage` to a kernel in `ferrite-kernels`, and, when gradients are being recorded, stores an
+//! [`op::Op`] naming its inputs. [`Tensor::backward`] walks those ops in reverse using the rules in
+//! `backward.rs` and returns a [`GradStore`].
+
+mod backprop;
+mod backward;
+pub mod dtype;
+pub mod error;
+mod grad_mode;
+pub mod layout;
+pub mod op;
+mod ops;
+pub mod rng;
+pub mod shape;
+pub mod storage;
+mod tensor;
+pub mod testing;
+
+pub use backprop::GradStore;
+pub use dtype::{DType, WithDType};
+pub use error::{Error, Result};
+pub use grad_mode::{is_grad_enabled, no_grad, set_grad_enabled, with_no_grad, GradModeGuard};
+pub use ops::CrossEntropyOptions;
+pub use rng::{manual_seed, Rng};
+pub use tensor::{Tensor, TensorId};
+
+/// Kernel thread count control (also settable with `FERRITE_NUM_THREADS`).
+pub use ferrite_kernels::threads::{num_threads, set_num_threads};

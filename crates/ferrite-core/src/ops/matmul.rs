@@ -1,0 +1,198 @@
+//! Matrix product with PyTorch's `matmul` semantics: 1-D operands are promoted, batch dims broadcast.
+//!
+//! Layer: core (ops). Operands are read through their strides (a transposed view costs nothing);
+//! when the rhs is shared across the batch and the lhs rows are evenly strided, the whole batch
+//! becomes one large product. Many small products run in parallel across the batch.
+
+use super::read2;
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::op::Op;
+use crate::shape::broadcast_shapes;
+use crate::storage::{map_float2, Storage};
+use crate::tensor::Tensor;
+use ferrite_kernels::matmul::{matmul as gemm, MatRef};
+use ferrite_kernels::strided::Plan;
+use ferrite_kernels::{threads, Float};
+use rayon::prelude::*;
+
+/// Per-product multiply-adds below which a batch is split across threads instead of each product.
+const SMALL_PRODUCT: usize = 128 * 128 * 128;
+
+struct Dims {
+    batch: Vec<usize>,
+    m: usize,
+    k: usize,
+    n: usize,
+}
+
+fn batched<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &Dims) -> Vec<T> {
+    let (m, k, n) = (d.m, d.k, d.n);
+    let nb = d.batch.len();
+    let (sa, sb) = (la.strides(), lb.strides());
+    let (a_rs, a_cs, b_rs, b_cs) = (
+        sa[nb] as isize,
+        sa[nb + 1] as isize,
+        sb[nb] as isize,
+        sb[nb + 1] as isize,
+    );
+    let batches: usize = d.batch.iter().product();
+    let mut out = vec![T::ZERO; batches * m * n];
+    if out.is_empty() {
+        return out;
+    }
+    // Fold the batch into the rows when rhs is shared and lhs rows are evenly strided.
+    if sb[..nb].iter().all(|&s| s == 0) {
+        let mut rows_shape = d.batch.clone();
+        rows_shape.push(m);
+        let plan = Plan::<1>::new(&rows_shape, [&sa[..=nb]]);
+        if plan.outer_shape.is_empty() {
+            let rs = if batches * m == 1 {
+                a_rs
+            } else {
+                plan.inner_strides[0] as isize
+            };
+            let lhs = MatRef {
+                data: a,
+                offset: la.offset(),
+                rs,
+                cs: a_cs,
+            };
+            let rhs = MatRef {
+                data: b,
+                offset: lb.offset(),
+                rs: b_rs,
+                cs: b_cs,
+            };
+            gemm(batches * m, n, k, &mut out, n, lhs, rhs, false, true);
+            return out;
+        }
+    }
+    let plan = Plan::<2>::new(&d.batch, [&sa[..nb], &sb[..nb]]);
+    // Batch offsets, in output order.
+    let mut offs = Vec::with_capacity(batches);
+    plan.for_rows(0, plan.rows(), |_, [oa, ob]| {
+        for i in 0..plan.inner_len {
+            offs.push((
+                oa + i * plan.inner_strides[0],
+                ob + i * plan.inner_strides[1],
+            ));
+        }
+    });
+    let one = |dst: &mut [T], (oa, ob): (usize, usize), threads_ok: bool| {
+        let lhs = MatRef {
+            data: a,
+            offset: la.offset() + oa,
+            rs: a_rs,
+            cs: a_cs,
+        };
+        let rhs = MatRef {
+            data: b,
+            offset: lb.offset() + ob,
+            rs: b_rs,
+            cs: b_cs,
+        };
+        gemm(m, n, k, dst, n, lhs, rhs, false, threads_ok);
+    };
+    let parallel_batches = batches >= 2
+        && m * n * k < SMALL_PRODUCT
+        && threads::should_parallelize(batches * m * n * k / 8);
+    if parallel_batches {
+        threads::install(|_| {
+            out.par_chunks_mut(m * n)
+                .zip(offs.par_iter())
+                .for_each(|(dst, &o)| one(dst, o, false));
+        });
+    } else {
+        for (dst, &o) in out.chunks_mut(m * n).zip(&offs) {
+            one(dst, o, true);
+        }
+    }
+    out
+}
+
+impl Tensor {
+    /// Matrix product with broadcasting batch dims (`torch.matmul`).
+    ///
+    /// # Shapes
+    /// `[..., m, k] @ [..., k, n] -> [broadcast(...), m, n]`; a 1-D lhs is a row vector and a 1-D
+    /// rhs a column vector, their added dim removed from the result.
+    ///
+    /// # Errors
+    /// Inner dimensions that differ, or batch dims that do not broadcast; the message names
+    /// `matmul` and both shapes.
+    ///
+    /// ```
+    /// use ferrite_core::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// let b = Tensor::from_vec(vec![1.0f32, 0.0, 0.0, 1.0], &[2, 2]).unwrap();
+    /// assert_eq!(a.matmul(&b).unwrap().to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+    /// ```
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        const OP: &str = "matmul";
+        if self.ndim() == 0 || rhs.ndim() == 0 {
+            return Err(Error::shape(
+                OP,
+                self.shape(),
+                rhs.shape(),
+                "both operands need at least one dimension",
+            ));
+        }
+        if self.ndim() == 1 {
+            return self
+                .unsqueeze(0)?
+                .matmul(rhs)
+                .map_err(|_| mismatch(self, rhs))?
+                .squeeze(-2);
+        }
+        if rhs.ndim() == 1 {
+            return self
+                .matmul(&rhs.unsqueeze(-1)?)
+                .map_err(|_| mismatch(self, rhs))?
+                .squeeze(-1);
+        }
+        let (sa, sb) = (self.shape(), rhs.shape());
+        let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+        let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+        if k != k2 {
+            return Err(mismatch(self, rhs));
+        }
+        let batch = broadcast_shapes(OP, &sa[..sa.len() - 2], &sb[..sb.len() - 2])
+            .map_err(|_| Error::shape(OP, sa, sb, "batch dimensions do not broadcast"))?;
+        let mut shape_a = batch.clone();
+        shape_a.extend([m, k]);
+        let mut shape_b = batch.clone();
+        shape_b.extend([k, n]);
+        let la = self.layout().broadcast_as(OP, &shape_a)?;
+        let lb = rhs.layout().broadcast_as(OP, &shape_b)?;
+        let dims = Dims {
+            batch: batch.clone(),
+            m,
+            k,
+            n,
+        };
+        let s = read2(self, rhs, |x, y| {
+            map_float2!(OP, x, y, |a, b| batched(a, &la, b, &lb, &dims))
+        })?;
+        let mut out_shape = batch;
+        out_shape.extend([m, n]);
+        Ok(Tensor::from_op(s, out_shape, || {
+            Op::Matmul(self.clone(), rhs.clone())
+        }))
+    }
+}
+
+fn mismatch(a: &Tensor, b: &Tensor) -> Error {
+    let k1 = a.shape().last().copied().unwrap_or(0);
+    let k2 = if b.ndim() >= 2 {
+        b.shape()[b.ndim() - 2]
+    } else {
+        b.shape()[0]
+    };
+    Error::shape(
+        "matmul",
+        a.shape(),
+        b.shape(),
+        format!("inner dimensions differ ({k1} vs {k2})"),
+    )
+}

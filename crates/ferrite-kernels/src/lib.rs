@@ -1,0 +1,16 @@
+//! ferrite-kernels: numeric kernels on slices and strides.
+//!
+//! Layer: the bottom of ferrite (`cli → train → models → nn → core → kernels`). Pure functions over
+//! element buffers, generic over [`Float`]; no tensors, no shapes-as-objects, no autodiff. Tiny inputs
+//! run on the calling thread; larger ones use ferrite's own rayon pool ([`threads`]).
+
+pub mod elementwise;
+pub mod float;
+pub mod index;
+pub mod matmul;
+pub mod reduce;
+pub mod rows;
+pub mod strided;
+pub mod threads;
+
+pub use float::Float;

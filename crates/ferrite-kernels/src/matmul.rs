@@ -1,0 +1,194 @@
+//! Matrix multiplication on strided operands, on top of the `gemm` crate.
+//!
+//! Layer: kernels. Strides are in elements and may be anything (a transposed operand is just swapped
+//! strides), so `A @ B^T` needs no copy. Small products run single-threaded: below about 64³
+//! multiply-adds the thread hand-off costs more than the arithmetic.
+
+use crate::float::Float;
+use crate::threads;
+use gemm::Parallelism;
+use std::any::TypeId;
+
+/// Multiply-add count below which a product never uses threads.
+const PAR_MIN_FLOPS: usize = 96 * 96 * 96;
+
+/// A 2-D strided view of a matrix: element (i, j) lives at `ptr[offset + i*rs + j*cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a, T> {
+    pub data: &'a [T],
+    pub offset: usize,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// `dst[m×n] = lhs[m×k] · rhs[k×n]` (or `+=` when `accumulate`), `dst` row-major contiguous with row
+/// stride `dst_rs`.
+///
+/// # Panics
+/// Only on a ferrite bug: callers check that every index the strides reach lies inside the slices.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    dst_rs: usize,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    accumulate: bool,
+    allow_threads: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        dst.len() >= (m - 1) * dst_rs + n,
+        "ferrite bug: matmul dst too small"
+    );
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                dst[i * dst_rs..i * dst_rs + n].fill(T::ZERO);
+            }
+        }
+        return;
+    }
+    check_reach(lhs, m, k);
+    check_reach(rhs, k, n);
+    let flops = m * n * k;
+    let mut run = |threads: usize| {
+        let par = if threads > 1 && flops >= PAR_MIN_FLOPS {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        // SAFETY: the asserts above guarantee every element reached by (m, n, k, strides) is inside
+        // the slices; `dst` is exclusively borrowed. gemm computes dst = alpha*dst + beta*lhs*rhs.
+        unsafe {
+            if TypeId::of::<T>() == TypeId::of::<f32>() {
+                gemm::gemm::<f32>(
+                    m,
+                    n,
+                    k,
+                    dst.as_mut_ptr() as *mut f32,
+                    1,
+                    dst_rs as isize,
+                    accumulate,
+                    lhs.data.as_ptr().add(lhs.offset) as *const f32,
+                    lhs.cs,
+                    lhs.rs,
+                    rhs.data.as_ptr().add(rhs.offset) as *const f32,
+                    rhs.cs,
+                    rhs.rs,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+                gemm::gemm::<f64>(
+                    m,
+                    n,
+                    k,
+                    dst.as_mut_ptr() as *mut f64,
+                    1,
+                    dst_rs as isize,
+                    accumulate,
+                    lhs.data.as_ptr().add(lhs.offset) as *const f64,
+                    lhs.cs,
+                    lhs.rs,
+                    rhs.data.as_ptr().add(rhs.offset) as *const f64,
+                    rhs.cs,
+                    rhs.rs,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            } else {
+                unreachable!("ferrite bug: matmul for an element type without a gemm kernel");
+            }
+        }
+    };
+    if allow_threads && flops >= PAR_MIN_FLOPS {
+        threads::install(run);
+    } else {
+        run(1);
+    }
+}
+
+fn check_reach<T>(a: MatRef<'_, T>, rows: usize, cols: usize) {
+    assert!(
+        a.rs >= 0 && a.cs >= 0,
+        "ferrite bug: negative matmul stride"
+    );
+    let last = a.offset + (rows - 1) * a.rs as usize + (cols - 1) * a.cs as usize;
+    assert!(
+        last < a.data.len(),
+        "ferrite bug: matmul operand out of bounds"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    c[i * n + j] += a[i * k + p] * b[p * n + j];
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matches_naive_including_transposed_rhs() {
+        let (m, n, k) = (7, 5, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let want = naive(m, n, k, &a, &b);
+        let mut c = vec![0.0; m * n];
+        let lhs = MatRef {
+            data: &a,
+            offset: 0,
+            rs: k as isize,
+            cs: 1,
+        };
+        let rhs = MatRef {
+            data: &b,
+            offset: 0,
+            rs: n as isize,
+            cs: 1,
+        };
+        matmul(m, n, k, &mut c, n, lhs, rhs, false, true);
+        for (x, y) in c.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-12);
+        }
+        // B stored transposed (n×k row-major) and read through swapped strides.
+        let mut bt = vec![0.0; n * k];
+        for p in 0..k {
+            for j in 0..n {
+                bt[j * k + p] = b[p * n + j];
+            }
+        }
+        let rhs_t = MatRef {
+            data: &bt,
+            offset: 0,
+            rs: 1,
+            cs: k as isize,
+        };
+        let mut c2 = vec![1.0; m * n];
+        matmul(m, n, k, &mut c2, n, lhs, rhs_t, true, true);
+        for (x, y) in c2.iter().zip(&want) {
+            assert!((x - (y + 1.0)).abs() < 1e-12);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The thread pool every parallel kernel runs in, and the size threshold below which kernels stay serial.
+//!
+//! Layer: kernels. The pool size comes from `set_num_threads`, else `FERRITE_NUM_THREADS`, else the
+//! number of cores. We keep our own rayon pool (not rayon's global one) so the count can change at run time.
+
+use rayon::ThreadPool;
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// Elementwise work below this many elements runs on the calling thread: spawning costs more than it saves.
+pub const PAR_MIN_ELEMS: usize = 1 << 15;
+
+struct PoolState {
+    threads: usize,
+    pool: Option<Arc<ThreadPool>>,
+}
+
+fn state() -> &'static RwLock<PoolState> {
+    static STATE: OnceLock<RwLock<PoolState>> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let threads = std::env::var("FERRITE_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
+        RwLock::new(PoolState {
+            threads,
+            pool: None,
+        })
+    })
+}
+
+/// The number of threads kernels may use.
+pub fn num_threads() -> usize {
+    state().read().map(|s| s.threads).unwrap_or(1)
+}
+
+/// Sets the number of threads kernels may use (at least 1). Takes effect for the next kernel call.
+pub fn set_num_threads(n: usize) {
+    if let Ok(mut s) = state().write() {
+        let n = n.max(1);
+        if s.threads != n {
+            s.threads = n;
+            s.pool = None;
+        }
+    }
+}
+
+fn pool() -> Option<Arc<ThreadPool>> {
+    {
+        let s = state().read().ok()?;
+        if s.threads <= 1 {
+            return None;
+        }
+        if let Some(p) = &s.pool {
+            return Some(p.clone());
+        }
+    }
+    let mut s = state().write().ok()?;
+    if s.pool.is_none() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(s.threads)
+            .thread_name(|i| format!("ferrite-{i}"))
+            .build()
+            .ok()?;
+        s.pool = Some(Arc::new(pool));
+    }
+    s.pool.clone()
+}
+
+/// Runs `f` inside ferrite's pool when more than one thread is allowed, else directly.
+/// Returns the number of threads `f` may use.
+pub fn install<R: Send>(f: impl FnOnce(usize) -> R + Send) -> R {
+    match pool() {
+        Some(p) if rayon::current_thread_index().is_none() => {
+            let n = p.current_num_threads();
+            p.install(|| f(n))
+        }
+        // Already inside a pool (nested parallelism) or single-threaded.
+        Some(_) => f(rayon::current_num_threads()),
+        None => f(1),
+    }
+}
+
+/// True when a kernel over `elems` elements should split its work across threads.
+#[inline]
+pub fn should_parallelize(elems: usize) -> bool {
+    elems >= PAR_MIN_ELEMS && num_threads() > 1
+}

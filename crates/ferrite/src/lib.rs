@@ -1,0 +1,28 @@
+//! # ferrite
+//!
+//! A deep-learning framework in Rust: tensors with reverse-mode autodiff on fast CPU kernels.
+//! This facade re-exports the layers below it; most programs only need the [`prelude`].
+//!
+//! ```
+//! use ferrite::prelude::*;
+//! let w = Tensor::randn(&[3, 2]).unwrap().requires_grad_(true);
+//! let x = Tensor::ones(&[4, 3]).unwrap();
+//! let loss = x.matmul(&w).unwrap().relu().unwrap().mean_all().unwrap();
+//! let grads = loss.backward().unwrap();
+//! assert_eq!(grads.get(&w).unwrap().shape(), &[3, 2]);
+//! ```
+
+pub use ferrite_core as core;
+pub use ferrite_core::{
+    manual_seed, no_grad, num_threads, set_num_threads, testing, with_no_grad, CrossEntropyOptions,
+    DType, Error, GradStore, Result, Rng, Tensor,
+};
+pub use ferrite_kernels as kernels;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use ferrite_core::{
+        manual_seed, no_grad, set_num_threads, with_no_grad, CrossEntropyOptions, DType, Error,
+        GradStore, Result, Tensor,
+    };
+}
