@@ -15,6 +15,8 @@ pub enum Which {
     Matmul,
     /// A tracked 64-element add plus its backward (framework overhead per op).
     OpOverhead,
+    /// Training-loop time of the seed MLP on diabetes (batch 32) and on 100k synthetic rows (batch 1024).
+    Mlp,
 }
 
 #[derive(Args)]
@@ -26,13 +28,16 @@ pub struct BenchArgs {
     /// Comma-separated thread counts (matmul).
     #[arg(long, default_value = "1,2")]
     threads: String,
+    /// The diabetes CSV (mlp).
+    #[arg(long, default_value = "data/diabetes.csv")]
+    data: std::path::PathBuf,
 }
 
 const SQUARE: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
 const TRAINING: [(usize, usize, usize); 3] = [(32, 64, 64), (1024, 256, 256), (1024, 256, 1024)];
 
 /// Median seconds per call of `f`.
-fn time_per_call(mut f: impl FnMut()) -> f64 {
+pub(crate) fn time_per_call(mut f: impl FnMut()) -> f64 {
     let t0 = Instant::now();
     let mut n = 0u32;
     while n < 3 || t0.elapsed().as_secs_f64() < 0.05 {
@@ -59,7 +64,7 @@ fn time_per_call(mut f: impl FnMut()) -> f64 {
     }
 }
 
-fn emit(json_out: bool, v: serde_json::Value, human: String) {
+pub(crate) fn emit(json_out: bool, v: serde_json::Value, human: String) {
     if json_out {
         println!("{v}");
     } else {
@@ -87,13 +92,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     match args.which {
         Which::Matmul => matmul(&parse_threads(&args.threads)?, args.json),
         Which::OpOverhead => op_overhead(args.json),
+        Which::Mlp => crate::bench_mlp::run(&args.data, args.json),
     }
 }
 
 fn matmul(threads: &[usize], json_out: bool) -> Result<()> {
     manual_seed(0);
-    let shapes: Vec<(usize, usize, usize)> =
-        SQUARE.iter().map(|&s| (s, s, s)).chain(TRAINING).collect();
+    let shapes: Vec<(usize, usize, usize)> = SQUARE.iter().map(|&s| (s, s, s)).chain(TRAINING).collect();
     for &t in threads {
         set_num_threads(t);
         for &(m, k, n) in &shapes {

@@ -1,6 +1,10 @@
 //! The `ferrite` command-line tool: one file per subcommand.
 
 mod bench;
+mod bench_mlp;
+mod eval;
+mod predict;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -14,6 +18,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model described by a TOML config.
+    Train(train::TrainArgs),
+    /// Evaluate a saved run on its test split.
+    Eval(eval::EvalArgs),
+    /// Predict with a saved run.
+    Predict(predict::PredictArgs),
     /// Micro-benchmarks (compare with `tools/bench_torch.py`).
     Bench(bench::BenchArgs),
 }
@@ -21,6 +31,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

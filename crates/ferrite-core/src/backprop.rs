@@ -134,11 +134,7 @@ impl Tensor {
                 if !input.requires_grad() {
                     continue;
                 }
-                debug_assert_eq!(
-                    ig.shape(),
-                    input.shape(),
-                    "ferrite bug: gradient shape for {op:?}"
-                );
+                debug_assert_eq!(ig.shape(), input.shape(), "ferrite bug: gradient shape for {op:?}");
                 let acc = match pending.remove(&input.id()) {
                     Some(prev) => prev.add(&ig)?,
                     None => ig,

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::op::Op;
 use crate::ops::nn_backward as nb;
 use crate::tensor::Tensor;
-use ferrite_kernels::elementwise::{BinaryFn, UnaryFn};
+use ferrite_kernels::elementwise::BinaryFn;
 use ferrite_kernels::reduce::ReduceFn;
 
 fn mask_f(mask: &Tensor, like: &Tensor) -> Result<Tensor> {
@@ -19,31 +19,7 @@ fn mask_f(mask: &Tensor, like: &Tensor) -> Result<Tensor> {
 /// Gradients of `op`'s inputs given its output `out` and the upstream gradient `g`.
 pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     Ok(match op {
-        Op::Unary(x, f) => {
-            let gx = match f {
-                UnaryFn::Neg => g.neg()?,
-                UnaryFn::Exp => g.mul(out)?,
-                UnaryFn::Log => g.div(x)?,
-                UnaryFn::Sqrt => g.div(out)?.mul_scalar(0.5)?,
-                UnaryFn::Rsqrt => g.mul(&out.powf(3.0)?)?.mul_scalar(-0.5)?,
-                UnaryFn::Recip => g.mul(&out.sqr()?)?.neg()?,
-                UnaryFn::Sqr => g.mul(x)?.mul_scalar(2.0)?,
-                UnaryFn::Abs => g.mul(&x.sign()?)?,
-                UnaryFn::Sign => g.zeros_like(),
-                UnaryFn::Relu => g.mul(&mask_f(&x.gt_scalar(0.0)?, g)?)?,
-                UnaryFn::Gelu => g.mul(&x.unary_op(UnaryFn::GeluGrad, "gelu backward")?)?,
-                UnaryFn::GeluTanh => g.mul(&x.unary_op(UnaryFn::GeluTanhGrad, "gelu backward")?)?,
-                UnaryFn::Silu => g.mul(&x.unary_op(UnaryFn::SiluGrad, "silu backward")?)?,
-                UnaryFn::Sigmoid => g.mul(&out.mul(&out.affine(-1.0, 1.0)?)?)?,
-                UnaryFn::Tanh => g.mul(&out.sqr()?.affine(-1.0, 1.0)?)?,
-                UnaryFn::GeluGrad | UnaryFn::GeluTanhGrad | UnaryFn::SiluGrad => {
-                    return Err(crate::Error::Backward(format!(
-                        "second-order gradient of {f:?} is not supported"
-                    )))
-                }
-            };
-            vec![Some(gx)]
-        }
+        Op::Unary(x, f) => vec![Some(Tensor::unary_backward(g, x, out, *f)?)],
         Op::Affine { mul, .. } => vec![Some(g.mul_scalar(*mul)?)],
         Op::Powf(x, e) => vec![Some(g.mul(&x.powf(e - 1.0)?)?.mul_scalar(*e)?)],
         Op::Clamp { x, min, max } => {
@@ -51,47 +27,47 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
             vec![Some(g.mul(&inside)?)]
         }
         Op::Binary(a, b, f) => {
+            let (need_a, need_b) = (a.requires_grad(), b.requires_grad());
             let (ga, gb) = match f {
-                BinaryFn::Add => (g.clone(), g.clone()),
-                BinaryFn::Sub => (g.clone(), g.neg()?),
-                BinaryFn::Mul => (g.mul(b)?, g.mul(a)?),
-                BinaryFn::Div => (g.div(b)?, g.mul(out)?.div(b)?.neg()?),
-                BinaryFn::Pow => {
-                    let ga = g.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0)?)?)?;
-                    let gb = if b.requires_grad() {
-                        g.mul(out)?.mul(&a.log()?)?
+                BinaryFn::Add => (need_a.then(|| g.clone()), need_b.then(|| g.clone())),
+                BinaryFn::Sub => (need_a.then(|| g.clone()), if need_b { Some(g.neg()?) } else { None }),
+                BinaryFn::Mul => (
+                    if need_a { Some(g.mul(b)?) } else { None },
+                    if need_b { Some(g.mul(a)?) } else { None },
+                ),
+                BinaryFn::Div => (
+                    if need_a { Some(g.div(b)?) } else { None },
+                    if need_b { Some(g.mul(out)?.div(b)?.neg()?) } else { None },
+                ),
+                BinaryFn::Pow => (
+                    if need_a {
+                        Some(g.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)
                     } else {
-                        g.zeros_like()
-                    };
-                    (ga, gb)
-                }
+                        None
+                    },
+                    if need_b {
+                        Some(g.mul(out)?.mul(&a.log()?)?)
+                    } else {
+                        None
+                    },
+                ),
                 BinaryFn::Maximum | BinaryFn::Minimum => {
-                    let pick_a = if *f == BinaryFn::Maximum {
-                        a.ge(b)?
-                    } else {
-                        a.le(b)?
-                    };
+                    let pick_a = if *f == BinaryFn::Maximum { a.ge(b)? } else { a.le(b)? };
                     let m = mask_f(&pick_a, g)?;
-                    (g.mul(&m)?, g.mul(&m.affine(-1.0, 1.0)?)?)
+                    (Some(g.mul(&m)?), Some(g.mul(&m.affine(-1.0, 1.0)?)?))
                 }
             };
-            vec![Some(ga.sum_to(a.shape())?), Some(gb.sum_to(b.shape())?)]
+            vec![
+                ga.map(|t| t.sum_to(a.shape())).transpose()?,
+                gb.map(|t| t.sum_to(b.shape())).transpose()?,
+            ]
         }
-        Op::Reduce {
-            x,
-            f,
-            dims,
-            keepdim,
-        } => {
+        Op::Reduce { x, f, dims, keepdim } => {
             let mut keep_shape = x.shape().to_vec();
             for &d in dims {
                 keep_shape[d] = 1;
             }
-            let gk = if *keepdim {
-                g.clone()
-            } else {
-                g.reshape(&keep_shape)?
-            };
+            let gk = if *keepdim { g.clone() } else { g.reshape(&keep_shape)? };
             let gx = match f {
                 ReduceFn::Sum => gk.broadcast_to(x.shape())?,
                 ReduceFn::Max | ReduceFn::Min => {
@@ -125,12 +101,7 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
             }
             vec![Some(g.permute(&inv)?)]
         }
-        Op::Narrow { x, dim, start } => vec![Some(crate::ops::pad_into_zeros(
-            g,
-            x.shape(),
-            *dim,
-            *start,
-        )?)],
+        Op::Narrow { x, dim, start } => vec![Some(crate::ops::pad_into_zeros(g, x.shape(), *dim, *start)?)],
         Op::Expand(x) => vec![Some(g.sum_to(x.shape())?)],
         Op::Copy(_) => vec![Some(g.clone())],
         Op::ToDType(x) => vec![Some(g.to_dtype(x.dtype())?)],
@@ -145,17 +116,11 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
             out
         }
         Op::IndexSelect { x, index, dim } => {
-            vec![
-                Some(crate::ops::index_add_zeros(g, x.shape(), *dim, index)?),
-                None,
-            ]
+            vec![Some(crate::ops::index_add_zeros(g, x.shape(), *dim, index)?), None]
         }
         Op::Gather { x, index, dim } => {
             let zeros = Tensor::full_dtype(x.shape(), 0.0, g.dtype())?;
-            vec![
-                Some(zeros.scatter_add(*dim as isize, index, &g.contiguous()?)?),
-                None,
-            ]
+            vec![Some(zeros.scatter_add(*dim as isize, index, &g.contiguous()?)?), None]
         }
         Op::ScatterAdd { index, dim, .. } => {
             vec![Some(g.clone()), None, Some(g.gather(*dim as isize, index)?)]
@@ -185,12 +150,7 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
             }
             v
         }
-        Op::RmsNorm {
-            x,
-            weight,
-            len,
-            eps,
-        } => {
+        Op::RmsNorm { x, weight, len, eps } => {
             let (dx, dw) = nb::rms_norm_backward(x, weight.as_ref(), g, *len, *eps)?;
             let mut v = vec![Some(dx)];
             if let Some(w) = weight {
@@ -206,14 +166,7 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
             count,
         } => {
             let gs = g.item()?;
-            let dl = nb::cross_entropy_backward(
-                logits,
-                targets,
-                gs,
-                *ignore_index,
-                *label_smoothing,
-                *count,
-            )?;
+            let dl = nb::cross_entropy_backward(logits, targets, gs, *ignore_index, *label_smoothing, *count)?;
             debug_assert!(targets.dtype() == DType::I64);
             vec![Some(dl), None]
         }

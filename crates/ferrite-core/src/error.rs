@@ -71,17 +71,10 @@ impl Error {
     pub(crate) fn unsupported_dtype(op: &'static str, dtype: DType) -> Self {
         Error::DType {
             op,
-            detail: format!(
-                "not supported for dtype {dtype:?}; convert with to_dtype(DType::F32) first"
-            ),
+            detail: format!("not supported for dtype {dtype:?}; convert with to_dtype(DType::F32) first"),
         }
     }
-    pub(crate) fn shape(
-        op: &'static str,
-        lhs: &[usize],
-        rhs: &[usize],
-        detail: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn shape(op: &'static str, lhs: &[usize], rhs: &[usize], detail: impl Into<String>) -> Self {
         Error::ShapeMismatch {
             op,
             lhs: lhs.to_vec(),
@@ -112,15 +105,27 @@ impl fmt::Display for Error {
                 write!(f, "{op}: shapes {lhs:?} and {rhs:?} cannot be broadcast together")
             }
             Error::DimOutOfRange { op, dim, shape } => {
-                write!(f, "{op}: dimension {dim} is out of range for a tensor of shape {shape:?}")
+                write!(
+                    f,
+                    "{op}: dimension {dim} is out of range for a tensor of shape {shape:?}"
+                )
             }
-            Error::IndexOutOfRange { op, index, size, dim, shape } => write!(
+            Error::IndexOutOfRange {
+                op,
+                index,
+                size,
+                dim,
+                shape,
+            } => write!(
                 f,
                 "{op}: index {index} is out of range for dimension {dim} of size {size} (shape {shape:?})"
             ),
             Error::ElementCount { op, from, to } => {
                 let n: usize = from.iter().product();
-                write!(f, "{op}: cannot reshape tensor of shape {from:?} ({n} elements) to {to:?}")
+                write!(
+                    f,
+                    "{op}: cannot reshape tensor of shape {from:?} ({n} elements) to {to:?}"
+                )
             }
             Error::DType { op, detail } => write!(f, "{op}: {detail}"),
             Error::Backward(msg) => write!(f, "backward: {msg}"),

@@ -52,8 +52,7 @@ impl Layout {
 
     /// The contiguous range `offset..offset+numel` when the layout is contiguous.
     pub fn contiguous_range(&self) -> Option<std::ops::Range<usize>> {
-        self.is_contiguous()
-            .then(|| self.offset..self.offset + self.numel())
+        self.is_contiguous().then(|| self.offset..self.offset + self.numel())
     }
 
     /// Reorders dimensions; `perm` must be a permutation (checked by the caller).
@@ -132,13 +131,7 @@ impl Layout {
         let mut it = a.iter();
         let strides = shape
             .iter()
-            .map(|&s| {
-                if s == 1 {
-                    0
-                } else {
-                    it.next().map_or(0, |x| x.1)
-                }
-            })
+            .map(|&s| if s == 1 { 0 } else { it.next().map_or(0, |x| x.1) })
             .collect();
         Some(Layout {
             shape: shape.to_vec(),

@@ -124,9 +124,7 @@ impl Op {
             Op::IndexSelect { x, index, .. } | Op::Gather { x, index, .. } => vec![x, index],
             Op::ScatterAdd { x, index, src, .. } => vec![x, index, src],
             Op::Where { cond, a, b } => vec![cond, a, b],
-            Op::LayerNorm {
-                x, weight, bias, ..
-            } => {
+            Op::LayerNorm { x, weight, bias, .. } => {
                 let mut v = vec![x];
                 v.extend(weight.iter());
                 v.extend(bias.iter());
@@ -137,9 +135,7 @@ impl Op {
                 v.extend(weight.iter());
                 v
             }
-            Op::CrossEntropy {
-                logits, targets, ..
-            } => vec![logits, targets],
+            Op::CrossEntropy { logits, targets, .. } => vec![logits, targets],
         }
     }
 }

@@ -46,16 +46,8 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n {
-            a[i + a.len() - n]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= n {
-            b[i + b.len() - n]
-        } else {
-            1
-        };
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -130,10 +122,7 @@ impl<T: DimSize> ShapeArg for &Vec<T> {
 pub fn concrete_shape(op: &'static str, s: &impl ShapeArg) -> Result<Vec<usize>> {
     let dims = s.dims_signed();
     if dims.iter().any(|&d| d < 0) {
-        return Err(Error::invalid(
-            op,
-            format!("negative size in shape {dims:?}"),
-        ));
+        return Err(Error::invalid(op, format!("negative size in shape {dims:?}")));
     }
     Ok(dims.into_iter().map(|d| d as usize).collect())
 }
@@ -151,11 +140,7 @@ pub fn reshape_target(op: &'static str, from: &[usize], to: &impl ShapeArg) -> R
     if infer.len() > 1 || to.iter().any(|&d| d < -1) {
         return Err(bad());
     }
-    let known: usize = to
-        .iter()
-        .filter(|&&d| d >= 0)
-        .map(|&d| d as usize)
-        .product();
+    let known: usize = to.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
     let mut out: Vec<usize> = to.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(&i) = infer.first() {
         if known == 0 || numel % known != 0 {
@@ -174,18 +159,10 @@ mod tests {
 
     #[test]
     fn broadcasting_rules() {
-        assert_eq!(
-            broadcast_shapes("t", &[3, 1, 5], &[4, 5]).unwrap(),
-            vec![3, 4, 5]
-        );
+        assert_eq!(broadcast_shapes("t", &[3, 1, 5], &[4, 5]).unwrap(), vec![3, 4, 5]);
         assert_eq!(broadcast_shapes("t", &[], &[2]).unwrap(), vec![2]);
-        let e = broadcast_shapes("add", &[3, 2], &[4])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("add") && e.contains("[3, 2]") && e.contains("[4]"),
-            "{e}"
-        );
+        let e = broadcast_shapes("add", &[3, 2], &[4]).unwrap_err().to_string();
+        assert!(e.contains("add") && e.contains("[3, 2]") && e.contains("[4]"), "{e}");
     }
 
     #[test]

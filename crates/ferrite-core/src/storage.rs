@@ -173,13 +173,22 @@ impl Storage {
         map_float!(op, self, |v| elementwise::unary(l.shape(), src(v, l), f))
     }
 
-    pub(crate) fn affine(
-        &self,
-        op: &'static str,
-        l: &Layout,
-        mul: f64,
-        add: f64,
-    ) -> Result<Storage> {
+    /// g ⊙ f'(v) for a unary op, one pass; `g` and `v` layouts share one shape.
+    pub(crate) fn unary_backward(&self, lg: &Layout, v: &Storage, lv: &Layout, f: UnaryFn) -> Result<Storage> {
+        const OP: &str = "unary backward";
+        let r = map_float2!(OP, self, v, |g, x| elementwise::unary_backward(
+            lg.shape(),
+            src(g, lg),
+            src(x, lv),
+            f
+        )
+        .ok_or_else(|| Error::Backward(format!(
+            "second-order gradient of {f:?} is not supported"
+        )))?)?;
+        Ok(r)
+    }
+
+    pub(crate) fn affine(&self, op: &'static str, l: &Layout, mul: f64, add: f64) -> Result<Storage> {
         fn go<T: Float>(v: &[T], l: &Layout, mul: f64, add: f64) -> Vec<T> {
             let (m, a) = (T::from_f64(mul), T::from_f64(add));
             elementwise::map_strided(l.shape(), src(v, l), move |x: T| x * m + a)
@@ -229,16 +238,8 @@ impl Storage {
         lb: &Layout,
         f: CmpFn,
     ) -> Result<Storage> {
-        fn go<T: Copy + Sync + PartialOrd>(
-            a: &[T],
-            la: &Layout,
-            b: &[T],
-            lb: &Layout,
-            f: CmpFn,
-        ) -> Vec<u8> {
-            elementwise::zip_strided(la.shape(), src(a, la), src(b, lb), move |x, y| {
-                f.apply(x, y) as u8
-            })
+        fn go<T: Copy + Sync + PartialOrd>(a: &[T], la: &Layout, b: &[T], lb: &Layout, f: CmpFn) -> Vec<u8> {
+            elementwise::zip_strided(la.shape(), src(a, la), src(b, lb), move |x, y| f.apply(x, y) as u8)
         }
         Ok(Storage::U8(match (self, rhs) {
             (Storage::F32(a), Storage::F32(b)) => go(a, la, b, lb, f),
@@ -310,10 +311,7 @@ impl Storage {
         shape: &[usize],
     ) -> Result<Vec<usize>> {
         let Storage::I64(v) = self else {
-            return Err(Error::dtype(
-                op,
-                format!("indices must be i64, got {:?}", self.dtype()),
-            ));
+            return Err(Error::dtype(op, format!("indices must be i64, got {:?}", self.dtype())));
         };
         contig(v, l)
             .iter()

@@ -104,10 +104,7 @@ impl Tensor {
         if n != data.len() {
             return Err(Error::invalid(
                 "from_vec",
-                format!(
-                    "{} elements cannot have shape {shape:?} ({n} elements)",
-                    data.len()
-                ),
+                format!("{} elements cannot have shape {shape:?} ({n} elements)", data.len()),
             ));
         }
         Ok(Tensor::from_storage(T::wrap(data), shape))
@@ -147,18 +144,12 @@ impl Tensor {
 
     /// Zeros with this tensor's shape and dtype.
     pub fn zeros_like(&self) -> Tensor {
-        Tensor::from_storage(
-            Storage::full(self.dtype(), self.numel(), 0.0),
-            self.shape().to_vec(),
-        )
+        Tensor::from_storage(Storage::full(self.dtype(), self.numel(), 0.0), self.shape().to_vec())
     }
 
     /// Ones with this tensor's shape and dtype.
     pub fn ones_like(&self) -> Tensor {
-        Tensor::from_storage(
-            Storage::full(self.dtype(), self.numel(), 1.0),
-            self.shape().to_vec(),
-        )
+        Tensor::from_storage(Storage::full(self.dtype(), self.numel(), 1.0), self.shape().to_vec())
     }
 
     /// `[start, start+step, …)` below `end`, as f32 (like `torch.arange`).
@@ -209,9 +200,7 @@ impl Tensor {
 
     /// Uniform [lo, hi) f32 samples from the default generator.
     pub fn uniform(shape: impl ShapeArg, lo: f64, hi: f64) -> Result<Tensor> {
-        Tensor::sample(shape, "uniform", None, move |r| {
-            lo + (hi - lo) * r.uniform()
-        })
+        Tensor::sample(shape, "uniform", None, move |r| lo + (hi - lo) * r.uniform())
     }
 
     /// Standard-normal f32 samples from an explicit generator.
@@ -221,9 +210,7 @@ impl Tensor {
 
     /// Uniform [lo, hi) f32 samples from an explicit generator.
     pub fn uniform_with(rng: &mut Rng, shape: impl ShapeArg, lo: f64, hi: f64) -> Result<Tensor> {
-        Tensor::sample(shape, "uniform", Some(rng), move |r| {
-            lo + (hi - lo) * r.uniform()
-        })
+        Tensor::sample(shape, "uniform", Some(rng), move |r| lo + (hi - lo) * r.uniform())
     }
 
     // ---- accessors ----------------------------------------------------------------------------
@@ -283,6 +270,11 @@ impl Tensor {
             op: None,
             variable: on,
         }))
+    }
+
+    /// A deep, contiguous copy with its own storage, detached from the graph.
+    pub fn copy(&self) -> Tensor {
+        Tensor::from_storage(self.read().contiguous(self.layout()), self.shape().to_vec())
     }
 
     /// The same values, cut from the graph (shares storage).
@@ -354,12 +346,8 @@ impl Tensor {
         })?;
         let mut s = self.write();
         let dtype = s.dtype();
-        let v = T::slice_mut(&mut s).ok_or_else(|| {
-            Error::dtype(
-                "update_",
-                format!("tensor is {dtype:?}, not {:?}", T::DTYPE),
-            )
-        })?;
+        let v = T::slice_mut(&mut s)
+            .ok_or_else(|| Error::dtype("update_", format!("tensor is {dtype:?}, not {:?}", T::DTYPE)))?;
         f(&mut v[range]);
         Ok(())
     }
@@ -372,11 +360,7 @@ impl Tensor {
         if src.dtype() != self.dtype() {
             return Err(Error::dtype(
                 "assign_",
-                format!(
-                    "dtypes must match, got {:?} and {:?}",
-                    self.dtype(),
-                    src.dtype()
-                ),
+                format!("dtypes must match, got {:?} and {:?}", self.dtype(), src.dtype()),
             ));
         }
         let data = src.read().contiguous(src.layout());

@@ -44,11 +44,7 @@ pub fn gradcheck(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) -> 
 }
 
 /// [`gradcheck`] with explicit options.
-pub fn gradcheck_with(
-    f: impl Fn(&[Tensor]) -> Result<Tensor>,
-    inputs: &[Tensor],
-    o: GradcheckOptions,
-) -> Result<()> {
+pub fn gradcheck_with(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor], o: GradcheckOptions) -> Result<()> {
     let base: Vec<Tensor> = inputs
         .iter()
         .map(|t| {
@@ -105,15 +101,13 @@ pub fn gradcheck_with(
             for j in 0..x0.len() {
                 let mut dir = vec![0.0; x0.len()];
                 dir[j] = 1.0;
-                let num =
-                    (eval_shifted(&dir, o.eps)? - eval_shifted(&dir, -o.eps)?) / (2.0 * o.eps);
+                let num = (eval_shifted(&dir, o.eps)? - eval_shifted(&dir, -o.eps)?) / (2.0 * o.eps);
                 check(format!("element {j}"), num, analytic[j])?;
             }
         } else {
             for k in 0..3 {
                 let dir: Vec<f64> = (0..x0.len()).map(|_| rng.normal()).collect();
-                let num =
-                    (eval_shifted(&dir, o.eps)? - eval_shifted(&dir, -o.eps)?) / (2.0 * o.eps);
+                let num = (eval_shifted(&dir, o.eps)? - eval_shifted(&dir, -o.eps)?) / (2.0 * o.eps);
                 let ana: f64 = analytic.iter().zip(&dir).map(|(a, d)| a * d).sum();
                 check(format!("random direction {k}"), num, ana)?;
             }
@@ -149,24 +143,17 @@ pub struct RefTensor {
 impl RefTensor {
     /// As an f32 tensor.
     pub fn to_f32(&self) -> Result<Tensor> {
-        Tensor::from_vec(
-            self.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
-            &self.shape,
-        )
+        Tensor::from_vec(self.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(), &self.shape)
     }
     /// As an i64 tensor.
     pub fn to_i64(&self) -> Result<Tensor> {
-        Tensor::from_vec(
-            self.data.iter().map(|&v| v as i64).collect::<Vec<i64>>(),
-            &self.shape,
-        )
+        Tensor::from_vec(self.data.iter().map(|&v| v as i64).collect::<Vec<i64>>(), &self.shape)
     }
 }
 
 /// Reads `{"shape": [...], "data": [...]}` from a JSON value.
 pub fn ref_tensor(v: &serde_json::Value) -> Result<RefTensor> {
-    let bad =
-        |what: &str| Error::invalid("reference", format!("malformed reference tensor: {what}"));
+    let bad = |what: &str| Error::invalid("reference", format!("malformed reference tensor: {what}"));
     let shape = v["shape"].as_array().ok_or_else(|| bad("no shape"))?;
     let shape = shape
         .iter()
@@ -183,7 +170,6 @@ pub fn ref_tensor(v: &serde_json::Value) -> Result<RefTensor> {
 /// Loads a reference JSON file written by a `tools/` script.
 pub fn load_reference(path: impl AsRef<std::path::Path>) -> Result<serde_json::Value> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
     serde_json::from_str(&text).map_err(|e| Error::file(path, format!("invalid JSON: {e}")))
 }

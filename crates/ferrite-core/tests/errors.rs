@@ -17,10 +17,7 @@ fn matmul_inner_dimension_mismatch_names_both_shapes() {
     );
     let v = Tensor::zeros(&[4]).unwrap();
     let m = msg(v.matmul(&a));
-    assert!(
-        m.contains("matmul") && m.contains("[4]") && m.contains("[2, 3]"),
-        "{m}"
-    );
+    assert!(m.contains("matmul") && m.contains("[4]") && m.contains("[2, 3]"), "{m}");
     let m = msg(Tensor::zeros(&[2, 2, 3])
         .unwrap()
         .matmul(&Tensor::zeros(&[3, 3, 1]).unwrap()));
@@ -36,10 +33,7 @@ fn incompatible_broadcast_names_op_and_shapes() {
     let b = Tensor::zeros(&[3]).unwrap();
     for (r, op) in [(a.add(&b), "add"), (a.mul(&b), "mul"), (a.gt(&b), "gt")] {
         let m = msg(r);
-        assert!(
-            m.contains(op) && m.contains("[3, 2]") && m.contains("[3]"),
-            "{m}"
-        );
+        assert!(m.contains(op) && m.contains("[3, 2]") && m.contains("[3]"), "{m}");
     }
     let m = msg(a.broadcast_to([4, 4]));
     assert!(
@@ -96,11 +90,7 @@ fn other_misuse_is_an_error_not_a_panic() {
     assert!(msg(t.to_dtype(DType::I64).unwrap().exp()).contains("I64"));
     assert!(msg(t.backward()).contains("one-element"));
     assert!(msg(t.sum_all().unwrap().backward()).contains("does not require grad"));
-    assert!(msg(Tensor::cat(
-        &[t.clone(), Tensor::zeros(&[3, 3]).unwrap()],
-        1
-    ))
-    .contains("cat"));
+    assert!(msg(Tensor::cat(&[t.clone(), Tensor::zeros(&[3, 3]).unwrap()], 1)).contains("cat"));
     assert!(msg(t.split(0, 0)).contains("split"));
     assert!(msg(Tensor::zeros(&[2, -1])).contains("negative"));
     assert!(msg(t.dropout(1.5, true)).contains("dropout"));

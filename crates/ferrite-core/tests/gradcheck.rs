@@ -85,17 +85,9 @@ fn binary_ops_on_views_and_reused_tensors() {
     )
     .unwrap();
     // Reuse: x·x + exp(x) + x — gradients accumulate across three uses.
-    gradcheck(
-        |t| t[0].mul(&t[0])?.add(&t[0].exp()?)?.add(&t[0]),
-        &[a.clone()],
-    )
-    .unwrap();
+    gradcheck(|t| t[0].mul(&t[0])?.add(&t[0].exp()?)?.add(&t[0]), &[a.clone()]).unwrap();
     // Broadcast view via expand.
-    gradcheck(
-        |t| t[0].narrow(0, 0, 1)?.expand([5, 3])?.mul_scalar(2.0),
-        &[a],
-    )
-    .unwrap();
+    gradcheck(|t| t[0].narrow(0, 0, 1)?.expand([5, 3])?.mul_scalar(2.0), &[a]).unwrap();
 }
 
 #[test]
@@ -148,11 +140,7 @@ fn views_and_joins() {
     gradcheck(|t| t[0].permute(&[1, 2, 0])?.reshape([12, 2]), &[x.clone()]).unwrap();
     gradcheck(|t| t[0].transpose(0, 2)?.contiguous(), &[x.clone()]).unwrap();
     gradcheck(|t| t[0].narrow(1, 1, 2), &[x.clone()]).unwrap();
-    gradcheck(
-        |t| t[0].unsqueeze(1)?.squeeze(1)?.flatten(0, 1),
-        &[x.clone()],
-    )
-    .unwrap();
+    gradcheck(|t| t[0].unsqueeze(1)?.squeeze(1)?.flatten(0, 1), &[x.clone()]).unwrap();
     gradcheck(
         |t| Tensor::cat(&[t[0].clone(), t[1].clone()], 1),
         &[x.clone(), y.clone()],
@@ -194,11 +182,7 @@ fn views_and_joins() {
 fn indexing_ops() {
     let table = randn(22, &[5, 3]);
     let ids = Tensor::from_vec(vec![4i64, 0, 4, 2], &[4]).unwrap();
-    gradcheck(
-        |t| t[0].index_select(0, &t[1]),
-        &[table.clone(), ids.clone()],
-    )
-    .unwrap();
+    gradcheck(|t| t[0].index_select(0, &t[1]), &[table.clone(), ids.clone()]).unwrap();
     let cols = Tensor::from_vec(vec![2i64, 0, -1], &[3]).unwrap(); // -1 counts from the end
     gradcheck(|t| t[0].t()?.index_select(0, &t[1]), &[table.clone(), cols]).unwrap();
     let ids2 = Tensor::from_vec(vec![1i64, 3, 3, 0, 2, 4], &[2, 3]).unwrap();
@@ -240,16 +224,8 @@ fn fused_nn_ops() {
         &[x3.clone(), w34],
     )
     .unwrap();
-    gradcheck(
-        |t| t[0].t()?.layer_norm(&[3], None, None, 1e-5),
-        &[x.clone()],
-    )
-    .unwrap();
-    gradcheck(
-        |t| t[0].rms_norm(&[5], Some(&t[1]), 1e-6),
-        &[x.clone(), w.clone()],
-    )
-    .unwrap();
+    gradcheck(|t| t[0].t()?.layer_norm(&[3], None, None, 1e-5), &[x.clone()]).unwrap();
+    gradcheck(|t| t[0].rms_norm(&[5], Some(&t[1]), 1e-6), &[x.clone(), w.clone()]).unwrap();
     gradcheck(|t| t[0].rms_norm(&[4], None, 1e-6), &[x3]).unwrap();
     let targets = Tensor::from_vec(vec![1i64, 4, -100], &[3]).unwrap();
     for smoothing in [0.0, 0.1] {
@@ -257,11 +233,7 @@ fn fused_nn_ops() {
             ignore_index: -100,
             label_smoothing: smoothing,
         };
-        gradcheck(
-            |t| t[0].cross_entropy(&t[1], o),
-            &[x.clone(), targets.clone()],
-        )
-        .unwrap();
+        gradcheck(|t| t[0].cross_entropy(&t[1], o), &[x.clone(), targets.clone()]).unwrap();
     }
     let seq_logits = randn(31, &[2, 3, 4]);
     let seq_t = Tensor::from_vec(vec![0i64, 3, 1, 2, 2, 0], &[2, 3]).unwrap();
@@ -286,9 +258,7 @@ fn dropout_gradient_matches_its_mask() {
     assert_eq!(yv, gv);
     let kept = yv.iter().filter(|&&v| v != 0.0).count();
     assert!((650..850).contains(&kept), "kept {kept}");
-    assert!(yv
-        .iter()
-        .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+    assert!(yv.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
     assert_eq!(
         x.dropout(0.25, false).unwrap().to_vec::<f32>().unwrap(),
         vec![1.0; 1000]

@@ -22,12 +22,7 @@ fn run_case(case: &serde_json::Value, inputs: &BTreeMap<String, Tensor>) -> Resu
         "layer_norm" => {
             let xx = x("x");
             let n = *xx.shape().last().unwrap();
-            xx.layer_norm(
-                &[n],
-                Some(&x("weight")),
-                Some(&x("bias")),
-                p["eps"].as_f64().unwrap(),
-            )?
+            xx.layer_norm(&[n], Some(&x("weight")), Some(&x("bias")), p["eps"].as_f64().unwrap())?
         }
         "rms_norm" => {
             let xx = x("x");
@@ -49,10 +44,7 @@ fn run_case(case: &serde_json::Value, inputs: &BTreeMap<String, Tensor>) -> Resu
 
 #[test]
 fn forward_and_backward_match_pytorch() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/reference/core_ops.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/reference/core_ops.json");
     let r = load_reference(path).unwrap();
     let cases = r["cases"].as_array().unwrap();
     assert!(cases.len() >= 12, "expected at least 12 reference cases");
@@ -72,13 +64,7 @@ fn forward_and_backward_match_pytorch() {
         let y = run_case(case, &inputs).unwrap();
         let want = ref_tensor(&case["output"]).unwrap();
         assert_eq!(y.shape(), want.shape.as_slice(), "{name}: output shape");
-        assert_close(
-            &y.to_f64_vec(),
-            &want.data,
-            ATOL,
-            RTOL,
-            &format!("{name} forward"),
-        );
+        assert_close(&y.to_f64_vec(), &want.data, ATOL, RTOL, &format!("{name} forward"));
 
         let g = ref_tensor(&case["grad_output"]).unwrap().to_f32().unwrap();
         let grads = y.backward_with(&g).unwrap();
@@ -87,11 +73,7 @@ fn forward_and_backward_match_pytorch() {
             let got = grads
                 .get(&inputs[k])
                 .unwrap_or_else(|| panic!("{name}: no gradient for {k}"));
-            assert_eq!(
-                got.shape(),
-                want.shape.as_slice(),
-                "{name}: grad shape of {k}"
-            );
+            assert_eq!(got.shape(), want.shape.as_slice(), "{name}: grad shape of {k}");
             assert_close(
                 &got.to_f64_vec(),
                 &want.data,

@@ -95,11 +95,7 @@ pub fn zip_strided<T: Copy + Sync, V: Copy + Sync, U: Copy + Send + Default>(
         let (ba, bb) = (a.offset + oa, b.offset + ob);
         match (sa, sb) {
             (1, 1) => {
-                for ((o, x), y) in o
-                    .iter_mut()
-                    .zip(&a.data[ba..ba + inner])
-                    .zip(&b.data[bb..bb + inner])
-                {
+                for ((o, x), y) in o.iter_mut().zip(&a.data[ba..ba + inner]).zip(&b.data[bb..bb + inner]) {
                     *o = f(*x, *y);
                 }
             }
@@ -125,11 +121,7 @@ pub fn zip_strided<T: Copy + Sync, V: Copy + Sync, U: Copy + Send + Default>(
     let run = |start: usize, chunk: &mut [U]| {
         let rows = chunk.len() / inner;
         plan.for_rows(start, rows, |r, [oa, ob]| {
-            row(
-                &mut chunk[(r - start) * inner..(r - start + 1) * inner],
-                oa,
-                ob,
-            )
+            row(&mut chunk[(r - start) * inner..(r - start + 1) * inner], oa, ob)
         });
     };
     if threads::should_parallelize(total) && plan.rows() > 1 {
@@ -145,10 +137,7 @@ pub fn zip_strided<T: Copy + Sync, V: Copy + Sync, U: Copy + Send + Default>(
             out.par_chunks_mut(per).enumerate().for_each(|(t, chunk)| {
                 let start = t * per;
                 for (i, o) in chunk.iter_mut().enumerate() {
-                    *o = f(
-                        a.data[a.offset + (start + i) * sa],
-                        b.data[b.offset + (start + i) * sb],
-                    );
+                    *o = f(a.data[a.offset + (start + i) * sa], b.data[b.offset + (start + i) * sb]);
                 }
             });
         });
@@ -253,8 +242,7 @@ impl UnaryFn {
             }
             UnaryFn::Gelu => half * x * (one + (x * T::from_f64(INV_SQRT_2)).erf()),
             UnaryFn::GeluTanh => {
-                let inner =
-                    T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(GELU_TANH_C) * x * x * x);
+                let inner = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(GELU_TANH_C) * x * x * x);
                 half * x * (one + inner.tanh())
             }
             UnaryFn::Silu => x / (one + (-x).exp()),
@@ -279,6 +267,66 @@ impl UnaryFn {
             }
         }
     }
+}
+
+impl UnaryFn {
+    /// True when the derivative is cheapest from the op's output y (exp, sqrt, sigmoid, …)
+    /// rather than its input x.
+    pub fn grad_uses_output(self) -> bool {
+        matches!(
+            self,
+            UnaryFn::Exp | UnaryFn::Sqrt | UnaryFn::Rsqrt | UnaryFn::Recip | UnaryFn::Sigmoid | UnaryFn::Tanh
+        )
+    }
+
+    /// g · f'(·) for one element, where `v` is x or y as [`UnaryFn::grad_uses_output`] says.
+    /// `None` for the derivative forms themselves (no second-order gradients).
+    #[inline(always)]
+    pub fn backward<T: Float>(self, g: T, v: T) -> Option<T> {
+        let one = T::ONE;
+        Some(match self {
+            UnaryFn::Neg => -g,
+            UnaryFn::Exp => g * v,
+            UnaryFn::Log => g / v,
+            UnaryFn::Sqrt => g * T::from_f64(0.5) / v,
+            UnaryFn::Rsqrt => g * T::from_f64(-0.5) * v * v * v,
+            UnaryFn::Recip => -(g * v * v),
+            UnaryFn::Sqr => g * T::from_f64(2.0) * v,
+            UnaryFn::Abs => g * UnaryFn::Sign.apply(v),
+            UnaryFn::Sign => T::ZERO,
+            // A select, not a product: PyTorch's threshold_backward gives 0 (not NaN) where x ≤ 0.
+            UnaryFn::Relu => {
+                if v > T::ZERO {
+                    g
+                } else {
+                    T::ZERO
+                }
+            }
+            UnaryFn::Gelu => g * UnaryFn::GeluGrad.apply(v),
+            UnaryFn::GeluTanh => g * UnaryFn::GeluTanhGrad.apply(v),
+            UnaryFn::Silu => g * UnaryFn::SiluGrad.apply(v),
+            UnaryFn::Sigmoid => g * v * (one - v),
+            UnaryFn::Tanh => g * (one - v * v),
+            UnaryFn::GeluGrad | UnaryFn::GeluTanhGrad | UnaryFn::SiluGrad => return None,
+        })
+    }
+}
+
+/// Fused unary backward g ⊙ f'(v) in one pass (v = x or y, see [`UnaryFn::grad_uses_output`]).
+/// Returns `None` for functions without a first-order rule here.
+pub fn unary_backward<T: Float>(shape: &[usize], g: Src<'_, T>, v: Src<'_, T>, op: UnaryFn) -> Option<Vec<T>> {
+    op.backward(T::ONE, T::ONE)?;
+    macro_rules! go {
+        ($($f:ident),*) => {
+            match op {
+                $(UnaryFn::$f => zip_strided(shape, g, v, |g, v| UnaryFn::$f.backward(g, v).unwrap_or(T::ZERO)),)*
+                UnaryFn::GeluGrad | UnaryFn::GeluTanhGrad | UnaryFn::SiluGrad => return None,
+            }
+        };
+    }
+    Some(go!(
+        Neg, Exp, Log, Sqrt, Rsqrt, Recip, Sqr, Abs, Sign, Relu, Gelu, GeluTanh, Silu, Sigmoid, Tanh
+    ))
 }
 
 /// The scalar functions behind binary ops.

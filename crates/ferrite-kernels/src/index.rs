@@ -5,13 +5,7 @@
 //! reports the bad index with the op name; here an invalid index is a ferrite bug.
 
 /// `out[o, j, i] = src[o, idx[j], i]`: selects `idx.len()` slices along the middle axis.
-pub fn index_select<T: Copy + Default>(
-    src: &[T],
-    outer: usize,
-    dim: usize,
-    inner: usize,
-    idx: &[usize],
-) -> Vec<T> {
+pub fn index_select<T: Copy + Default>(src: &[T], outer: usize, dim: usize, inner: usize, idx: &[usize]) -> Vec<T> {
     let mut out = vec![T::default(); outer * idx.len() * inner];
     for o in 0..outer {
         for (j, &k) in idx.iter().enumerate() {
@@ -45,14 +39,7 @@ pub fn index_add<T: Copy + Default + std::ops::AddAssign>(
 }
 
 /// `out[o, j, i] = src[o, idx[o, j, i], i]` with src `[outer, dim, inner]`, idx `[outer, n, inner]`.
-pub fn gather<T: Copy + Default>(
-    src: &[T],
-    outer: usize,
-    dim: usize,
-    inner: usize,
-    idx: &[usize],
-    n: usize,
-) -> Vec<T> {
+pub fn gather<T: Copy + Default>(src: &[T], outer: usize, dim: usize, inner: usize, idx: &[usize], n: usize) -> Vec<T> {
     let mut out = vec![T::default(); outer * n * inner];
     for o in 0..outer {
         for j in 0..n {
@@ -95,14 +82,8 @@ mod tests {
         // [1, 3, 2] buffer; select rows 2, 0, 2.
         let src = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let idx = [2, 0, 2];
-        assert_eq!(
-            index_select(&src, 1, 3, 2, &idx),
-            vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]
-        );
+        assert_eq!(index_select(&src, 1, 3, 2, &idx), vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]);
         let g = [1.0; 6];
-        assert_eq!(
-            index_add(&g, 1, 3, 2, &idx),
-            vec![1.0, 1.0, 0.0, 0.0, 2.0, 2.0]
-        );
+        assert_eq!(index_add(&g, 1, 3, 2, &idx), vec![1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
     }
 }

@@ -59,10 +59,9 @@ fn reduce_slice<T: Float>(x: &[T], op: ReduceFn) -> T {
     match op {
         ReduceFn::Sum => sum_slice(x),
         // NaN propagates, as in PyTorch.
-        ReduceFn::Max => x.iter().fold(
-            T::NEG_INFINITY,
-            |m, &v| if v > m || v.is_nan() { v } else { m },
-        ),
+        ReduceFn::Max => x
+            .iter()
+            .fold(T::NEG_INFINITY, |m, &v| if v > m || v.is_nan() { v } else { m }),
         ReduceFn::Min => x
             .iter()
             .fold(T::INFINITY, |m, &v| if v < m || v.is_nan() { v } else { m }),
@@ -84,11 +83,7 @@ pub fn reduce_rows<T: Float>(src: &[T], rows: usize, len: usize, op: ReduceFn) -
         return src.chunks_exact(len).map(|r| reduce_slice(r, op)).collect();
     }
     if rows >= 2 * threads::num_threads() {
-        threads::install(|_| {
-            src.par_chunks_exact(len)
-                .map(|r| reduce_slice(r, op))
-                .collect()
-        })
+        threads::install(|_| src.par_chunks_exact(len).map(|r| reduce_slice(r, op)).collect())
     } else {
         // Few long rows: split each row across threads and combine partial results.
         let chunk = threads::PAR_MIN_ELEMS / 2;

@@ -14,19 +14,14 @@ pub fn for_each_row<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [
         return;
     }
     if threads::should_parallelize(out.len()) && out.len() / len >= 2 {
-        threads::install(|_| {
-            out.par_chunks_mut(len)
-                .enumerate()
-                .for_each(|(r, o)| f(r, o))
-        });
+        threads::install(|_| out.par_chunks_mut(len).enumerate().for_each(|(r, o)| f(r, o)));
     } else {
         out.chunks_mut(len).enumerate().for_each(|(r, o)| f(r, o));
     }
 }
 
 fn row_max<T: Float>(x: &[T]) -> T {
-    x.iter()
-        .fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+    x.iter().fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
 
 /// Numerically stable softmax of each row: exp(x - max) / Σ exp(x - max).
@@ -105,13 +100,7 @@ fn mean_rstd<T: Float>(x: &[T], eps: T) -> (T, T) {
 }
 
 /// Layer norm of each row (biased variance, as PyTorch): (x − μ)/√(σ² + ε) · w + b.
-pub fn layer_norm<T: Float>(
-    x: &[T],
-    w: Option<&[T]>,
-    b: Option<&[T]>,
-    len: usize,
-    eps: T,
-) -> Vec<T> {
+pub fn layer_norm<T: Float>(x: &[T], w: Option<&[T]>, b: Option<&[T]>, len: usize, eps: T) -> Vec<T> {
     let mut out = vec![T::ZERO; x.len()];
     for_each_row(&mut out, len, |r, o| {
         let xr = &x[r * len..(r + 1) * len];
@@ -139,9 +128,7 @@ pub fn layer_norm_backward<T: Float>(
     eps: T,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let rows = if len == 0 { 0 } else { x.len() / len };
-    let stats: Vec<(T, T)> = (0..rows)
-        .map(|r| mean_rstd(&x[r * len..(r + 1) * len], eps))
-        .collect();
+    let stats: Vec<(T, T)> = (0..rows).map(|r| mean_rstd(&x[r * len..(r + 1) * len], eps)).collect();
     let n = T::from_usize(len);
     let mut dx = vec![T::ZERO; x.len()];
     for_each_row(&mut dx, len, |r, o| {
@@ -194,13 +181,7 @@ pub fn rms_norm<T: Float>(x: &[T], w: Option<&[T]>, len: usize, eps: T) -> Vec<T
 }
 
 /// RMS norm backward. Returns (dx, dw).
-pub fn rms_norm_backward<T: Float>(
-    x: &[T],
-    w: Option<&[T]>,
-    g: &[T],
-    len: usize,
-    eps: T,
-) -> (Vec<T>, Vec<T>) {
+pub fn rms_norm_backward<T: Float>(x: &[T], w: Option<&[T]>, g: &[T], len: usize, eps: T) -> (Vec<T>, Vec<T>) {
     let rows = if len == 0 { 0 } else { x.len() / len };
     let n = T::from_usize(len);
     let mut dx = vec![T::ZERO; x.len()];

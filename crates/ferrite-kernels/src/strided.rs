@@ -75,8 +75,7 @@ impl<const N: usize> Plan<N> {
             idx[d] = rem % self.outer_shape[d];
             rem /= self.outer_shape[d];
         }
-        let mut off: [usize; N] =
-            std::array::from_fn(|k| (0..nd).map(|d| idx[d] * self.outer_strides[k][d]).sum());
+        let mut off: [usize; N] = std::array::from_fn(|k| (0..nd).map(|d| idx[d] * self.outer_strides[k][d]).sum());
         for row in start..start + count {
             f(row, off);
             // Step the multi-index like an odometer.

@@ -21,15 +21,8 @@ fn state() -> &'static RwLock<PoolState> {
             .ok()
             .and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|&n| n > 0)
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            });
-        RwLock::new(PoolState {
-            threads,
-            pool: None,
-        })
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        RwLock::new(PoolState { threads, pool: None })
     })
 }
 

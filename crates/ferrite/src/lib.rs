@@ -14,15 +14,19 @@
 
 pub use ferrite_core as core;
 pub use ferrite_core::{
-    manual_seed, no_grad, num_threads, set_num_threads, testing, with_no_grad, CrossEntropyOptions,
-    DType, Error, GradStore, Result, Rng, Tensor,
+    manual_seed, no_grad, num_threads, set_num_threads, testing, with_no_grad, CrossEntropyOptions, DType, Error,
+    GradStore, Result, Rng, Tensor,
 };
 pub use ferrite_kernels as kernels;
+pub use ferrite_nn as nn;
+pub use ferrite_train as train;
 
 /// The names most programs need.
 pub mod prelude {
     pub use ferrite_core::{
-        manual_seed, no_grad, set_num_threads, with_no_grad, CrossEntropyOptions, DType, Error,
-        GradStore, Result, Tensor,
+        manual_seed, no_grad, set_num_threads, with_no_grad, CrossEntropyOptions, DType, Error, GradStore, Result,
+        Tensor,
     };
+    pub use ferrite_nn::{Activation, Adam, Loss, LrSchedule, Module, Optimizer, RmsProp, Sgd, VarBuilder, VarMap};
+    pub use ferrite_train::{Callback, Dataset, Dense, EarlyStopping, FitOptions, History, Metric, Sequential};
 }

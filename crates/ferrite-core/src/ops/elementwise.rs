@@ -57,9 +57,14 @@ unary_ops! {
 impl Tensor {
     pub(crate) fn unary_op(&self, f: UnaryFn, name: &'static str) -> Result<Tensor> {
         let s = self.read().unary(name, self.layout(), f)?;
-        Ok(Tensor::from_op(s, self.shape().to_vec(), || {
-            Op::Unary(self.clone(), f)
-        }))
+        Ok(Tensor::from_op(s, self.shape().to_vec(), || Op::Unary(self.clone(), f)))
+    }
+
+    /// g ⊙ f'(x) for a recorded unary op with input `x` and output `y` (used by backward).
+    pub(crate) fn unary_backward(g: &Tensor, x: &Tensor, y: &Tensor, f: UnaryFn) -> Result<Tensor> {
+        let v = if f.grad_uses_output() { y } else { x };
+        let s = read2(g, v, |gs, vs| gs.unary_backward(g.layout(), vs, v.layout(), f))?;
+        Ok(Tensor::from_storage(s, g.shape().to_vec()))
     }
 
     /// GELU. `approximate = false` is the exact erf form (PyTorch's default); `true` is the tanh form.
@@ -107,18 +112,13 @@ impl Tensor {
     /// xᵉ for a scalar exponent.
     pub fn powf(&self, e: f64) -> Result<Tensor> {
         let s = self.read().powf("powf", self.layout(), e)?;
-        Ok(Tensor::from_op(s, self.shape().to_vec(), || {
-            Op::Powf(self.clone(), e)
-        }))
+        Ok(Tensor::from_op(s, self.shape().to_vec(), || Op::Powf(self.clone(), e)))
     }
 
     /// Clamps into [min, max]; the gradient passes where min ≤ x ≤ max.
     pub fn clamp(&self, min: f64, max: f64) -> Result<Tensor> {
         if min > max {
-            return Err(Error::invalid(
-                "clamp",
-                format!("min {min} is greater than max {max}"),
-            ));
+            return Err(Error::invalid("clamp", format!("min {min} is greater than max {max}")));
         }
         let s = self.read().clamp("clamp", self.layout(), min, max)?;
         Ok(Tensor::from_op(s, self.shape().to_vec(), || Op::Clamp {
@@ -133,9 +133,7 @@ impl Tensor {
         let la = self.layout().broadcast_as(name, &shape)?;
         let lb = rhs.layout().broadcast_as(name, &shape)?;
         let s = read2(self, rhs, |a, b| a.binary(name, &la, b, &lb, f))?;
-        Ok(Tensor::from_op(s, shape, || {
-            Op::Binary(self.clone(), rhs.clone(), f)
-        }))
+        Ok(Tensor::from_op(s, shape, || Op::Binary(self.clone(), rhs.clone(), f)))
     }
 
     /// Elementwise sum with broadcasting.
@@ -245,9 +243,7 @@ impl Tensor {
         let lb = b.layout().broadcast_as(OP, &shape)?;
         let s = {
             let sc = cond.read();
-            read2(a, b, |sa, sb| {
-                Storage::where_cond(&sc, &lc, sa, &la, sb, &lb)
-            })?
+            read2(a, b, |sa, sb| Storage::where_cond(&sc, &lc, sa, &la, sb, &lb))?
         };
         Ok(Tensor::from_op(s, shape, || Op::Where {
             cond: cond.clone(),
@@ -269,9 +265,7 @@ impl Tensor {
         }
         let s = self.read().to_dtype(self.layout(), dtype);
         if dtype.is_float() && self.dtype().is_float() {
-            Ok(Tensor::from_op(s, self.shape().to_vec(), || {
-                Op::ToDType(self.clone())
-            }))
+            Ok(Tensor::from_op(s, self.shape().to_vec(), || Op::ToDType(self.clone())))
         } else {
             Ok(Tensor::from_storage(s, self.shape().to_vec()))
         }

@@ -12,11 +12,7 @@ use ferrite_kernels::index as ki;
 
 /// `[outer, dim, inner]` factorization of `shape` around `d`.
 fn split3(shape: &[usize], d: usize) -> (usize, usize, usize) {
-    (
-        shape[..d].iter().product(),
-        shape[d],
-        shape[d + 1..].iter().product(),
-    )
+    (shape[..d].iter().product(), shape[d], shape[d + 1..].iter().product())
 }
 
 macro_rules! per_dtype {
@@ -150,11 +146,7 @@ impl Tensor {
         if src.dtype() != self.dtype() {
             return Err(Error::dtype(
                 OP,
-                format!(
-                    "dtypes must match, got {:?} and {:?}",
-                    self.dtype(),
-                    src.dtype()
-                ),
+                format!("dtypes must match, got {:?} and {:?}", self.dtype(), src.dtype()),
             ));
         }
         let idx = index
@@ -165,60 +157,30 @@ impl Tensor {
         let mut out = self.read().contiguous(self.layout());
         let sv = src.read().contiguous(src.layout());
         match (&mut out, &sv) {
-            (Storage::F32(o), Storage::F32(s)) => {
-                ki::scatter_add(o, outer, size, inner, &idx, s, n)
-            }
-            (Storage::F64(o), Storage::F64(s)) => {
-                ki::scatter_add(o, outer, size, inner, &idx, s, n)
-            }
-            (Storage::I64(o), Storage::I64(s)) => {
-                ki::scatter_add(o, outer, size, inner, &idx, s, n)
-            }
+            (Storage::F32(o), Storage::F32(s)) => ki::scatter_add(o, outer, size, inner, &idx, s, n),
+            (Storage::F64(o), Storage::F64(s)) => ki::scatter_add(o, outer, size, inner, &idx, s, n),
+            (Storage::I64(o), Storage::I64(s)) => ki::scatter_add(o, outer, size, inner, &idx, s, n),
             (o, _) => return Err(Error::unsupported_dtype(OP, o.dtype())),
         }
-        Ok(Tensor::from_op(out, self.shape().to_vec(), || {
-            Op::ScatterAdd {
-                x: self.clone(),
-                index: index.clone(),
-                src: src.clone(),
-                dim: d,
-            }
+        Ok(Tensor::from_op(out, self.shape().to_vec(), || Op::ScatterAdd {
+            x: self.clone(),
+            index: index.clone(),
+            src: src.clone(),
+            dim: d,
         }))
     }
 }
 
 /// index_select backward: `g` summed into zeros of `shape` at `index` along `dim`.
-pub(crate) fn index_add_zeros(
-    g: &Tensor,
-    shape: &[usize],
-    dim: usize,
-    index: &Tensor,
-) -> Result<Tensor> {
+pub(crate) fn index_add_zeros(g: &Tensor, shape: &[usize], dim: usize, index: &Tensor) -> Result<Tensor> {
     let idx = index
         .read()
         .indices("index_select", index.layout(), shape[dim], dim, shape)?;
     let (outer, size, inner) = split3(shape, dim);
     let s = match &*g.read() {
-        Storage::F32(v) => Storage::F32(ki::index_add(
-            &contig(v, g.layout()),
-            outer,
-            size,
-            inner,
-            &idx,
-        )),
-        Storage::F64(v) => Storage::F64(ki::index_add(
-            &contig(v, g.layout()),
-            outer,
-            size,
-            inner,
-            &idx,
-        )),
-        other => {
-            return Err(Error::unsupported_dtype(
-                "index_select backward",
-                other.dtype(),
-            ))
-        }
+        Storage::F32(v) => Storage::F32(ki::index_add(&contig(v, g.layout()), outer, size, inner, &idx)),
+        Storage::F64(v) => Storage::F64(ki::index_add(&contig(v, g.layout()), outer, size, inner, &idx)),
+        other => return Err(Error::unsupported_dtype("index_select backward", other.dtype())),
     };
     Ok(Tensor::from_storage(s, shape.to_vec()))
 }

@@ -73,10 +73,7 @@ fn batched<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &Dims) -> Ve
     let mut offs = Vec::with_capacity(batches);
     plan.for_rows(0, plan.rows(), |_, [oa, ob]| {
         for i in 0..plan.inner_len {
-            offs.push((
-                oa + i * plan.inner_strides[0],
-                ob + i * plan.inner_strides[1],
-            ));
+            offs.push((oa + i * plan.inner_strides[0], ob + i * plan.inner_strides[1]));
         }
     });
     let one = |dst: &mut [T], (oa, ob): (usize, usize), threads_ok: bool| {
@@ -94,9 +91,8 @@ fn batched<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &Dims) -> Ve
         };
         gemm(m, n, k, dst, n, lhs, rhs, false, threads_ok);
     };
-    let parallel_batches = batches >= 2
-        && m * n * k < SMALL_PRODUCT
-        && threads::should_parallelize(batches * m * n * k / 8);
+    let parallel_batches =
+        batches >= 2 && m * n * k < SMALL_PRODUCT && threads::should_parallelize(batches * m * n * k / 8);
     if parallel_batches {
         threads::install(|_| {
             out.par_chunks_mut(m * n)
@@ -176,9 +172,7 @@ impl Tensor {
         })?;
         let mut out_shape = batch;
         out_shape.extend([m, n]);
-        Ok(Tensor::from_op(s, out_shape, || {
-            Op::Matmul(self.clone(), rhs.clone())
-        }))
+        Ok(Tensor::from_op(s, out_shape, || Op::Matmul(self.clone(), rhs.clone())))
     }
 }
 

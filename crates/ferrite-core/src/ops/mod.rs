@@ -16,9 +16,7 @@ pub(crate) use view::pad_into_zeros;
 
 /// Backward kernels of the fused ops, for `backward.rs`.
 pub(crate) mod nn_backward {
-    pub(crate) use super::nn::{
-        cross_entropy_backward, layer_norm_backward, rms_norm_backward, softmax_backward,
-    };
+    pub(crate) use super::nn::{cross_entropy_backward, layer_norm_backward, rms_norm_backward, softmax_backward};
 }
 
 use crate::storage::Storage;

@@ -57,12 +57,7 @@ impl Tensor {
         }))
     }
 
-    fn along_last(
-        &self,
-        dim: isize,
-        name: &'static str,
-        f: impl Fn(&Tensor) -> Result<Tensor>,
-    ) -> Result<Tensor> {
+    fn along_last(&self, dim: isize, name: &'static str, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
         if self.ndim() == 0 {
             return Err(Error::DimOutOfRange {
                 op: name,
@@ -94,12 +89,7 @@ impl Tensor {
         self.along_last(dim, "log_softmax", |t| t.softmax_last(true))
     }
 
-    fn check_affine(
-        &self,
-        name: &'static str,
-        normalized: &[usize],
-        p: Option<&Tensor>,
-    ) -> Result<usize> {
+    fn check_affine(&self, name: &'static str, normalized: &[usize], p: Option<&Tensor>) -> Result<usize> {
         let nd = normalized.len();
         if nd == 0 || nd > self.ndim() || self.shape()[self.ndim() - nd..] != *normalized {
             return Err(Error::shape(
@@ -121,11 +111,7 @@ impl Tensor {
             if p.dtype() != self.dtype() {
                 return Err(Error::dtype(
                     name,
-                    format!(
-                        "dtypes must match, got {:?} and {:?}",
-                        self.dtype(),
-                        p.dtype()
-                    ),
+                    format!("dtypes must match, got {:?} and {:?}", self.dtype(), p.dtype()),
                 ));
             }
         }
@@ -168,24 +154,17 @@ impl Tensor {
             )?),
             other => return Err(Error::unsupported_dtype(OP, other.dtype())),
         };
-        Ok(Tensor::from_op(s, self.shape().to_vec(), || {
-            Op::LayerNorm {
-                x: self.clone(),
-                weight: weight.cloned(),
-                bias: bias.cloned(),
-                len,
-                eps,
-            }
+        Ok(Tensor::from_op(s, self.shape().to_vec(), || Op::LayerNorm {
+            x: self.clone(),
+            weight: weight.cloned(),
+            bias: bias.cloned(),
+            len,
+            eps,
         }))
     }
 
     /// RMS normalization over the trailing `normalized_shape` dims: x / √(mean(x²) + ε) · w.
-    pub fn rms_norm(
-        &self,
-        normalized_shape: &[usize],
-        weight: Option<&Tensor>,
-        eps: f64,
-    ) -> Result<Tensor> {
+    pub fn rms_norm(&self, normalized_shape: &[usize], weight: Option<&Tensor>, eps: f64) -> Result<Tensor> {
         const OP: &str = "rms_norm";
         let len = self.check_affine(OP, normalized_shape, weight)?;
         let x = self.read();
@@ -214,10 +193,7 @@ impl Tensor {
         if targets.dtype() != DType::I64 {
             return Err(Error::dtype(
                 OP,
-                format!(
-                    "targets must be i64 class indices, got {:?}",
-                    targets.dtype()
-                ),
+                format!("targets must be i64 class indices, got {:?}", targets.dtype()),
             ));
         }
         if self.ndim() == 0 || targets.shape() != &self.shape()[..self.ndim() - 1] {
@@ -231,10 +207,7 @@ impl Tensor {
         if !(0.0..=1.0).contains(&opts.label_smoothing) {
             return Err(Error::invalid(
                 OP,
-                format!(
-                    "label_smoothing must be in [0, 1], got {}",
-                    opts.label_smoothing
-                ),
+                format!("label_smoothing must be in [0, 1], got {}", opts.label_smoothing),
             ));
         }
         let classes = last_len(self);
@@ -283,21 +256,14 @@ impl Tensor {
     /// generator, see [`crate::manual_seed`]) and scales survivors by 1/(1−p); identity otherwise.
     pub fn dropout(&self, p: f64, training: bool) -> Result<Tensor> {
         if !(0.0..1.0).contains(&p) {
-            return Err(Error::invalid(
-                "dropout",
-                format!("p must be in [0, 1), got {p}"),
-            ));
+            return Err(Error::invalid("dropout", format!("p must be in [0, 1), got {p}")));
         }
         if !training || p == 0.0 {
             return Ok(self.clone());
         }
         let scale = 1.0 / (1.0 - p);
         let n = self.numel();
-        let mask: Vec<f64> = with_default_rng(|r| {
-            (0..n)
-                .map(|_| if r.uniform() >= p { scale } else { 0.0 })
-                .collect()
-        });
+        let mask: Vec<f64> = with_default_rng(|r| (0..n).map(|_| if r.uniform() >= p { scale } else { 0.0 }).collect());
         let mask = Tensor::from_vec(mask, self.shape())?.to_dtype(self.dtype())?;
         self.mul(&mask)
     }
@@ -397,8 +363,7 @@ pub(crate) fn layer_norm_backward(
     ) -> Result<(Storage, Storage, Storage)> {
         let (xv, gv) = (x.to_vec::<T>()?, g.to_vec::<T>()?);
         let wv = typed_param::<T>(w);
-        let (dx, dw, db) =
-            rows::layer_norm_backward(&xv, wv.as_deref(), &gv, len, <T as Float>::from_f64(eps));
+        let (dx, dw, db) = rows::layer_norm_backward(&xv, wv.as_deref(), &gv, len, <T as Float>::from_f64(eps));
         Ok((T::wrap(dx), T::wrap(dw), T::wrap(db)))
     }
     let (dx, dw, db) = match x.dtype() {
@@ -430,8 +395,7 @@ pub(crate) fn rms_norm_backward(
     ) -> Result<(Storage, Storage)> {
         let (xv, gv) = (x.to_vec::<T>()?, g.to_vec::<T>()?);
         let wv = typed_param::<T>(w);
-        let (dx, dw) =
-            rows::rms_norm_backward(&xv, wv.as_deref(), &gv, len, <T as Float>::from_f64(eps));
+        let (dx, dw) = rows::rms_norm_backward(&xv, wv.as_deref(), &gv, len, <T as Float>::from_f64(eps));
         Ok((T::wrap(dx), T::wrap(dw)))
     }
     let (dx, dw) = match x.dtype() {

@@ -30,13 +30,7 @@ fn reduce_storage<T: Float>(v: &[T], t: &Tensor, dims: &[usize], f: ReduceFn) ->
 }
 
 impl Tensor {
-    fn reduce_op(
-        &self,
-        dims: &[isize],
-        keepdim: bool,
-        f: ReduceFn,
-        name: &'static str,
-    ) -> Result<Tensor> {
+    fn reduce_op(&self, dims: &[isize], keepdim: bool, f: ReduceFn, name: &'static str) -> Result<Tensor> {
         let dims = if dims.is_empty() {
             (0..self.ndim()).collect()
         } else {
@@ -45,10 +39,7 @@ impl Tensor {
         if f != ReduceFn::Sum && dims.iter().any(|&d| self.shape()[d] == 0) {
             return Err(Error::invalid(
                 name,
-                format!(
-                    "cannot reduce an empty dimension of shape {:?}",
-                    self.shape()
-                ),
+                format!("cannot reduce an empty dimension of shape {:?}", self.shape()),
             ));
         }
         let out_shape: Vec<usize> = self
@@ -137,10 +128,7 @@ impl Tensor {
         if size == 0 {
             return Err(Error::invalid(
                 "argmax",
-                format!(
-                    "cannot take argmax over an empty dimension of shape {:?}",
-                    self.shape()
-                ),
+                format!("cannot take argmax over an empty dimension of shape {:?}", self.shape()),
             ));
         }
         let moved = self.transpose(d as isize, -1)?.contiguous()?;

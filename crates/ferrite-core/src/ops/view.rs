@@ -39,18 +39,13 @@ impl Tensor {
         if p.len() != nd || p.iter().any(|&d| std::mem::replace(&mut seen[d], true)) {
             return Err(Error::invalid(
                 "permute",
-                format!(
-                    "{perm:?} is not a permutation of the dims of shape {:?}",
-                    self.shape()
-                ),
+                format!("{perm:?} is not a permutation of the dims of shape {:?}", self.shape()),
             ));
         }
         if p.iter().enumerate().all(|(i, &d)| i == d) {
             return Ok(self.clone());
         }
-        Ok(self.view_with(self.layout().permute(&p), || {
-            Op::Permute(self.clone(), p.clone())
-        }))
+        Ok(self.view_with(self.layout().permute(&p), || Op::Permute(self.clone(), p.clone())))
     }
 
     /// Swaps two dimensions.
@@ -89,13 +84,11 @@ impl Tensor {
         if start == 0 && len == size {
             return Ok(self.clone());
         }
-        Ok(
-            self.view_with(self.layout().narrow(d, start, len), || Op::Narrow {
-                x: self.clone(),
-                dim: d,
-                start,
-            }),
-        )
+        Ok(self.view_with(self.layout().narrow(d, start, len), || Op::Narrow {
+            x: self.clone(),
+            dim: d,
+            start,
+        }))
     }
 
     /// `narrow` by a half-open range.
@@ -154,9 +147,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let s = self.read().contiguous(self.layout());
-        Ok(Tensor::from_op(s, self.shape().to_vec(), || {
-            Op::Copy(self.clone())
-        }))
+        Ok(Tensor::from_op(s, self.shape().to_vec(), || Op::Copy(self.clone())))
     }
 
     /// Merges dims `start..=end` into one.
@@ -204,11 +195,7 @@ impl Tensor {
             if t.dtype() != first.dtype() {
                 return Err(Error::dtype(
                     OP,
-                    format!(
-                        "dtypes must match, got {:?} and {:?}",
-                        first.dtype(),
-                        t.dtype()
-                    ),
+                    format!("dtypes must match, got {:?} and {:?}", first.dtype(), t.dtype()),
                 ));
             }
         }
@@ -228,10 +215,7 @@ impl Tensor {
 
     /// Stacks equal-shaped tensors along a new dimension `dim`.
     pub fn stack(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
-        let ts = tensors
-            .iter()
-            .map(|t| t.unsqueeze(dim))
-            .collect::<Result<Vec<_>>>()?;
+        let ts = tensors.iter().map(|t| t.unsqueeze(dim)).collect::<Result<Vec<_>>>()?;
         Tensor::cat(&ts, dim)
     }
 
@@ -288,12 +272,7 @@ pub(crate) fn copy_into(dst: &mut Storage, ld: &Layout, src: &Storage, ls: &Layo
 
 /// Zeros of `shape` with `g` written into the `narrow(dim, start, g.shape[dim])` region
 /// (the backward of narrow, and of each piece of cat).
-pub(crate) fn pad_into_zeros(
-    g: &Tensor,
-    shape: &[usize],
-    dim: usize,
-    start: usize,
-) -> Result<Tensor> {
+pub(crate) fn pad_into_zeros(g: &Tensor, shape: &[usize], dim: usize, start: usize) -> Result<Tensor> {
     let l = Layout::contiguous(shape.to_vec());
     let mut out = Storage::full(g.dtype(), l.numel(), 0.0);
     let region = l.narrow(dim, start, g.shape()[dim]);

@@ -1,0 +1,87 @@
+//! `Linear` (Keras `Dense`): y = x·Wᵀ + b, with W stored `[out, in]` as PyTorch does, so PyTorch and
+//! Hugging Face checkpoints load without transposes.
+//!
+//! Layer: nn.
+
+use crate::init::Init;
+use crate::module::{Activation, Module};
+use crate::var_map::VarBuilder;
+use ferrite_core::{Error, Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Which framework's default initialization to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinearInit {
+    /// Keras: Glorot-uniform weight, zero bias.
+    #[default]
+    Keras,
+    /// PyTorch: kaiming_uniform(a=√5) weight, U(±1/√in) bias.
+    Pytorch,
+}
+
+/// A fully connected layer with an optional fused activation.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub activation: Activation,
+    in_features: usize,
+}
+
+impl Linear {
+    /// Creates (or loads, through `vb`) a `[out, in]` weight and an `[out]` bias.
+    pub fn new(vb: &VarBuilder, in_features: usize, out_features: usize, bias: bool, init: LinearInit) -> Result<Self> {
+        let (w_init, b_init) = match init {
+            LinearInit::Keras => (Init::GlorotUniform, Init::Zeros),
+            LinearInit::Pytorch => (Init::KaimingUniform, Init::BiasUniform { fan_in: in_features }),
+        };
+        let weight = vb.get(&[out_features, in_features], "weight", w_init)?;
+        let bias = if bias {
+            Some(vb.get(&[out_features], "bias", b_init)?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight,
+            bias,
+            activation: Activation::Linear,
+            in_features,
+        })
+    }
+
+    /// Sets the activation applied after the affine map (Keras `Dense(..., activation=...)`).
+    pub fn with_activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+    pub fn out_features(&self) -> usize {
+        self.weight.shape()[0]
+    }
+}
+
+impl Module for Linear {
+    /// # Shapes
+    /// `[..., in] -> [..., out]`
+    ///
+    /// # Errors
+    /// An input whose last dimension is not `in`: the message names both shapes.
+    fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        if x.shape().last() != Some(&self.in_features) {
+            return Err(Error::ShapeMismatch {
+                op: "linear",
+                lhs: x.shape().to_vec(),
+                rhs: self.weight.shape().to_vec(),
+                detail: format!("input's last dimension must be in_features = {}", self.in_features),
+            });
+        }
+        let mut y = x.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.add(b)?;
+        }
+        self.activation.apply(&y)
+    }
+}

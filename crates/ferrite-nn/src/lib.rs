@@ -1,0 +1,20 @@
+//! ferrite-nn: modules, named parameters, initializers, layers, losses, optimizers, schedules and
+//! checkpoints.
+//!
+//! Layer: nn (`train → nn → core`). Nothing here runs a training loop or reads datasets; that is
+//! `ferrite-train`.
+
+pub mod checkpoint;
+pub mod init;
+pub mod layers;
+pub mod loss;
+pub mod module;
+pub mod optim;
+pub mod var_map;
+
+pub use init::Init;
+pub use layers::{Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit};
+pub use loss::Loss;
+pub use module::{Activation, Module};
+pub use optim::{clip_grad_norm, clip_grad_value, Adam, LrSchedule, Optimizer, RmsProp, Sgd};
+pub use var_map::{VarBuilder, VarMap};

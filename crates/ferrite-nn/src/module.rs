@@ -1,0 +1,74 @@
+//! The `Module` trait: anything with a forward pass.
+//!
+//! Layer: nn. `train` is passed explicitly (Keras' `training=` argument) rather than stored as
+//! mutable module state, so a model can be shared across threads and used for inference while
+//! training is paused without toggling anything.
+
+use ferrite_core::{Result, Tensor};
+
+/// A layer or model.
+pub trait Module: Send + Sync {
+    /// Applies the module. `train` enables training-only behaviour such as dropout.
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor>;
+}
+
+/// Elementwise activation functions by name (Keras' `activation=` strings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Identity (Keras' `activation=None` / `"linear"`).
+    #[default]
+    Linear,
+    Relu,
+    /// Exact (erf) GELU.
+    Gelu,
+    /// tanh-approximated GELU.
+    GeluTanh,
+    Silu,
+    Sigmoid,
+    Tanh,
+    /// Softmax over the last dimension.
+    Softmax,
+}
+
+impl Activation {
+    /// Parses a Keras-style name (`"relu"`, `"linear"`, …).
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "linear" | "none" | "" => Activation::Linear,
+            "relu" => Activation::Relu,
+            "gelu" => Activation::Gelu,
+            "gelu_tanh" | "gelu_new" => Activation::GeluTanh,
+            "silu" | "swish" => Activation::Silu,
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "softmax" => Activation::Softmax,
+            other => {
+                return Err(ferrite_core::Error::Invalid {
+                    op: "activation",
+                    detail: format!("unknown activation '{other}' (expected linear, relu, gelu, gelu_tanh, silu, sigmoid, tanh, softmax)"),
+                })
+            }
+        })
+    }
+
+    /// Applies the activation.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Linear => Ok(x.clone()),
+            Activation::Relu => x.relu(),
+            Activation::Gelu => x.gelu(false),
+            Activation::GeluTanh => x.gelu(true),
+            Activation::Silu => x.silu(),
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Tanh => x.tanh(),
+            Activation::Softmax => x.softmax(-1),
+        }
+    }
+}
+
+impl Module for Activation {
+    fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        self.apply(x)
+    }
+}

@@ -1,0 +1,164 @@
+//! Named parameters: a `VarMap` owns every trainable tensor under its checkpoint name, and a
+//! `VarBuilder` hands them to layers under path prefixes (`"0.weight"`, `"encoder.layer.3.…"`).
+//!
+//! Layer: nn. One code path for fresh init and loading: a model is always built through a
+//! `VarBuilder` (which initializes), and loading then overwrites values in place with strict
+//! name and shape checks, so a checkpoint can never silently skip or invent a parameter.
+
+use crate::init::Init;
+use ferrite_core::{Error, Result, Rng, Tensor};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Default)]
+struct Vars {
+    order: Vec<String>,
+    by_name: BTreeMap<String, Tensor>,
+}
+
+/// Trainable tensors by name, in creation order. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct VarMap(Arc<Mutex<Vars>>);
+
+impl VarMap {
+    pub fn new() -> Self {
+        VarMap::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vars> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers `t` as a trainable leaf under `name` (replacing any previous tensor of that name).
+    pub fn insert(&self, name: &str, t: Tensor) -> Tensor {
+        let t = t.detach().requires_grad_(true);
+        let mut v = self.lock();
+        if v.by_name.insert(name.to_string(), t.clone()).is_none() {
+            v.order.push(name.to_string());
+        }
+        t
+    }
+
+    /// The tensor registered under `name`.
+    pub fn get(&self, name: &str) -> Option<Tensor> {
+        self.lock().by_name.get(name).cloned()
+    }
+
+    /// All (name, tensor) pairs in creation order.
+    pub fn vars(&self) -> Vec<(String, Tensor)> {
+        let v = self.lock();
+        v.order.iter().map(|n| (n.clone(), v.by_name[n].clone())).collect()
+    }
+
+    /// Total number of scalar parameters.
+    pub fn num_params(&self) -> usize {
+        self.lock().by_name.values().map(|t| t.numel()).sum()
+    }
+
+    /// Overwrites every parameter with the same-named tensor from `tensors`, in place.
+    ///
+    /// # Errors
+    /// Lists missing and unexpected names, or names the first parameter whose shape differs.
+    pub fn load(&self, tensors: &BTreeMap<String, Tensor>, source: &str) -> Result<()> {
+        let vars = self.vars();
+        let missing: Vec<&str> = vars
+            .iter()
+            .filter(|(n, _)| !tensors.contains_key(n))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let known: std::collections::HashSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+        let unexpected: Vec<&str> = tensors
+            .keys()
+            .filter(|k| !known.contains(k.as_str()))
+            .map(|k| k.as_str())
+            .collect();
+        if !missing.is_empty() || !unexpected.is_empty() {
+            return Err(Error::file(
+                source,
+                format!("parameter names do not match the model: missing {missing:?}, unexpected {unexpected:?}"),
+            ));
+        }
+        for (name, p) in &vars {
+            let src = &tensors[name];
+            if src.shape() != p.shape() {
+                return Err(Error::file(
+                    source,
+                    format!(
+                        "parameter {name} has shape {:?} in the file but {:?} in the model",
+                        src.shape(),
+                        p.shape()
+                    ),
+                ));
+            }
+            p.assign_(&src.to_dtype(p.dtype())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates or fetches parameters under a path prefix; layers take one of these.
+#[derive(Clone)]
+pub struct VarBuilder {
+    map: VarMap,
+    prefix: String,
+    rng: Arc<Mutex<Rng>>,
+}
+
+impl VarBuilder {
+    /// A builder that initializes new parameters from a generator seeded with `seed`.
+    pub fn new(map: &VarMap, seed: u64) -> Self {
+        VarBuilder {
+            map: map.clone(),
+            prefix: String::new(),
+            rng: Arc::new(Mutex::new(Rng::new(seed))),
+        }
+    }
+
+    /// A builder for the sub-path `name` (`vb.pp("0")` → names `"0.weight"`, …).
+    pub fn pp(&self, name: impl AsRef<str>) -> Self {
+        let prefix = self.path(name.as_ref());
+        VarBuilder {
+            map: self.map.clone(),
+            prefix,
+            rng: self.rng.clone(),
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// The parameter `name` under this prefix, created with `init` if it does not exist yet.
+    ///
+    /// # Errors
+    /// An existing parameter of that name with a different shape.
+    pub fn get(&self, shape: &[usize], name: &str, init: Init) -> Result<Tensor> {
+        let full = self.path(name);
+        if let Some(t) = self.map.get(&full) {
+            if t.shape() != shape {
+                return Err(Error::Invalid {
+                    op: "VarBuilder::get",
+                    detail: format!(
+                        "parameter {full} exists with shape {:?}, requested {shape:?}",
+                        t.shape()
+                    ),
+                });
+            }
+            return Ok(t);
+        }
+        let t = {
+            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            init.tensor(shape, &mut rng)?
+        };
+        Ok(self.map.insert(&full, t))
+    }
+
+    /// The map the parameters live in.
+    pub fn var_map(&self) -> &VarMap {
+        &self.map
+    }
+}

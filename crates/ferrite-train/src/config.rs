@@ -1,0 +1,229 @@
+//! The TOML description of a training run (`ferrite train CONFIG.toml`). Unknown keys are errors
+//! that name the key, so a typo never silently falls back to a default.
+//!
+//! Layer: train. Relative data paths are resolved against the config file's directory.
+
+use crate::fit::ScheduleUnit;
+use crate::model::LayerConfig;
+use ferrite_core::{Error, Result};
+use ferrite_nn::{Adam, LinearInit, LrSchedule, Optimizer, RmsProp, Sgd};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A whole training run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seed for the split, initialization, shuffling and dropout.
+    #[serde(default)]
+    pub seed: u64,
+    pub epochs: usize,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub training: TrainingConfig,
+    pub early_stopping: Option<EarlyStoppingConfig>,
+    pub reduce_lr_on_plateau: Option<PlateauConfig>,
+}
+
+/// Regression (float targets) or classification (integer class ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    #[default]
+    Regression,
+    Classification,
+}
+
+fn default_test_split() -> f64 {
+    0.2
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// CSV file with a header row.
+    pub path: PathBuf,
+    /// Target column.
+    pub target: String,
+    /// Feature columns (default: every other column).
+    #[serde(default)]
+    pub features: Vec<String>,
+    #[serde(default)]
+    pub task: Task,
+    /// Fraction of rows held out for the final test (deterministic split by seed).
+    #[serde(default = "default_test_split")]
+    pub test_split: f64,
+    /// Fraction of the training rows used for validation (the last ones, as Keras does).
+    #[serde(default)]
+    pub validation_split: f64,
+    /// Standardize features with mean/std fitted on the training split.
+    #[serde(default = "yes")]
+    pub standardize_x: bool,
+    /// Standardize regression targets the same way (metrics are then in standard units).
+    #[serde(default = "yes")]
+    pub standardize_y: bool,
+    /// Per-class loss weights for classification.
+    pub class_weight: Option<Vec<f64>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub layers: Vec<LayerConfig>,
+    /// `keras` (Glorot-uniform, zero bias) or `pytorch` (Kaiming-uniform).
+    #[serde(default)]
+    pub init: LinearInit,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// `adam`, `adamw`, `sgd`, `rmsprop`.
+    pub name: String,
+    pub lr: f64,
+    #[serde(default)]
+    pub momentum: f64,
+    #[serde(default)]
+    pub nesterov: bool,
+    pub weight_decay: Option<f64>,
+    pub beta1: Option<f64>,
+    pub beta2: Option<f64>,
+    pub eps: Option<f64>,
+    pub clip_norm: Option<f64>,
+    pub clip_value: Option<f64>,
+}
+
+impl OptimizerConfig {
+    /// Builds the optimizer (PyTorch defaults for anything not given).
+    pub fn build(&self) -> Result<Box<dyn Optimizer>> {
+        let wd = self.weight_decay;
+        Ok(match self.name.as_str() {
+            "adam" | "adamw" => {
+                let mut a = if self.name == "adamw" {
+                    Adam::adamw(self.lr, wd.unwrap_or(0.01))
+                } else {
+                    Adam::new(self.lr)
+                };
+                if self.name == "adam" {
+                    a.weight_decay = wd.unwrap_or(0.0);
+                }
+                a.beta1 = self.beta1.unwrap_or(a.beta1);
+                a.beta2 = self.beta2.unwrap_or(a.beta2);
+                a.eps = self.eps.unwrap_or(a.eps);
+                Box::new(a)
+            }
+            "sgd" => {
+                let mut s = Sgd::momentum(self.lr, self.momentum, self.nesterov);
+                s.weight_decay = wd.unwrap_or(0.0);
+                Box::new(s)
+            }
+            "rmsprop" => {
+                let mut r = RmsProp::new(self.lr);
+                r.momentum = self.momentum;
+                r.weight_decay = wd.unwrap_or(0.0);
+                r.eps = self.eps.unwrap_or(r.eps);
+                Box::new(r)
+            }
+            other => {
+                return Err(Error::Invalid {
+                    op: "optimizer",
+                    detail: format!("unknown optimizer '{other}' (expected adam, adamw, sgd, rmsprop)"),
+                })
+            }
+        })
+    }
+}
+
+fn default_batch() -> usize {
+    32
+}
+fn default_loss() -> String {
+    "mse".into()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_loss")]
+    pub loss: String,
+    #[serde(default)]
+    pub metrics: Vec<String>,
+    #[serde(default = "yes")]
+    pub shuffle: bool,
+    /// Kernel threads (default: `FERRITE_NUM_THREADS` or all cores).
+    pub threads: Option<usize>,
+    pub schedule: Option<LrSchedule>,
+    #[serde(default)]
+    pub schedule_unit: ScheduleUnit,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            batch_size: default_batch(),
+            loss: default_loss(),
+            metrics: Vec::new(),
+            shuffle: true,
+            threads: None,
+            schedule: None,
+            schedule_unit: ScheduleUnit::Epoch,
+        }
+    }
+}
+
+fn default_monitor() -> String {
+    "val_loss".into()
+}
+fn default_patience() -> usize {
+    10
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStoppingConfig {
+    #[serde(default = "default_monitor")]
+    pub monitor: String,
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+    #[serde(default)]
+    pub min_delta: f64,
+    #[serde(default = "yes")]
+    pub restore_best_weights: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlateauConfig {
+    #[serde(default = "default_monitor")]
+    pub monitor: String,
+    pub factor: f64,
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+    #[serde(default)]
+    pub min_lr: f64,
+}
+
+impl TrainConfig {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// Unreadable file, invalid TOML, unknown keys (named), or missing required keys.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<TrainConfig> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+        let mut cfg: TrainConfig =
+            toml::from_str(&text).map_err(|e| Error::file(path, e.to_string().trim_end().to_string()))?;
+        if cfg.data.path.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            cfg.data.path = base.join(&cfg.data.path);
+        }
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,27 @@
+//! ferrite-train: the Keras-style training layer — `Sequential` with `compile`/`fit`/`evaluate`/
+//! `predict`, data loading (CSV, splits, standardization, batching), metrics, callbacks, progress,
+//! checkpoints, and config-driven runs for the CLI.
+//!
+//! Layer: train (`cli → train → nn → core`). `fit` is a thin loop over `Sequential::train_step`.
+
+pub mod callbacks;
+pub mod checkpoint;
+pub mod config;
+pub mod csv;
+pub mod data;
+pub mod fit;
+pub mod history;
+pub mod metrics;
+pub mod model;
+mod plot;
+mod progress;
+pub mod run;
+
+pub use callbacks::{Callback, EarlyStopping, EpochLogger, LrScheduler, ModelCheckpoint, ReduceLrOnPlateau};
+pub use config::TrainConfig;
+pub use data::{DataLoader, Dataset, Standardizer};
+pub use fit::{FitOptions, ScheduleUnit};
+pub use history::{History, Logs};
+pub use metrics::Metric;
+pub use model::{Dense, LayerConfig, Sequential};
+pub use plot::plot_loss_curve;

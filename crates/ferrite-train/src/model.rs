@@ -1,0 +1,276 @@
+//! Keras-style `Sequential`: a stack of layers built from small config values, with named
+//! parameters (`"0.weight"`, `"0.bias"`, … as in a PyTorch `nn.Sequential` state dict).
+//!
+//! Layer: train. `compile` attaches an optimizer, loss and metrics; `fit`/`evaluate`/`predict`
+//! are in `fit.rs`; saving and loading in `checkpoint.rs`.
+
+use crate::metrics::Metric;
+use ferrite_core::{Error, Result, Tensor};
+use ferrite_nn::{
+    Activation, Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit, Loss, Module, Optimizer, VarBuilder, VarMap,
+};
+use serde::{Deserialize, Serialize};
+
+fn yes() -> bool {
+    true
+}
+fn ln_eps() -> f64 {
+    1e-5
+}
+
+/// One layer of a `Sequential`, as written in a config file (`{type = "dense", units = 64, activation = "relu"}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerConfig {
+    Dense {
+        units: usize,
+        #[serde(default)]
+        activation: Activation,
+        #[serde(default = "yes")]
+        use_bias: bool,
+    },
+    Dropout {
+        rate: f64,
+    },
+    LayerNorm {
+        #[serde(default = "ln_eps")]
+        eps: f64,
+    },
+    Activation {
+        activation: Activation,
+    },
+    Flatten,
+    Embedding {
+        vocab: usize,
+        dim: usize,
+    },
+}
+
+/// Builder for a dense layer: `Dense::new(64).activation(Activation::Relu)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Dense {
+    units: usize,
+    activation: Activation,
+    use_bias: bool,
+}
+
+impl Dense {
+    pub fn new(units: usize) -> Self {
+        Dense {
+            units,
+            activation: Activation::Linear,
+            use_bias: true,
+        }
+    }
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    pub fn use_bias(mut self, on: bool) -> Self {
+        self.use_bias = on;
+        self
+    }
+}
+
+impl From<Dense> for LayerConfig {
+    fn from(d: Dense) -> Self {
+        LayerConfig::Dense {
+            units: d.units,
+            activation: d.activation,
+            use_bias: d.use_bias,
+        }
+    }
+}
+
+/// Optimizer, loss and metrics attached by `compile`.
+pub(crate) struct Compiled {
+    pub(crate) optimizer: Box<dyn Optimizer>,
+    pub(crate) loss: Loss,
+    pub(crate) metrics: Vec<Metric>,
+}
+
+/// A linear stack of layers (Keras `Sequential`).
+pub struct Sequential {
+    pub(crate) input_shape: Vec<usize>,
+    pub(crate) configs: Vec<LayerConfig>,
+    layers: Vec<Box<dyn Module>>,
+    pub(crate) vars: VarMap,
+    vb: VarBuilder,
+    pub(crate) init: LinearInit,
+    pub(crate) seed: u64,
+    out_shape: Vec<usize>,
+    pub(crate) params: Vec<(String, Tensor)>,
+    pub(crate) compiled: Option<Compiled>,
+    /// Gradient clipping applied in `train_step` (global norm, then value).
+    pub clip_norm: Option<f64>,
+    pub clip_value: Option<f64>,
+}
+
+impl Sequential {
+    /// An empty model for samples of `input_shape` (without the batch dim), Keras initializers,
+    /// parameters drawn from a generator seeded with 0 (see [`Sequential::with_seed`]).
+    pub fn new(input_shape: &[usize]) -> Self {
+        Sequential::with_options(input_shape, 0, LinearInit::Keras)
+    }
+
+    /// An empty model with an explicit init seed and initializer family.
+    pub fn with_options(input_shape: &[usize], seed: u64, init: LinearInit) -> Self {
+        let vars = VarMap::new();
+        let vb = VarBuilder::new(&vars, seed);
+        Sequential {
+            input_shape: input_shape.to_vec(),
+            configs: Vec::new(),
+            layers: Vec::new(),
+            vars,
+            vb,
+            init,
+            seed,
+            out_shape: input_shape.to_vec(),
+            params: Vec::new(),
+            compiled: None,
+            clip_norm: None,
+            clip_value: None,
+        }
+    }
+
+    /// Same model with parameters initialized from `seed` (only before layers are added).
+    pub fn with_seed(self, seed: u64) -> Self {
+        Sequential::with_options(&self.input_shape, seed, self.init)
+    }
+
+    /// Appends a layer, creating its parameters now (their shapes follow from the previous output).
+    ///
+    /// # Errors
+    /// A layer that cannot follow the current output shape (e.g. `Dense` after a 0-d output).
+    pub fn add(mut self, layer: impl Into<LayerConfig>) -> Result<Self> {
+        let cfg = layer.into();
+        let i = self.layers.len();
+        let vb = self.vb.pp(i.to_string());
+        let shape = self.out_shape.clone();
+        let bad = |what: &str| Error::Invalid {
+            op: "Sequential::add",
+            detail: format!("layer {i} ({what}) cannot follow output shape {shape:?}"),
+        };
+        let (module, out): (Box<dyn Module>, Vec<usize>) = match &cfg {
+            LayerConfig::Dense {
+                units,
+                activation,
+                use_bias,
+            } => {
+                let inp = *shape.last().ok_or_else(|| bad("dense"))?;
+                let l = Linear::new(&vb, inp, *units, *use_bias, self.init)?.with_activation(*activation);
+                let mut out = shape.clone();
+                *out.last_mut().expect("checked non-empty") = *units;
+                (Box::new(l), out)
+            }
+            LayerConfig::Dropout { rate } => (Box::new(Dropout::new(*rate)?), shape.clone()),
+            LayerConfig::LayerNorm { eps } => {
+                let d = *shape.last().ok_or_else(|| bad("layer_norm"))?;
+                (Box::new(LayerNorm::new(&vb, d, *eps)?), shape.clone())
+            }
+            LayerConfig::Activation { activation } => (Box::new(*activation), shape.clone()),
+            LayerConfig::Flatten => (Box::new(Flatten), vec![shape.iter().product()]),
+            LayerConfig::Embedding { vocab, dim } => {
+                let mut out = shape.clone();
+                out.push(*dim);
+                (Box::new(Embedding::new(&vb, *vocab, *dim)?), out)
+            }
+        };
+        self.layers.push(module);
+        self.configs.push(cfg);
+        self.out_shape = out;
+        self.params = self.vars.vars();
+        Ok(self)
+    }
+
+    /// Attaches the optimizer, loss and metrics used by `fit` and `evaluate`.
+    pub fn compile(&mut self, optimizer: impl Optimizer + 'static, loss: Loss, metrics: &[Metric]) {
+        self.compiled = Some(Compiled {
+            optimizer: Box::new(optimizer),
+            loss,
+            metrics: metrics.to_vec(),
+        });
+    }
+
+    /// Runs the layers. `train` enables dropout.
+    ///
+    /// # Errors
+    /// An input whose per-sample shape is not the model's input shape (both shapes are named).
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if x.ndim() != self.input_shape.len() + 1 || x.shape()[1..] != self.input_shape[..] {
+            let mut want = vec![x.shape().first().copied().unwrap_or(0)];
+            want.extend(&self.input_shape);
+            return Err(Error::ShapeMismatch {
+                op: "Sequential::forward",
+                lhs: x.shape().to_vec(),
+                rhs: want,
+                detail: format!("the model's input shape is {:?} per sample", self.input_shape),
+            });
+        }
+        let mut h = x.clone();
+        for l in &self.layers {
+            h = l.forward(&h, train)?;
+        }
+        Ok(h)
+    }
+
+    /// Named parameters in creation order.
+    pub fn parameters(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+    /// The parameter map (for loading and saving).
+    pub fn var_map(&self) -> &VarMap {
+        &self.vars
+    }
+    /// Number of scalar parameters.
+    pub fn num_params(&self) -> usize {
+        self.vars.num_params()
+    }
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+    pub fn output_shape(&self) -> &[usize] {
+        &self.out_shape
+    }
+    pub fn layer_configs(&self) -> &[LayerConfig] {
+        &self.configs
+    }
+
+    /// The compiled optimizer (for schedules and callbacks).
+    pub fn optimizer_mut(&mut self) -> Result<&mut dyn Optimizer> {
+        Ok(self.compiled_mut()?.optimizer.as_mut())
+    }
+
+    pub(crate) fn compiled_mut(&mut self) -> Result<&mut Compiled> {
+        self.compiled.as_mut().ok_or_else(|| Error::Invalid {
+            op: "Sequential",
+            detail: "call compile() before fit/evaluate".into(),
+        })
+    }
+
+    pub(crate) fn compiled_ref(&self) -> Result<&Compiled> {
+        self.compiled.as_ref().ok_or_else(|| Error::Invalid {
+            op: "Sequential",
+            detail: "call compile() before fit/evaluate".into(),
+        })
+    }
+
+    /// A one-line-per-layer summary with output shapes and parameter counts (Keras `summary()`).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "Sequential: input {:?}, {} parameters\n",
+            self.input_shape,
+            self.num_params()
+        );
+        for (i, c) in self.configs.iter().enumerate() {
+            let n: usize = self
+                .params
+                .iter()
+                .filter(|(k, _)| k.starts_with(&format!("{i}.")))
+                .map(|(_, t)| t.numel())
+                .sum();
+            s.push_str(&format!("  {i}: {c:?} — {n} params\n"));
+        }
+        s
+    }
+}

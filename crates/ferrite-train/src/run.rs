@@ -1,0 +1,376 @@
+//! A training run driven by a `TrainConfig`: data preparation, the run directory (config copy,
+//! scalers, checkpoints, metrics.jsonl, loss curve), resuming, evaluation and prediction.
+//! This is what `ferrite train`, `ferrite eval` and `ferrite predict` call.
+//!
+//! Layer: train.
+
+use crate::callbacks::{Callback, EarlyStopping, EpochLogger, ReduceLrOnPlateau};
+use crate::config::{Task, TrainConfig};
+use crate::csv::Table;
+use crate::data::{train_test_indices, Dataset, Standardizer};
+use crate::fit::FitOptions;
+use crate::history::{History, Logs};
+use crate::metrics::Metric;
+use crate::model::Sequential;
+use crate::plot::plot_loss_curve;
+use ferrite_core::{set_num_threads, DType, Error, Result, Tensor};
+use ferrite_nn::checkpoint::{load_safetensors, save_safetensors, write_atomic};
+use ferrite_nn::Loss;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Column names and the standardizers fitted on the training split (`scaler.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Scalers {
+    pub features: Vec<String>,
+    pub target: String,
+    pub task: Task,
+    pub x: Option<Standardizer>,
+    pub y: Option<Standardizer>,
+}
+
+/// Train and test data, standardized.
+pub struct Prepared {
+    pub train: Dataset,
+    pub test: Dataset,
+    pub scalers: Scalers,
+}
+
+fn targets(table: &Table, cfg: &TrainConfig) -> Result<Tensor> {
+    let y = table.select(std::slice::from_ref(&cfg.data.target))?;
+    match cfg.data.task {
+        Task::Regression => Ok(y),
+        Task::Classification => y.reshape([table.rows.len()])?.to_dtype(DType::I64),
+    }
+}
+
+/// Loads the CSV, splits it by seed, and standardizes with statistics of the training rows
+/// (or with `saved` scalers from an earlier run).
+pub fn prepare_data(cfg: &TrainConfig, saved: Option<&Scalers>) -> Result<Prepared> {
+    let table = Table::read(&cfg.data.path)?;
+    let features = if cfg.data.features.is_empty() {
+        table.other_columns(std::slice::from_ref(&cfg.data.target))
+    } else {
+        cfg.data.features.clone()
+    };
+    let x = table.select(&features)?;
+    let y = targets(&table, cfg)?;
+    let (tr, te) = train_test_indices(table.rows.len(), cfg.data.test_split, cfg.seed)?;
+    let all = Dataset::new(x, y)?;
+    let (mut train, mut test) = (all.subset(&tr)?, all.subset(&te)?);
+    let scalers = match saved {
+        Some(s) => s.clone(),
+        None => Scalers {
+            features: features.clone(),
+            target: cfg.data.target.clone(),
+            task: cfg.data.task,
+            x: if cfg.data.standardize_x {
+                Some(Standardizer::fit(&train.x)?)
+            } else {
+                None
+            },
+            y: if cfg.data.standardize_y && cfg.data.task == Task::Regression {
+                Some(Standardizer::fit(&train.y)?)
+            } else {
+                None
+            },
+        },
+    };
+    for ds in [&mut train, &mut test] {
+        if let Some(s) = &scalers.x {
+            ds.x = s.transform(&ds.x)?;
+        }
+        if let Some(s) = &scalers.y {
+            ds.y = s.transform(&ds.y)?;
+        }
+    }
+    Ok(Prepared { train, test, scalers })
+}
+
+/// Builds and compiles the configured model.
+pub fn build_model(cfg: &TrainConfig, n_features: usize) -> Result<Sequential> {
+    let mut model = Sequential::with_options(&[n_features], cfg.seed, cfg.model.init);
+    for l in &cfg.model.layers {
+        model = model.add(l.clone())?;
+    }
+    let loss = Loss::parse(&cfg.training.loss)?;
+    let metrics = cfg
+        .training
+        .metrics
+        .iter()
+        .map(|m| Metric::parse(m))
+        .collect::<Result<Vec<_>>>()?;
+    model.clip_norm = cfg.optimizer.clip_norm;
+    model.clip_value = cfg.optimizer.clip_value;
+    let opt = cfg.optimizer.build()?;
+    model.compiled = Some(crate::model::Compiled {
+        optimizer: opt,
+        loss,
+        metrics,
+    });
+    Ok(model)
+}
+
+/// Options of `ferrite train` beyond the config file.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Run directory (default: a fresh one under `runs/`).
+    pub out: Option<PathBuf>,
+    /// Override the configured epoch count (total, counting resumed epochs).
+    pub epochs: Option<usize>,
+    /// Continue from the checkpoint in `out`.
+    pub resume: bool,
+    pub verbose: bool,
+}
+
+/// What a finished run reports (the `--json` line).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_dir: String,
+    pub epochs: usize,
+    pub best_epoch: Option<usize>,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    /// Test metrics, e.g. `test_mse`, `test_mae` or `test_accuracy`.
+    #[serde(flatten)]
+    pub test: BTreeMap<String, f64>,
+    /// Training wall time in seconds (this invocation).
+    pub seconds: f64,
+}
+
+/// Wraps early stopping so that every epoch also writes a resumable checkpoint with its state.
+struct RunCheckpoint {
+    dir: PathBuf,
+    early: Option<EarlyStopping>,
+}
+
+impl Callback for RunCheckpoint {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential, h: &History) -> Result<bool> {
+        let stop = match &mut self.early {
+            Some(es) => es.on_epoch_end(epoch, logs, model, h)?,
+            None => false,
+        };
+        let mut meta = BTreeMap::from([("epoch".to_string(), (epoch + 1).to_string())]);
+        if let Some(es) = &self.early {
+            let state =
+                serde_json::json!({"best": es.best, "best_epoch": es.best_epoch, "wait": es.wait, "stopped": stop});
+            meta.insert("early_stopping".into(), state.to_string());
+            if es.best_epoch == Some(epoch) {
+                if let Some(w) = es.best_weights() {
+                    save_safetensors(self.dir.join("best.safetensors"), w, None)?;
+                }
+            }
+        }
+        model.save_checkpoint(self.dir.join("checkpoint.safetensors"), &meta)?;
+        Ok(stop)
+    }
+    fn on_train_end(&mut self, model: &mut Sequential) -> Result<()> {
+        match &mut self.early {
+            Some(es) => es.on_train_end(model),
+            None => Ok(()),
+        }
+    }
+}
+
+fn fresh_run_dir(config: &Path) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut dir = PathBuf::from("runs").join(format!("{stem}-{secs}"));
+    let mut i = 1;
+    while dir.exists() {
+        dir = PathBuf::from("runs").join(format!("{stem}-{secs}-{i}"));
+        i += 1;
+    }
+    dir
+}
+
+fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Error::file(path, e.to_string()))?;
+    write_atomic(path, text.as_bytes())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| Error::file(path, format!("invalid JSON: {e}")))
+}
+
+/// Test metrics for a trained model: loss-appropriate names (`test_mse`, `test_mae` or
+/// `test_accuracy`, plus `test_loss`).
+pub fn test_metrics(model: &Sequential, test: &Dataset, task: Task) -> Result<BTreeMap<String, f64>> {
+    let pred = model.predict(&test.x, 1024)?;
+    let metrics: &[Metric] = match task {
+        Task::Regression => &[Metric::Mse, Metric::Mae],
+        Task::Classification => &[Metric::Accuracy, Metric::F1],
+    };
+    let mut out = BTreeMap::new();
+    for m in metrics {
+        out.insert(format!("test_{}", m.name()), m.compute(&pred, &test.y)?);
+    }
+    out.insert("test_loss".into(), model.evaluate(test, 1024)?["loss"]);
+    Ok(out)
+}
+
+/// Trains the model a config describes and writes the run directory.
+pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
+    let mut cfg = TrainConfig::from_file(config_path)?;
+    if let Some(e) = opts.epochs {
+        cfg.epochs = e;
+    }
+    if let Some(t) = cfg.training.threads {
+        set_num_threads(t);
+    }
+    let dir = opts.out.clone().unwrap_or_else(|| fresh_run_dir(config_path));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, format!("cannot create run directory: {e}")))?;
+    let saved = if opts.resume {
+        Some(read_json::<Scalers>(&dir.join("scaler.json"))?)
+    } else {
+        None
+    };
+    let data = prepare_data(&cfg, saved.as_ref())?;
+    let mut model = build_model(&cfg, data.scalers.features.len())?;
+    let mut early = cfg.early_stopping.as_ref().map(|e| {
+        let mut es = EarlyStopping::new(&e.monitor, e.patience, e.restore_best_weights);
+        es.min_delta = e.min_delta;
+        es
+    });
+    let mut initial_epoch = 0;
+    if opts.resume {
+        let meta = model.load_checkpoint(dir.join("checkpoint.safetensors"))?;
+        initial_epoch = meta.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
+        if let (Some(es), Some(state)) = (&mut early, meta.get("early_stopping")) {
+            let s: serde_json::Value = serde_json::from_str(state)
+                .map_err(|e| Error::file(dir.join("checkpoint.safetensors"), e.to_string()))?;
+            if s["stopped"].as_bool() == Some(true) {
+                initial_epoch = cfg.epochs.max(initial_epoch);
+            }
+            let best_path = dir.join("best.safetensors");
+            let weights = if best_path.exists() {
+                Some(load_safetensors(&best_path)?.0)
+            } else {
+                None
+            };
+            es.restore_state(
+                s["best"].as_f64(),
+                s["best_epoch"].as_u64().map(|v| v as usize),
+                s["wait"].as_u64().unwrap_or(0) as usize,
+                weights,
+            );
+        }
+    } else {
+        let mut saved_cfg = cfg.clone();
+        saved_cfg.data.path = std::fs::canonicalize(&cfg.data.path).unwrap_or(cfg.data.path.clone());
+        let text = toml::to_string(&saved_cfg).map_err(|e| Error::file(&dir, e.to_string()))?;
+        write_atomic(&dir.join("config.toml"), text.as_bytes())?;
+        write_json(&dir.join("scaler.json"), &data.scalers)?;
+        let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
+    }
+    let fit = FitOptions {
+        epochs: cfg.epochs,
+        batch_size: cfg.training.batch_size,
+        shuffle: cfg.training.shuffle,
+        validation_split: cfg.data.validation_split,
+        class_weight: cfg.data.class_weight.clone(),
+        seed: cfg.seed,
+        initial_epoch,
+        schedule: cfg.training.schedule.clone().map(|s| (s, cfg.training.schedule_unit)),
+        verbose: opts.verbose,
+        ..FitOptions::default()
+    };
+    let mut run_ckpt = RunCheckpoint {
+        dir: dir.clone(),
+        early: early.take(),
+    };
+    let mut logger = EpochLogger::jsonl(dir.join("metrics.jsonl"));
+    let mut plateau = cfg
+        .reduce_lr_on_plateau
+        .as_ref()
+        .map(|p| ReduceLrOnPlateau::new(&p.monitor, p.factor, p.patience, p.min_lr));
+    let mut cbs: Vec<&mut dyn Callback> = vec![&mut logger];
+    if let Some(p) = &mut plateau {
+        cbs.push(p);
+    }
+    cbs.push(&mut run_ckpt);
+    let started = Instant::now();
+    model.fit(&data.train, &fit, &mut cbs)?;
+    let seconds = started.elapsed().as_secs_f64();
+    model.save(dir.join("model.safetensors"))?;
+    let history = read_history(&dir.join("metrics.jsonl"))?;
+    plot_loss_curve(&history, &dir.join("loss_curve.png"))?;
+    let summary = RunSummary {
+        run_dir: dir.display().to_string(),
+        epochs: history.epochs.len(),
+        best_epoch: run_ckpt.early.as_ref().and_then(|e| e.best_epoch.map(|b| b + 1)),
+        train_loss: history.last("loss").unwrap_or(f64::NAN),
+        val_loss: history.last("val_loss"),
+        test: test_metrics(&model, &data.test, cfg.data.task)?,
+        seconds,
+    };
+    write_json(&dir.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+/// Reads a run's `metrics.jsonl` back into a `History`.
+pub fn read_history(path: &Path) -> Result<History> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let epochs = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str::<Logs>(l).map_err(|e| Error::file(path, format!("line {}: {e}", i + 1))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(History { epochs })
+}
+
+/// A saved run: its config, scalers and trained model.
+pub struct SavedRun {
+    pub config: TrainConfig,
+    pub scalers: Scalers,
+    pub model: Sequential,
+}
+
+/// Opens a run directory written by [`train_from_config`].
+pub fn open_run(dir: &Path) -> Result<SavedRun> {
+    let config = TrainConfig::from_file(dir.join("config.toml"))?;
+    let scalers: Scalers = read_json(&dir.join("scaler.json"))?;
+    let model = build_model(&config, scalers.features.len())?;
+    let loaded = Sequential::load(dir.join("model.safetensors"))?;
+    model.vars.load(
+        &loaded.params.iter().cloned().collect(),
+        &dir.join("model.safetensors").display().to_string(),
+    )?;
+    Ok(SavedRun { config, scalers, model })
+}
+
+/// Test-split metrics of a saved run (`ferrite eval`).
+pub fn eval_run(dir: &Path) -> Result<BTreeMap<String, f64>> {
+    let run = open_run(dir)?;
+    let data = prepare_data(&run.config, Some(&run.scalers))?;
+    test_metrics(&run.model, &data.test, run.config.data.task)
+}
+
+/// Predictions for the rows of a CSV that has the run's feature columns (`ferrite predict`),
+/// in the target's original units (or class ids).
+pub fn predict_run(dir: &Path, input: &Path) -> Result<Vec<f64>> {
+    let run = open_run(dir)?;
+    let table = Table::read(input)?;
+    let mut x = table.select(&run.scalers.features)?;
+    if let Some(s) = &run.scalers.x {
+        x = s.transform(&x)?;
+    }
+    let mut pred = run.model.predict(&x, 1024)?;
+    if run.scalers.task == Task::Classification {
+        return Ok(pred.argmax(-1, false)?.to_f64_vec());
+    }
+    if let Some(s) = &run.scalers.y {
+        pred = s.inverse_transform(&pred)?;
+    }
+    Ok(pred.to_f64_vec())
+}
