@@ -93,6 +93,26 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
             };
             vec![ga, gb]
         }
+        Op::Linear { x, weight, bias } => {
+            let (k, n) = (weight.shape()[1], weight.shape()[0]);
+            let g2 = g.reshape([g.numel() / n.max(1), n])?; // (M, out)
+            let mut v = vec![
+                if x.requires_grad() {
+                    Some(g.matmul(weight)?)
+                } else {
+                    None
+                },
+                if weight.requires_grad() {
+                    Some(g2.t()?.matmul(&x.reshape([x.numel() / k.max(1), k])?)?)
+                } else {
+                    None
+                },
+            ];
+            if bias.is_some() {
+                v.push(Some(g2.sum(&[0], false)?));
+            }
+            v
+        }
         Op::Reshape(x) => vec![Some(g.reshape(x.shape())?)],
         Op::Permute(_, p) => {
             let mut inv = vec![0isize; p.len()];

@@ -37,6 +37,12 @@ pub enum Op {
     },
     /// Batched matrix product (both operands ≥ 2-D, batch dims broadcast).
     Matmul(Tensor, Tensor),
+    /// Fused x·wᵀ + b (the dense layer), chosen by profiling small-batch training.
+    Linear {
+        x: Tensor,
+        weight: Tensor,
+        bias: Option<Tensor>,
+    },
     /// Any reshape (view or copy); backward reshapes back.
     Reshape(Tensor),
     Permute(Tensor, Vec<usize>),
@@ -136,6 +142,11 @@ impl Op {
                 v
             }
             Op::CrossEntropy { logits, targets, .. } => vec![logits, targets],
+            Op::Linear { x, weight, bias } => {
+                let mut v = vec![x, weight];
+                v.extend(bias.iter());
+                v
+            }
         }
     }
 }

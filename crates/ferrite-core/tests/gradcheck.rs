@@ -133,6 +133,25 @@ fn matmul_all_forms() {
 }
 
 #[test]
+fn fused_linear() {
+    let x = randn(35, &[2, 3, 4]);
+    let w = randn(36, &[5, 4]);
+    let b = randn(37, &[5]);
+    gradcheck(|t| t[0].linear(&t[1], Some(&t[2])), &[x.clone(), w.clone(), b]).unwrap();
+    gradcheck(|t| t[0].linear(&t[1], None), &[x.clone(), w.clone()]).unwrap();
+    // Non-contiguous input and weight, and the weight reused.
+    gradcheck(
+        |t| {
+            t[0].transpose(0, 1)?
+                .linear(&t[1].t()?.t()?, None)?
+                .add(&t[1].sum_all()?)
+        },
+        &[x, w],
+    )
+    .unwrap();
+}
+
+#[test]
 fn views_and_joins() {
     let x = randn(20, &[2, 3, 4]);
     let y = randn(21, &[2, 2, 4]);

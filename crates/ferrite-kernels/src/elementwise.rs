@@ -30,13 +30,26 @@ pub fn map_strided<T: Copy + Sync, U: Copy + Send + Default>(
     f: impl Fn(T) -> U + Sync,
 ) -> Vec<U> {
     let total: usize = shape.iter().product();
-    let mut out = vec![U::default(); total];
     if total == 0 {
-        return out;
+        return Vec::new();
     }
     let plan = Plan::<1>::new(shape, [a.strides]);
     let inner = plan.inner_len;
     let sa = plan.inner_strides[0];
+    if !threads::should_parallelize(total) {
+        // Serial: append row by row, so the buffer is never zero-filled first.
+        let mut out = Vec::with_capacity(total);
+        plan.for_rows(0, plan.rows(), |_, [oa]| {
+            let base = a.offset + oa;
+            if sa == 1 {
+                out.extend(a.data[base..base + inner].iter().map(|&x| f(x)));
+            } else {
+                out.extend((0..inner).map(|i| f(a.data[base + i * sa])));
+            }
+        });
+        return out;
+    }
+    let mut out = vec![U::default(); total];
     let run = |start: usize, chunk: &mut [U]| {
         let rows = chunk.len() / inner;
         plan.for_rows(start, rows, |r, [oa]| {
@@ -53,15 +66,15 @@ pub fn map_strided<T: Copy + Sync, U: Copy + Send + Default>(
             }
         });
     };
-    if threads::should_parallelize(total) && plan.rows() > 1 {
+    if plan.rows() > 1 {
         threads::install(|n| {
             let per = rows_per_task(inner, plan.rows(), n);
             out.par_chunks_mut(per * inner)
                 .enumerate()
                 .for_each(|(t, chunk)| run(t * per, chunk));
         });
-    } else if threads::should_parallelize(total) {
-        // One long contiguous-ish run: split the run itself.
+    } else {
+        // One long run: split the run itself.
         threads::install(|_| {
             let per = threads::PAR_MIN_ELEMS / 4;
             out.par_chunks_mut(per).enumerate().for_each(|(t, chunk)| {
@@ -70,8 +83,6 @@ pub fn map_strided<T: Copy + Sync, U: Copy + Send + Default>(
                 }
             });
         });
-    } else {
-        run(0, &mut out);
     }
     out
 }
@@ -84,13 +95,38 @@ pub fn zip_strided<T: Copy + Sync, V: Copy + Sync, U: Copy + Send + Default>(
     f: impl Fn(T, V) -> U + Sync,
 ) -> Vec<U> {
     let total: usize = shape.iter().product();
-    let mut out = vec![U::default(); total];
     if total == 0 {
-        return out;
+        return Vec::new();
     }
     let plan = Plan::<2>::new(shape, [a.strides, b.strides]);
     let inner = plan.inner_len;
     let [sa, sb] = plan.inner_strides;
+    if !threads::should_parallelize(total) {
+        // Serial: append row by row, so the buffer is never zero-filled first.
+        let mut out = Vec::with_capacity(total);
+        plan.for_rows(0, plan.rows(), |_, [oa, ob]| {
+            let (ba, bb) = (a.offset + oa, b.offset + ob);
+            match (sa, sb) {
+                (1, 1) => out.extend(
+                    a.data[ba..ba + inner]
+                        .iter()
+                        .zip(&b.data[bb..bb + inner])
+                        .map(|(&x, &y)| f(x, y)),
+                ),
+                (1, 0) => {
+                    let y = b.data[bb];
+                    out.extend(a.data[ba..ba + inner].iter().map(|&x| f(x, y)))
+                }
+                (0, 1) => {
+                    let x = a.data[ba];
+                    out.extend(b.data[bb..bb + inner].iter().map(|&y| f(x, y)))
+                }
+                _ => out.extend((0..inner).map(|i| f(a.data[ba + i * sa], b.data[bb + i * sb]))),
+            }
+        });
+        return out;
+    }
+    let mut out = vec![U::default(); total];
     let row = |o: &mut [U], oa: usize, ob: usize| {
         let (ba, bb) = (a.offset + oa, b.offset + ob);
         match (sa, sb) {
@@ -124,14 +160,15 @@ pub fn zip_strided<T: Copy + Sync, V: Copy + Sync, U: Copy + Send + Default>(
             row(&mut chunk[(r - start) * inner..(r - start + 1) * inner], oa, ob)
         });
     };
-    if threads::should_parallelize(total) && plan.rows() > 1 {
+    if plan.rows() > 1 {
         threads::install(|n| {
             let per = rows_per_task(inner, plan.rows(), n);
             out.par_chunks_mut(per * inner)
                 .enumerate()
                 .for_each(|(t, chunk)| run(t * per, chunk));
         });
-    } else if threads::should_parallelize(total) {
+    } else {
+        // One long run: split the run itself.
         threads::install(|_| {
             let per = threads::PAR_MIN_ELEMS / 4;
             out.par_chunks_mut(per).enumerate().for_each(|(t, chunk)| {
@@ -141,8 +178,6 @@ pub fn zip_strided<T: Copy + Sync, V: Copy + Sync, U: Copy + Send + Default>(
                 }
             });
         });
-    } else {
-        run(0, &mut out);
     }
     out
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::op::Op;
 use crate::shape::broadcast_shapes;
-use crate::storage::{map_float2, Storage};
+use crate::storage::{contig, map_float2, Storage};
 use crate::tensor::Tensor;
 use ferrite_kernels::matmul::{matmul as gemm, MatRef};
 use ferrite_kernels::strided::Plan;
@@ -173,6 +173,116 @@ impl Tensor {
         let mut out_shape = batch;
         out_shape.extend([m, n]);
         Ok(Tensor::from_op(s, out_shape, || Op::Matmul(self.clone(), rhs.clone())))
+    }
+}
+
+/// y[M, out] = x[M, in] · w[out, in]ᵀ (+ b), with the bias written first and the product accumulated.
+fn linear_rows<T: Float>(x: &[T], w: &[T], lw: &Layout, b: Option<&[T]>, m: usize, k: usize, n: usize) -> Vec<T> {
+    let mut out = vec![T::ZERO; m * n];
+    if let Some(b) = b {
+        out.chunks_mut(n.max(1)).for_each(|row| row.copy_from_slice(b));
+    }
+    let lhs = MatRef {
+        data: x,
+        offset: 0,
+        rs: k as isize,
+        cs: 1,
+    };
+    // wᵀ read in place: element (i, j) of wᵀ is w[j, i].
+    let rhs = MatRef {
+        data: w,
+        offset: lw.offset(),
+        rs: lw.strides()[1] as isize,
+        cs: lw.strides()[0] as isize,
+    };
+    gemm(m, n, k, &mut out, n, lhs, rhs, b.is_some(), true);
+    out
+}
+
+impl Tensor {
+    /// A fully connected layer, x·wᵀ + b, as one fused op (PyTorch `F.linear`).
+    ///
+    /// # Shapes
+    /// x `[..., in]`, w `[out, in]`, b `[out]` → `[..., out]`.
+    ///
+    /// # Errors
+    /// Mismatched `in` sizes or a bias of the wrong length; the message names the shapes.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        const OP: &str = "linear";
+        if weight.ndim() != 2 || self.ndim() == 0 || self.shape()[self.ndim() - 1] != weight.shape()[1] {
+            return Err(Error::shape(
+                OP,
+                self.shape(),
+                weight.shape(),
+                "input's last dim must equal weight's dim 1",
+            ));
+        }
+        let (n, k) = (weight.shape()[0], weight.shape()[1]);
+        if let Some(b) = bias {
+            if b.shape() != [n] {
+                return Err(Error::shape(
+                    OP,
+                    weight.shape(),
+                    b.shape(),
+                    "bias must be [out_features]",
+                ));
+            }
+            if b.dtype() != self.dtype() {
+                return Err(Error::dtype(
+                    OP,
+                    format!("dtypes must match, got {:?} and {:?}", self.dtype(), b.dtype()),
+                ));
+            }
+        }
+        let m = self.numel() / k.max(1);
+        let x = self.read();
+        let w = weight.read();
+        let bs = bias.map(|b| b.read());
+        let xl = self.layout();
+        let s = match (&*x, &*w) {
+            (Storage::F32(xv), Storage::F32(wv)) => {
+                let bc = bias
+                    .zip(bs.as_deref())
+                    .map(|(b, s)| contig(crate::storage::StorageElem::slice(s).unwrap_or(&[]), b.layout()));
+                Storage::F32(linear_rows(
+                    &contig(xv, xl),
+                    wv,
+                    weight.layout(),
+                    bc.as_deref(),
+                    m,
+                    k,
+                    n,
+                ))
+            }
+            (Storage::F64(xv), Storage::F64(wv)) => {
+                let bc = bias
+                    .zip(bs.as_deref())
+                    .map(|(b, s)| contig(crate::storage::StorageElem::slice(s).unwrap_or(&[]), b.layout()));
+                Storage::F64(linear_rows(
+                    &contig(xv, xl),
+                    wv,
+                    weight.layout(),
+                    bc.as_deref(),
+                    m,
+                    k,
+                    n,
+                ))
+            }
+            (a, b) if a.dtype() != b.dtype() => {
+                return Err(Error::dtype(
+                    OP,
+                    format!("dtypes must match, got {:?} and {:?}", a.dtype(), b.dtype()),
+                ))
+            }
+            (a, _) => return Err(Error::unsupported_dtype(OP, a.dtype())),
+        };
+        let mut shape = self.shape().to_vec();
+        *shape.last_mut().expect("checked ndim > 0") = n;
+        Ok(Tensor::from_op(s, shape, || Op::Linear {
+            x: self.clone(),
+            weight: weight.clone(),
+            bias: bias.cloned(),
+        }))
     }
 }
 

@@ -78,10 +78,6 @@ impl Module for Linear {
                 detail: format!("input's last dimension must be in_features = {}", self.in_features),
             });
         }
-        let mut y = x.matmul(&self.weight.t()?)?;
-        if let Some(b) = &self.bias {
-            y = y.add(b)?;
-        }
-        self.activation.apply(&y)
+        self.activation.apply(&x.linear(&self.weight, self.bias.as_ref())?)
     }
 }

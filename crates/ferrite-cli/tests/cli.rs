@@ -1,0 +1,72 @@
+//! The `ferrite` binary end to end: train with `--json`, eval, predict, and a clear error exit.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn ferrite(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run ferrite")
+}
+
+#[test]
+fn train_json_then_eval_and_predict() {
+    let out = std::env::temp_dir().join(format!("ferrite-cli-{}", std::process::id()));
+    let o = ferrite(&[
+        "train",
+        "examples/seed-mlp.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+        "--epochs",
+        "30",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let last = stdout.lines().last().expect("a JSON line");
+    let v: serde_json::Value = serde_json::from_str(last).expect("valid JSON");
+    for k in ["run_dir", "epochs", "train_loss", "val_loss", "test_mse", "seconds"] {
+        assert!(v.get(k).is_some(), "missing {k} in {last}");
+    }
+    // Progress goes to stderr as plain lines when not on a terminal.
+    assert!(String::from_utf8_lossy(&o.stderr).contains("epoch 1/30"));
+
+    let e = ferrite(&["eval", out.to_str().unwrap()]);
+    assert!(e.status.success());
+    let m: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert_eq!(m["test_mse"], v["test_mse"]);
+
+    let p = ferrite(&[
+        "predict",
+        out.to_str().unwrap(),
+        "--input",
+        "data/diabetes.csv",
+        "--json",
+    ]);
+    assert!(p.status.success());
+    let preds: Vec<f64> = serde_json::from_slice(&p.stdout).unwrap();
+    assert_eq!(preds.len(), 442);
+    std::fs::remove_dir_all(out).ok();
+}
+
+#[test]
+fn bad_config_exits_with_a_message_not_a_panic() {
+    let dir = std::env::temp_dir().join(format!("ferrite-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, "epochs = 1\nbogus_key = 3\n").unwrap();
+    let o = ferrite(&["train", cfg.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("bogus_key") && !err.contains("panicked"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
