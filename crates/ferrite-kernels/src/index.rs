@@ -6,12 +6,12 @@
 
 /// `out[o, j, i] = src[o, idx[j], i]`: selects `idx.len()` slices along the middle axis.
 pub fn index_select<T: Copy + Default>(src: &[T], outer: usize, dim: usize, inner: usize, idx: &[usize]) -> Vec<T> {
-    let mut out = vec![T::default(); outer * idx.len() * inner];
+    // Appended slice by slice (no zero-fill): this gathers every training batch.
+    let mut out = Vec::with_capacity(outer * idx.len() * inner);
     for o in 0..outer {
-        for (j, &k) in idx.iter().enumerate() {
+        for &k in idx {
             let s = (o * dim + k) * inner;
-            let d = (o * idx.len() + j) * inner;
-            out[d..d + inner].copy_from_slice(&src[s..s + inner]);
+            out.extend_from_slice(&src[s..s + inner]);
         }
     }
     out

@@ -10,6 +10,7 @@ pub mod layers;
 pub mod loss;
 pub mod module;
 pub mod optim;
+pub mod transformer;
 pub mod var_map;
 
 pub use init::Init;

@@ -1,0 +1,186 @@
+//! Transformer encoder and decoder layers with PyTorch's `nn.TransformerEncoderLayer` /
+//! `nn.TransformerDecoderLayer` structure and parameter names (post-LN or pre-LN, ReLU or GELU).
+//!
+//! Layer: nn. The seed's sketch got these wrong (no masks, no layer norm, the decoder's FFN output
+//! replacing the residual); here each sub-block is residual + dropout + LayerNorm as in the paper.
+
+use super::mha::{MultiHeadAttention, NeedWeights};
+use crate::layers::{LayerNorm, Linear, LinearInit};
+use crate::module::{Activation, Module};
+use crate::var_map::VarBuilder;
+use ferrite_core::{Result, Tensor};
+
+/// Sizes and options shared by encoder and decoder layers.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerConfig {
+    pub d_model: usize,
+    pub heads: usize,
+    pub ffn: usize,
+    pub dropout: f64,
+    /// `relu` or `gelu` (PyTorch's two choices).
+    pub activation: Activation,
+    /// Pre-LN (`norm_first = True`) instead of the original post-LN.
+    pub norm_first: bool,
+    pub eps: f64,
+}
+
+struct FeedForward {
+    linear1: Linear,
+    linear2: Linear,
+    act: Activation,
+    dropout: f64,
+}
+
+impl FeedForward {
+    fn new(vb: &VarBuilder, c: &LayerConfig) -> Result<Self> {
+        Ok(FeedForward {
+            linear1: Linear::new(&vb.pp("linear1"), c.d_model, c.ffn, true, LinearInit::Pytorch)?,
+            linear2: Linear::new(&vb.pp("linear2"), c.ffn, c.d_model, true, LinearInit::Pytorch)?,
+            act: c.activation,
+            dropout: c.dropout,
+        })
+    }
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let h = self
+            .act
+            .apply(&self.linear1.forward(x, train)?)?
+            .dropout(self.dropout, train)?;
+        self.linear2.forward(&h, train)
+    }
+}
+
+/// One encoder layer: self-attention and feed-forward, each with residual and LayerNorm.
+pub struct EncoderLayer {
+    self_attn: MultiHeadAttention,
+    ff: FeedForward,
+    norm1: LayerNorm,
+    norm2: LayerNorm,
+    cfg: LayerConfig,
+}
+
+impl EncoderLayer {
+    pub fn new(vb: &VarBuilder, c: &LayerConfig) -> Result<Self> {
+        Ok(EncoderLayer {
+            self_attn: MultiHeadAttention::new(&vb.pp("self_attn"), c.d_model, c.heads, c.dropout, true)?,
+            ff: FeedForward::new(vb, c)?,
+            norm1: LayerNorm::new(&vb.pp("norm1"), c.d_model, c.eps)?,
+            norm2: LayerNorm::new(&vb.pp("norm2"), c.d_model, c.eps)?,
+            cfg: *c,
+        })
+    }
+
+    /// `x` `[B, T, d]`, `key_padding_mask` `[B, T]` (u8, 1 = pad), `attn_mask` `[T, T]`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        key_padding_mask: Option<&Tensor>,
+        attn_mask: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let p = self.cfg.dropout;
+        let sa = |h: &Tensor| -> Result<Tensor> {
+            let (o, _) = self
+                .self_attn
+                .forward(h, h, h, key_padding_mask, attn_mask, NeedWeights::No, train)?;
+            o.dropout(p, train)
+        };
+        let ff = |h: &Tensor| self.ff.forward(h, train)?.dropout(p, train);
+        if self.cfg.norm_first {
+            let x = x.add(&sa(&self.norm1.forward(x, train)?)?)?;
+            x.add(&ff(&self.norm2.forward(&x, train)?)?)
+        } else {
+            let x = self.norm1.forward(&x.add(&sa(x)?)?, train)?;
+            self.norm2.forward(&x.add(&ff(&x)?)?, train)
+        }
+    }
+
+    /// Self-attention weights `[B, H, T, T]` of this layer for `x` (for visualization).
+    pub fn attention_weights(
+        &self,
+        x: &Tensor,
+        key_padding_mask: Option<&Tensor>,
+        attn_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let h = if self.cfg.norm_first {
+            self.norm1.forward(x, false)?
+        } else {
+            x.clone()
+        };
+        let (_, w) = self
+            .self_attn
+            .forward(&h, &h, &h, key_padding_mask, attn_mask, NeedWeights::PerHead, false)?;
+        w.ok_or_else(|| ferrite_core::Error::Invalid {
+            op: "attention_weights",
+            detail: "weights were not produced".into(),
+        })
+    }
+}
+
+/// One decoder layer: masked self-attention, cross-attention to the encoder output, feed-forward.
+pub struct DecoderLayer {
+    self_attn: MultiHeadAttention,
+    cross_attn: MultiHeadAttention,
+    ff: FeedForward,
+    norm1: LayerNorm,
+    norm2: LayerNorm,
+    norm3: LayerNorm,
+    cfg: LayerConfig,
+}
+
+/// Masks for a decoder layer (all u8, 1 = may not attend).
+#[derive(Clone, Copy, Default)]
+pub struct DecoderMasks<'a> {
+    /// `[Tt, Tt]`, usually causal.
+    pub tgt_mask: Option<&'a Tensor>,
+    /// `[B, Tt]`
+    pub tgt_key_padding_mask: Option<&'a Tensor>,
+    /// `[B, Ts]`
+    pub memory_key_padding_mask: Option<&'a Tensor>,
+}
+
+impl DecoderLayer {
+    pub fn new(vb: &VarBuilder, c: &LayerConfig) -> Result<Self> {
+        Ok(DecoderLayer {
+            self_attn: MultiHeadAttention::new(&vb.pp("self_attn"), c.d_model, c.heads, c.dropout, true)?,
+            cross_attn: MultiHeadAttention::new(&vb.pp("multihead_attn"), c.d_model, c.heads, c.dropout, true)?,
+            ff: FeedForward::new(vb, c)?,
+            norm1: LayerNorm::new(&vb.pp("norm1"), c.d_model, c.eps)?,
+            norm2: LayerNorm::new(&vb.pp("norm2"), c.d_model, c.eps)?,
+            norm3: LayerNorm::new(&vb.pp("norm3"), c.d_model, c.eps)?,
+            cfg: *c,
+        })
+    }
+
+    /// `x` `[B, Tt, d]` attends to itself (masked) and to `memory` `[B, Ts, d]`.
+    pub fn forward(&self, x: &Tensor, memory: &Tensor, m: DecoderMasks<'_>, train: bool) -> Result<Tensor> {
+        let p = self.cfg.dropout;
+        let sa = |h: &Tensor| -> Result<Tensor> {
+            let (o, _) = self
+                .self_attn
+                .forward(h, h, h, m.tgt_key_padding_mask, m.tgt_mask, NeedWeights::No, train)?;
+            o.dropout(p, train)
+        };
+        let ca = |h: &Tensor| -> Result<Tensor> {
+            let (o, _) = self.cross_attn.forward(
+                h,
+                memory,
+                memory,
+                m.memory_key_padding_mask,
+                None,
+                NeedWeights::No,
+                train,
+            )?;
+            o.dropout(p, train)
+        };
+        let ff = |h: &Tensor| self.ff.forward(h, train)?.dropout(p, train);
+        if self.cfg.norm_first {
+            let x = x.add(&sa(&self.norm1.forward(x, train)?)?)?;
+            let x = x.add(&ca(&self.norm2.forward(&x, train)?)?)?;
+            x.add(&ff(&self.norm3.forward(&x, train)?)?)
+        } else {
+            let x = self.norm1.forward(&x.add(&sa(x)?)?, train)?;
+            let x = self.norm2.forward(&x.add(&ca(&x)?)?, train)?;
+            self.norm3.forward(&x.add(&ff(&x)?)?, train)
+        }
+    }
+}
