@@ -66,24 +66,22 @@ impl Optimizer for Adam {
         let (eps, wd, lr) = (self.eps as f32, self.weight_decay as f32, self.lr as f32);
         let decoupled = self.decoupled;
         for (name, p) in params {
-            let Some(g) = grad_values(grads, p)? else { continue };
+            let Some(mut g) = grad_values(grads, p)? else { continue };
             let st = self.slots.get(name, 2, g.len());
             check_len(name, &st[0], g.len())?;
             let (m, v) = st.split_at_mut(1);
             let (m, v) = (&mut m[0], &mut v[0]);
             p.update_::<f32>(|w| {
-                for i in 0..w.len() {
-                    let mut gi = g[i];
-                    if wd != 0.0 {
-                        if decoupled {
-                            w[i] -= lr * wd * w[i];
-                        } else {
-                            gi += wd * w[i];
-                        }
-                    }
-                    m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                    v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                    w[i] -= step_size * m[i] / (v[i].sqrt() * inv_sqrt_bc2 + eps);
+                // Branch-free inner loops over zipped slices, so the compiler vectorizes them.
+                if wd != 0.0 && decoupled {
+                    w.iter_mut().for_each(|wi| *wi -= lr * wd * *wi);
+                } else if wd != 0.0 {
+                    g.iter_mut().zip(w.iter()).for_each(|(gi, wi)| *gi += wd * wi);
+                }
+                for (((wi, gi), mi), vi) in w.iter_mut().zip(&g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    *mi = b1 * *mi + (1.0 - b1) * gi;
+                    *vi = b2 * *vi + (1.0 - b2) * gi * gi;
+                    *wi -= step_size * *mi / (vi.sqrt() * inv_sqrt_bc2 + eps);
                 }
             })?;
         }
