@@ -6,35 +6,30 @@
 //!
 //! Layer: nn.
 
-use super::{check_len, grad_values, Optimizer, Slots};
+use super::{check_len, grad_values, OptimCore, Optimizer};
 use ferrite_core::{GradStore, Result, Tensor};
-use std::collections::BTreeMap;
 
 /// Adam / AdamW.
 pub struct Adam {
-    pub lr: f64,
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
     pub weight_decay: f64,
     /// Decoupled weight decay (AdamW) instead of L2 in the gradient.
     pub decoupled: bool,
-    t: u64,
-    slots: Slots,
+    core: OptimCore,
 }
 
 impl Adam {
     /// PyTorch's `Adam(lr)`.
     pub fn new(lr: f64) -> Self {
         Adam {
-            lr,
+            core: OptimCore::new(lr),
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
             decoupled: false,
-            t: 0,
-            slots: Slots::default(),
         }
     }
     /// Keras' `Adam(learning_rate)` (ε = 1e-7).
@@ -56,18 +51,18 @@ impl Adam {
 
 impl Optimizer for Adam {
     fn step(&mut self, params: &[(String, Tensor)], grads: &GradStore) -> Result<()> {
-        self.t += 1;
+        self.core.t += 1;
         let (b1, b2) = (self.beta1 as f32, self.beta2 as f32);
-        let bc1 = 1.0 - self.beta1.powi(self.t as i32);
-        let bc2 = 1.0 - self.beta2.powi(self.t as i32);
+        let bc1 = 1.0 - self.beta1.powi(self.core.t as i32);
+        let bc2 = 1.0 - self.beta2.powi(self.core.t as i32);
         // w -= lr/bc1 · m / (√v/√bc2 + ε), PyTorch's formulation.
-        let step_size = (self.lr / bc1) as f32;
+        let step_size = (self.core.lr / bc1) as f32;
         let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
-        let (eps, wd, lr) = (self.eps as f32, self.weight_decay as f32, self.lr as f32);
+        let (eps, wd, lr) = (self.eps as f32, self.weight_decay as f32, self.core.lr as f32);
         let decoupled = self.decoupled;
         for (name, p) in params {
             let Some(mut g) = grad_values(grads, p)? else { continue };
-            let st = self.slots.get(name, 2, g.len());
+            let st = self.core.slots.get(name, 2, g.len());
             check_len(name, &st[0], g.len())?;
             let (m, v) = st.split_at_mut(1);
             let (m, v) = (&mut m[0], &mut v[0]);
@@ -87,22 +82,14 @@ impl Optimizer for Adam {
         }
         Ok(())
     }
-    fn lr(&self) -> f64 {
-        self.lr
+    fn slot_names(&self) -> &'static [&'static str] {
+        &["exp_avg", "exp_avg_sq"]
     }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
+    fn core(&self) -> &OptimCore {
+        &self.core
     }
-    fn steps(&self) -> u64 {
-        self.t
-    }
-    fn state(&self) -> Result<BTreeMap<String, Tensor>> {
-        self.slots.to_tensors(&["exp_avg", "exp_avg_sq"])
-    }
-    fn load_state(&mut self, state: &BTreeMap<String, Tensor>, steps: u64) -> Result<()> {
-        self.slots = Slots::from_tensors(state, &["exp_avg", "exp_avg_sq"])?;
-        self.t = steps;
-        Ok(())
+    fn core_mut(&mut self) -> &mut OptimCore {
+        &mut self.core
     }
     fn name(&self) -> &'static str {
         if self.decoupled {

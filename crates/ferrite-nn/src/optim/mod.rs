@@ -19,22 +19,60 @@ pub use sgd::Sgd;
 use ferrite_core::{Error, GradStore, Result, Tensor};
 use std::collections::BTreeMap;
 
+/// What every optimizer keeps besides its hyper-parameters: learning rate, step count, and the
+/// per-parameter state buffers (keyed by parameter name).
+#[derive(Default)]
+pub struct OptimCore {
+    pub lr: f64,
+    pub(crate) t: u64,
+    pub(crate) slots: Slots,
+}
+
+impl OptimCore {
+    pub(crate) fn new(lr: f64) -> Self {
+        OptimCore {
+            lr,
+            t: 0,
+            slots: Slots::default(),
+        }
+    }
+}
+
 /// Something that updates parameters from gradients.
 pub trait Optimizer: Send {
     /// One update of every parameter that has a gradient in `grads`.
     fn step(&mut self, params: &[(String, Tensor)], grads: &GradStore) -> Result<()>;
-    /// The current learning rate.
-    fn lr(&self) -> f64;
-    /// Sets the learning rate (schedules call this).
-    fn set_lr(&mut self, lr: f64);
-    /// Number of `step` calls so far.
-    fn steps(&self) -> u64;
-    /// State tensors by name (for checkpoints), plus the step count.
-    fn state(&self) -> Result<BTreeMap<String, Tensor>>;
-    /// Restores state written by [`Optimizer::state`].
-    fn load_state(&mut self, state: &BTreeMap<String, Tensor>, steps: u64) -> Result<()>;
     /// A short name (`"adam"`).
     fn name(&self) -> &'static str;
+    /// Names of the per-parameter state buffers (PyTorch's state-dict names, e.g. `exp_avg`).
+    fn slot_names(&self) -> &'static [&'static str];
+    fn core(&self) -> &OptimCore;
+    fn core_mut(&mut self) -> &mut OptimCore;
+
+    /// The current learning rate.
+    fn lr(&self) -> f64 {
+        self.core().lr
+    }
+    /// Sets the learning rate (schedules call this).
+    fn set_lr(&mut self, lr: f64) {
+        self.core_mut().lr = lr;
+    }
+    /// Number of `step` calls so far.
+    fn steps(&self) -> u64 {
+        self.core().t
+    }
+    /// State tensors named `"{slot}.{param}"` (for checkpoints).
+    fn state(&self) -> Result<BTreeMap<String, Tensor>> {
+        self.core().slots.to_tensors(self.slot_names())
+    }
+    /// Restores state written by [`Optimizer::state`] and the step count.
+    fn load_state(&mut self, state: &BTreeMap<String, Tensor>, steps: u64) -> Result<()> {
+        let slots = Slots::from_tensors(state, self.slot_names())?;
+        let core = self.core_mut();
+        core.slots = slots;
+        core.t = steps;
+        Ok(())
+    }
 }
 
 /// Per-parameter f32 buffers keyed by parameter name, shared by the optimizers.

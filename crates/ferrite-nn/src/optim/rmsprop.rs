@@ -4,32 +4,27 @@
 //!
 //! Layer: nn.
 
-use super::{check_len, grad_values, Optimizer, Slots};
+use super::{check_len, grad_values, OptimCore, Optimizer};
 use ferrite_core::{GradStore, Result, Tensor};
-use std::collections::BTreeMap;
 
 /// RMSprop.
 pub struct RmsProp {
-    pub lr: f64,
     pub alpha: f64,
     pub eps: f64,
     pub momentum: f64,
     pub weight_decay: f64,
-    t: u64,
-    slots: Slots,
+    core: OptimCore,
 }
 
 impl RmsProp {
     /// PyTorch's `RMSprop(lr)`.
     pub fn new(lr: f64) -> Self {
         RmsProp {
-            lr,
+            core: OptimCore::new(lr),
             alpha: 0.99,
             eps: 1e-8,
             momentum: 0.0,
             weight_decay: 0.0,
-            t: 0,
-            slots: Slots::default(),
         }
     }
     /// Keras' `RMSprop(learning_rate)`.
@@ -44,9 +39,9 @@ impl RmsProp {
 
 impl Optimizer for RmsProp {
     fn step(&mut self, params: &[(String, Tensor)], grads: &GradStore) -> Result<()> {
-        self.t += 1;
+        self.core.t += 1;
         let (lr, a, eps, mu, wd) = (
-            self.lr as f32,
+            self.core.lr as f32,
             self.alpha as f32,
             self.eps as f32,
             self.momentum as f32,
@@ -54,7 +49,7 @@ impl Optimizer for RmsProp {
         );
         for (name, p) in params {
             let Some(g) = grad_values(grads, p)? else { continue };
-            let st = self.slots.get(name, 2, g.len());
+            let st = self.core.slots.get(name, 2, g.len());
             check_len(name, &st[0], g.len())?;
             let (v, b) = st.split_at_mut(1);
             let (v, b) = (&mut v[0], &mut b[0]);
@@ -77,22 +72,14 @@ impl Optimizer for RmsProp {
         }
         Ok(())
     }
-    fn lr(&self) -> f64 {
-        self.lr
+    fn slot_names(&self) -> &'static [&'static str] {
+        &["square_avg", "momentum_buffer"]
     }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
+    fn core(&self) -> &OptimCore {
+        &self.core
     }
-    fn steps(&self) -> u64 {
-        self.t
-    }
-    fn state(&self) -> Result<BTreeMap<String, Tensor>> {
-        self.slots.to_tensors(&["square_avg", "momentum_buffer"])
-    }
-    fn load_state(&mut self, state: &BTreeMap<String, Tensor>, steps: u64) -> Result<()> {
-        self.slots = Slots::from_tensors(state, &["square_avg", "momentum_buffer"])?;
-        self.t = steps;
-        Ok(())
+    fn core_mut(&mut self) -> &mut OptimCore {
+        &mut self.core
     }
     fn name(&self) -> &'static str {
         "rmsprop"

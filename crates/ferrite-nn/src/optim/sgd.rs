@@ -3,30 +3,25 @@
 //!
 //! Layer: nn.
 
-use super::{check_len, grad_values, Optimizer, Slots};
+use super::{check_len, grad_values, OptimCore, Optimizer};
 use ferrite_core::{GradStore, Result, Tensor};
-use std::collections::BTreeMap;
 
 /// Stochastic gradient descent.
 pub struct Sgd {
-    pub lr: f64,
     pub momentum: f64,
     pub nesterov: bool,
     pub weight_decay: f64,
-    t: u64,
-    slots: Slots,
+    core: OptimCore,
 }
 
 impl Sgd {
     /// Plain SGD (PyTorch default momentum 0). Keras' default lr is 0.01.
     pub fn new(lr: f64) -> Self {
         Sgd {
-            lr,
+            core: OptimCore::new(lr),
             momentum: 0.0,
             nesterov: false,
             weight_decay: 0.0,
-            t: 0,
-            slots: Slots::default(),
         }
     }
     /// SGD with (optionally Nesterov) momentum.
@@ -41,13 +36,13 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self, params: &[(String, Tensor)], grads: &GradStore) -> Result<()> {
-        self.t += 1;
-        let (lr, mu, wd) = (self.lr as f32, self.momentum as f32, self.weight_decay as f32);
-        let (nesterov, first) = (self.nesterov, self.t == 1);
+        self.core.t += 1;
+        let (lr, mu, wd) = (self.core.lr as f32, self.momentum as f32, self.weight_decay as f32);
+        let (nesterov, first) = (self.nesterov, self.core.t == 1);
         for (name, p) in params {
             let Some(g) = grad_values(grads, p)? else { continue };
             let buf = if mu != 0.0 {
-                let st = self.slots.get(name, 1, g.len());
+                let st = self.core.slots.get(name, 1, g.len());
                 check_len(name, &st[0], g.len())?;
                 Some(&mut st[0])
             } else {
@@ -68,22 +63,14 @@ impl Optimizer for Sgd {
         }
         Ok(())
     }
-    fn lr(&self) -> f64 {
-        self.lr
+    fn slot_names(&self) -> &'static [&'static str] {
+        &["momentum_buffer"]
     }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
+    fn core(&self) -> &OptimCore {
+        &self.core
     }
-    fn steps(&self) -> u64 {
-        self.t
-    }
-    fn state(&self) -> Result<BTreeMap<String, Tensor>> {
-        self.slots.to_tensors(&["momentum_buffer"])
-    }
-    fn load_state(&mut self, state: &BTreeMap<String, Tensor>, steps: u64) -> Result<()> {
-        self.slots = Slots::from_tensors(state, &["momentum_buffer"])?;
-        self.t = steps;
-        Ok(())
+    fn core_mut(&mut self) -> &mut OptimCore {
+        &mut self.core
     }
     fn name(&self) -> &'static str {
         "sgd"
