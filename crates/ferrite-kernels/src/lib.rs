@@ -10,6 +10,8 @@ pub mod index;
 pub mod matmul;
 pub mod reduce;
 pub mod rows;
+#[cfg(target_arch = "x86_64")]
+mod sgemm;
 pub mod strided;
 pub mod threads;
 

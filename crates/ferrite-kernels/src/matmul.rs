@@ -1,8 +1,9 @@
-//! Matrix multiplication on strided operands, on top of the `gemm` crate.
+//! Matrix multiplication on strided operands: ferrite's own AVX-512 kernel (`sgemm`) for f32 where
+//! the CPU has it, the `gemm` crate for everything else (f64, other CPUs, matrix-vector shapes).
 //!
 //! Layer: kernels. Strides are in elements and may be anything (a transposed operand is just swapped
-//! strides), so `A @ B^T` needs no copy. Small products run single-threaded: below about 64³
-//! multiply-adds the thread hand-off costs more than the arithmetic.
+//! strides), so `A @ B^T` needs no copy. Small products run single-threaded: below about 96³
+//! multiply-adds (144³ in `sgemm`) the thread hand-off costs more than the arithmetic.
 
 use crate::float::Float;
 use crate::threads;
@@ -41,10 +42,7 @@ pub fn matmul<T: Float>(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(
-        dst.len() >= (m - 1) * dst_rs + n,
-        "ferrite bug: matmul dst too small"
-    );
+    assert!(dst.len() >= (m - 1) * dst_rs + n, "ferrite bug: matmul dst too small");
     if k == 0 {
         if !accumulate {
             for i in 0..m {
@@ -55,6 +53,13 @@ pub fn matmul<T: Float>(
     }
     check_reach(lhs, m, k);
     check_reach(rhs, k, n);
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(dst), Some(lhs), Some(rhs)) = (as_f32_mut(dst), as_f32(lhs), as_f32(rhs)) {
+        if crate::sgemm::suits(m, n, k) {
+            crate::sgemm::matmul(m, n, k, dst, dst_rs, lhs, rhs, accumulate, allow_threads);
+            return;
+        }
+    }
     let flops = m * n * k;
     let mut run = |threads: usize| {
         let par = if threads > 1 && flops >= PAR_MIN_FLOPS {
@@ -121,16 +126,36 @@ pub fn matmul<T: Float>(
     }
 }
 
+/// `a` as f32 when `T` is f32 (the element type is only known generically here).
+#[cfg(target_arch = "x86_64")]
+fn as_f32<T: Float>(a: MatRef<'_, T>) -> Option<MatRef<'_, f32>> {
+    if TypeId::of::<T>() != TypeId::of::<f32>() {
+        return None;
+    }
+    // SAFETY: T is f32, so the slice is the same memory with the same length and type.
+    let data = unsafe { std::slice::from_raw_parts(a.data.as_ptr().cast::<f32>(), a.data.len()) };
+    Some(MatRef {
+        data,
+        offset: a.offset,
+        rs: a.rs,
+        cs: a.cs,
+    })
+}
+
+/// `dst` as f32 when `T` is f32.
+#[cfg(target_arch = "x86_64")]
+fn as_f32_mut<T: Float>(dst: &mut [T]) -> Option<&mut [f32]> {
+    if TypeId::of::<T>() != TypeId::of::<f32>() {
+        return None;
+    }
+    // SAFETY: T is f32; the exclusive borrow moves into the returned slice.
+    Some(unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<f32>(), dst.len()) })
+}
+
 fn check_reach<T>(a: MatRef<'_, T>, rows: usize, cols: usize) {
-    assert!(
-        a.rs >= 0 && a.cs >= 0,
-        "ferrite bug: negative matmul stride"
-    );
+    assert!(a.rs >= 0 && a.cs >= 0, "ferrite bug: negative matmul stride");
     let last = a.offset + (rows - 1) * a.rs as usize + (cols - 1) * a.cs as usize;
-    assert!(
-        last < a.data.len(),
-        "ferrite bug: matmul operand out of bounds"
-    );
+    assert!(last < a.data.len(), "ferrite bug: matmul operand out of bounds");
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ use ferrite_core::{manual_seed, no_grad, DType, Error, Result, Rng, Tensor};
 use ferrite_nn::{clip_grad_norm, clip_grad_value, LrSchedule};
 use std::time::Instant;
 
+/// Mixed into the seed so dropout masks and shuffle orders come from unrelated streams.
+const DROPOUT_STREAM: u64 = 0xD0D0_5EED_0000_0000;
+
 /// Whether a schedule counts epochs or optimizer steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -130,7 +133,7 @@ impl Sequential {
         }
         for epoch in opts.initial_epoch..opts.epochs {
             let started = Instant::now();
-            manual_seed(splitmix64(opts.seed ^ 0xD409_0u64 ^ epoch as u64));
+            manual_seed(splitmix64(opts.seed ^ DROPOUT_STREAM ^ epoch as u64));
             let mut rng = Rng::new(splitmix64(opts.seed.wrapping_add(epoch as u64)));
             if let Some((s, ScheduleUnit::Epoch)) = &opts.schedule {
                 self.optimizer_mut()?.set_lr(s.lr(base_lr, epoch));

@@ -133,11 +133,6 @@ impl Sequential {
         }
     }
 
-    /// Same model with parameters initialized from `seed` (only before layers are added).
-    pub fn with_seed(self, seed: u64) -> Self {
-        Sequential::with_options(&self.input_shape, seed, self.init)
-    }
-
     /// Appends a layer, creating its parameters now (their shapes follow from the previous output).
     ///
     /// # Errors

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::op::Op;
 use crate::shape::broadcast_shapes;
-use crate::storage::{contig, map_float2, Storage};
+use crate::storage::{contig, map_float2, Storage, StorageElem};
 use crate::tensor::Tensor;
 use ferrite_kernels::matmul::{matmul as gemm, MatRef};
 use ferrite_kernels::strided::Plan;
@@ -238,36 +238,25 @@ impl Tensor {
         let x = self.read();
         let w = weight.read();
         let bs = bias.map(|b| b.read());
-        let xl = self.layout();
+        #[allow(clippy::too_many_arguments)]
+        fn typed<T: Float + StorageElem>(
+            x: &Tensor,
+            xv: &[T],
+            w: &Tensor,
+            wv: &[T],
+            b: Option<(&Tensor, &Storage)>,
+            m: usize,
+            k: usize,
+            n: usize,
+        ) -> Vec<T> {
+            // The bias dtype was checked above, so `slice` finds the same element type.
+            let bias = b.and_then(|(b, s)| T::slice(s).map(|v| contig(v, b.layout())));
+            linear_rows(&contig(xv, x.layout()), wv, w.layout(), bias.as_deref(), m, k, n)
+        }
+        let b = bias.zip(bs.as_deref());
         let s = match (&*x, &*w) {
-            (Storage::F32(xv), Storage::F32(wv)) => {
-                let bc = bias
-                    .zip(bs.as_deref())
-                    .map(|(b, s)| contig(crate::storage::StorageElem::slice(s).unwrap_or(&[]), b.layout()));
-                Storage::F32(linear_rows(
-                    &contig(xv, xl),
-                    wv,
-                    weight.layout(),
-                    bc.as_deref(),
-                    m,
-                    k,
-                    n,
-                ))
-            }
-            (Storage::F64(xv), Storage::F64(wv)) => {
-                let bc = bias
-                    .zip(bs.as_deref())
-                    .map(|(b, s)| contig(crate::storage::StorageElem::slice(s).unwrap_or(&[]), b.layout()));
-                Storage::F64(linear_rows(
-                    &contig(xv, xl),
-                    wv,
-                    weight.layout(),
-                    bc.as_deref(),
-                    m,
-                    k,
-                    n,
-                ))
-            }
+            (Storage::F32(xv), Storage::F32(wv)) => Storage::F32(typed(self, xv, weight, wv, b, m, k, n)),
+            (Storage::F64(xv), Storage::F64(wv)) => Storage::F64(typed(self, xv, weight, wv, b, m, k, n)),
             (a, b) if a.dtype() != b.dtype() => {
                 return Err(Error::dtype(
                     OP,

@@ -1,0 +1,148 @@
+//! ferrite's own f32 GEMM for x86-64 CPUs with AVX-512: `C (+)= A·B` on strided operands.
+//!
+//! Layer: kernels. `matmul::matmul` sends f32 products here when the CPU has AVX-512F/VL and FMA
+//! (checked once at run time) and the shape is not matrix-vector-like; everything else stays on the
+//! `gemm` crate. Written to close the gap to MKL (PyTorch) on AVX-512 Xeons, mostly at two threads.
+//!
+//! Pieces: `avx512` (the register-tile microkernel, up to 14×32 or 6×64), `small` (unpacked path for
+//! products that fit in cache: no packing, no allocation), `blocked` (the cache-blocked loop nest
+//! for the rest, with the threading), `pack` and `transpose` (panel packing and per-thread buffers).
+//! Every address is checked once, by `matmul::matmul`'s `check_reach`; below that, raw pointers.
+
+mod avx512;
+mod blocked;
+mod pack;
+mod small;
+#[cfg(test)]
+mod tests;
+mod transpose;
+
+use crate::matmul::MatRef;
+use crate::threads;
+use rayon::prelude::*;
+
+/// Multiply-adds from which a product is split across threads. Handing work to the pool costs
+/// 10–20 µs on the 2-core VM this was tuned on; at 128³ (~27 µs on one core) two threads measured no
+/// faster than one, at 160³ clearly faster.
+const PAR_MIN_FLOPS: usize = 144 * 144 * 144;
+/// Multiply-adds up to which the unpacked path is used: its operands are then L1/L2 resident.
+const SMALL_MAX_FLOPS: usize = 64 * 64 * 64;
+/// Products with at most this many rows take the unpacked path at any size (one row of tiles).
+const SHORT_ROWS: usize = 14;
+/// Column granularity when the unpacked path is split between threads.
+const SHORT_COLS: usize = 64;
+
+/// A read-only strided operand: element (i, j) at `ptr + i·rs + j·cs`.
+#[derive(Clone, Copy)]
+struct Src {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+/// The output: element (i, j) at `ptr + i·rs + j`.
+#[derive(Clone, Copy)]
+struct Dst {
+    ptr: *mut f32,
+    rs: isize,
+}
+
+// SAFETY: `Src` only reads, and `Dst` is handed to threads for disjoint blocks of C (see `matmul`).
+unsafe impl Send for Src {}
+unsafe impl Sync for Src {}
+unsafe impl Send for Dst {}
+unsafe impl Sync for Dst {}
+
+impl Src {
+    fn at(self, i: usize, j: usize) -> *const f32 {
+        self.ptr.wrapping_offset(i as isize * self.rs + j as isize * self.cs)
+    }
+}
+
+impl Dst {
+    fn at(self, i: usize, j: usize) -> *mut f32 {
+        self.ptr.wrapping_offset(i as isize * self.rs + j as isize)
+    }
+}
+
+/// True when this kernel should take an `m×k · k×n` f32 product: the CPU has AVX-512F/VL and FMA
+/// (`is_x86_feature_detected!` caches its answer), and the product is not matrix-vector-like. For
+/// `n == 1`, or a few rows against a large B, the work is memory-bound and the `gemm` crate's
+/// dedicated kernels measured up to 2× faster (e.g. 1×4096×4096, 4096×4096×1).
+pub fn suits(m: usize, n: usize, k: usize) -> bool {
+    let gemv_like = n == 1 || (m < 8 && k * n >= 1 << 16) || (m < 16 && k * n >= 1 << 20);
+    !gemv_like && available()
+}
+
+/// True when this CPU can run the kernel.
+fn available() -> bool {
+    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("fma")
+}
+
+/// `dst[m×n] = lhs · rhs` (or `+=` when `accumulate`), `dst` with row stride `dst_rs`.
+///
+/// Callers (`matmul::matmul`) have checked that the CPU has the features (`suits`), that m, n, k ≥ 1,
+/// and that every index the strides reach lies inside the slices.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: MatRef<'_, f32>,
+    rhs: MatRef<'_, f32>,
+    accumulate: bool,
+    allow_threads: bool,
+) {
+    let a = Src {
+        ptr: lhs.data[lhs.offset..].as_ptr(),
+        rs: lhs.rs,
+        cs: lhs.cs,
+    };
+    let b = Src {
+        ptr: rhs.data[rhs.offset..].as_ptr(),
+        rs: rhs.rs,
+        cs: rhs.cs,
+    };
+    let c = Dst {
+        ptr: dst.as_mut_ptr(),
+        rs: dst_rs as isize,
+    };
+    if allow_threads && m * n * k >= PAR_MIN_FLOPS {
+        threads::install(|t| {
+            // SAFETY: as below; `run` hands threads disjoint blocks of C.
+            unsafe { run(m, n, k, a, b, c, accumulate, t) }
+        });
+    } else {
+        // SAFETY: the caller checked the CPU features and the reach of all three operands.
+        unsafe { run(m, n, k, a, b, c, accumulate, 1) }
+    }
+}
+
+/// Chooses the path: unpacked for small products and for short, wide ones (at most one row of
+/// tiles against a contiguous B, where packing B would cost as much as the arithmetic), both only
+/// when A and B are row-major; cache-blocked otherwise. The unpacked path goes parallel by splitting
+/// C's columns between threads.
+///
+/// # Safety
+/// AVX-512F/VL and FMA available; the operands reach `m×k`, `k×n`, `m×n` valid elements; nothing
+/// else touches this block of C.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumulate: bool, threads: usize) {
+    let row_major = a.cs == 1 && b.cs == 1;
+    if !row_major || (m * n * k > SMALL_MAX_FLOPS && m > SHORT_ROWS) {
+        blocked::gemm(m, n, k, a, b, c, accumulate, threads);
+    } else if threads <= 1 || n <= SHORT_COLS {
+        small::gemm(m, n, k, a, b, c, accumulate);
+    } else {
+        let cols = n.div_ceil(threads).next_multiple_of(SHORT_COLS);
+        (0..n.div_ceil(cols)).into_par_iter().for_each(|part| {
+            let j0 = part * cols;
+            let b = Src { ptr: b.at(0, j0), ..b };
+            let c = Dst { ptr: c.at(0, j0), ..c };
+            // SAFETY: the column blocks are disjoint and inside the checked m×n.
+            unsafe { small::gemm(m, cols.min(n - j0), k, a, b, c, accumulate) }
+        });
+    }
+}
