@@ -11,7 +11,8 @@ use crate::op::Op;
 use crate::shape::broadcast_shapes;
 use crate::storage::{contig, map_float2, Storage, StorageElem};
 use crate::tensor::Tensor;
-use ferrite_kernels::matmul::{matmul as gemm, MatRef};
+use ferrite_kernels::matmul::{matmul as gemm, matmul_uninit, MatRef};
+use std::mem::MaybeUninit;
 use ferrite_kernels::strided::Plan;
 use ferrite_kernels::{threads, Float};
 use rayon::prelude::*;
@@ -27,6 +28,20 @@ struct Dims {
 }
 
 fn batched<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &Dims) -> Vec<T> {
+    let len = d.batch.iter().product::<usize>() * d.m * d.n;
+    let mut out = Vec::with_capacity(len);
+    if len == 0 {
+        return out;
+    }
+    // Every element is written by exactly one product below (`matmul_uninit` writes all m×n).
+    write_products(&mut out.spare_capacity_mut()[..len], a, la, b, lb, d);
+    // SAFETY: the `len` elements were all initialized by `write_products`.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Writes all `batch·m·n` outputs of `batched` into `out`, which may be uninitialized.
+fn write_products<T: Float>(out: &mut [MaybeUninit<T>], a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &Dims) {
     let (m, k, n) = (d.m, d.k, d.n);
     let nb = d.batch.len();
     let (sa, sb) = (la.strides(), lb.strides());
@@ -37,10 +52,6 @@ fn batched<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &Dims) -> Ve
         sb[nb + 1] as isize,
     );
     let batches: usize = d.batch.iter().product();
-    let mut out = vec![T::ZERO; batches * m * n];
-    if out.is_empty() {
-        return out;
-    }
     // Fold the batch into the rows when rhs is shared and lhs rows are evenly strided.
     if sb[..nb].iter().all(|&s| s == 0) {
         let mut rows_shape = d.batch.clone();
@@ -64,8 +75,8 @@ fn batched<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &Dims) -> Ve
                 rs: b_rs,
                 cs: b_cs,
             };
-            gemm(batches * m, n, k, &mut out, n, lhs, rhs, false, true);
-            return out;
+            matmul_uninit(batches * m, n, k, out, n, lhs, rhs, true);
+            return;
         }
     }
     let plan = Plan::<2>::new(&d.batch, [&sa[..nb], &sb[..nb]]);
@@ -76,7 +87,7 @@ fn batched<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &Dims) -> Ve
             offs.push((oa + i * plan.inner_strides[0], ob + i * plan.inner_strides[1]));
         }
     });
-    let one = |dst: &mut [T], (oa, ob): (usize, usize), threads_ok: bool| {
+    let one = |dst: &mut [MaybeUninit<T>], (oa, ob): (usize, usize), threads_ok: bool| {
         let lhs = MatRef {
             data: a,
             offset: la.offset() + oa,
@@ -89,7 +100,7 @@ fn batched<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &Dims) -> Ve
             rs: b_rs,
             cs: b_cs,
         };
-        gemm(m, n, k, dst, n, lhs, rhs, false, threads_ok);
+        matmul_uninit(m, n, k, dst, n, lhs, rhs, threads_ok);
     };
     let parallel_batches =
         batches >= 2 && m * n * k < SMALL_PRODUCT && threads::should_parallelize(batches * m * n * k / 8);
@@ -104,7 +115,6 @@ fn batched<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &Dims) -> Ve
             one(dst, o, true);
         }
     }
-    out
 }
 
 impl Tensor {
@@ -178,10 +188,6 @@ impl Tensor {
 
 /// y[M, out] = x[M, in] · w[out, in]ᵀ (+ b), with the bias written first and the product accumulated.
 fn linear_rows<T: Float>(x: &[T], w: &[T], lw: &Layout, b: Option<&[T]>, m: usize, k: usize, n: usize) -> Vec<T> {
-    let mut out = vec![T::ZERO; m * n];
-    if let Some(b) = b {
-        out.chunks_mut(n.max(1)).for_each(|row| row.copy_from_slice(b));
-    }
     let lhs = MatRef {
         data: x,
         offset: 0,
@@ -195,7 +201,18 @@ fn linear_rows<T: Float>(x: &[T], w: &[T], lw: &Layout, b: Option<&[T]>, m: usiz
         rs: lw.strides()[1] as isize,
         cs: lw.strides()[0] as isize,
     };
-    gemm(m, n, k, &mut out, n, lhs, rhs, b.is_some(), true);
+    let Some(b) = b else {
+        let mut out = Vec::with_capacity(m * n);
+        matmul_uninit(m, n, k, &mut out.spare_capacity_mut()[..m * n], n, lhs, rhs, true);
+        // SAFETY: `matmul_uninit` wrote all m×n elements.
+        unsafe { out.set_len(m * n) };
+        return out;
+    };
+    let mut out = Vec::with_capacity(m * n);
+    for _ in 0..m {
+        out.extend_from_slice(b);
+    }
+    gemm(m, n, k, &mut out, n, lhs, rhs, true, true);
     out
 }
 

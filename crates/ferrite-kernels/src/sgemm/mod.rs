@@ -79,16 +79,19 @@ fn available() -> bool {
     is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("fma")
 }
 
-/// `dst[m×n] = lhs · rhs` (or `+=` when `accumulate`), `dst` with row stride `dst_rs`.
+/// `dst[m×n] = lhs · rhs` (or `+=` when `accumulate`), `dst` with row stride `dst_rs`. Without
+/// `accumulate`, C is only written, never read, so it may be uninitialized memory.
 ///
+/// # Safety
 /// Callers (`matmul::matmul`) have checked that the CPU has the features (`suits`), that m, n, k ≥ 1,
-/// and that every index the strides reach lies inside the slices.
+/// and that every index the strides reach lies inside the slices (`dst` included: it points to at
+/// least `(m-1)·dst_rs + n` elements that nothing else touches during the call).
 #[allow(clippy::too_many_arguments)]
-pub fn matmul(
+pub unsafe fn matmul(
     m: usize,
     n: usize,
     k: usize,
-    dst: &mut [f32],
+    dst: *mut f32,
     dst_rs: usize,
     lhs: MatRef<'_, f32>,
     rhs: MatRef<'_, f32>,
@@ -106,7 +109,7 @@ pub fn matmul(
         cs: rhs.cs,
     };
     let c = Dst {
-        ptr: dst.as_mut_ptr(),
+        ptr: dst,
         rs: dst_rs as isize,
     };
     if allow_threads && m * n * k >= PAR_MIN_FLOPS {
