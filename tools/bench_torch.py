@@ -5,6 +5,8 @@ on stdout.
   tools/.venv/bin/python tools/bench_torch.py matmul [--threads 1,2]
   tools/.venv/bin/python tools/bench_torch.py op-overhead
   tools/.venv/bin/python tools/bench_torch.py all [--threads 1,2]
+  tools/.venv/bin/python tools/bench_torch.py transformer-step [--threads 1] [--d-model 256 --heads 8
+      --layers 2 --ffn 1024 --batch 32 --len 32 --vocab 1000]
 
 matmul: C = A @ B (plain `a @ b`, a fresh output each call) for float32
 contiguous row-major A[m,k], B[k,n]; square sizes 64..2048 and the training
@@ -15,18 +17,31 @@ op-overhead (1 thread): one iteration of `c = a + b; c.backward(g)` on 64-elemen
 tensors with requires_grad (g = ones(64) pre-made), and a forward-only
 `a + b` under torch.no_grad().
 
-Timing: warm up, then time batches of calls (a batch lasts about 1 ms, or one
+transformer-step (one thread count, default 1; not part of `all`): one training step of the
+encoder-decoder Transformer of tools/train_translate_torch.py (the same model class): shared
+token embedding N(0, d^-1/2) * sqrt(d) + fixed sinusoidal positions, dropout 0.1, post-LN
+nn.TransformerEncoder/Decoder layers (relu, batch_first), `--layers` each, no final norm,
+output tied to the embedding (no bias); causal target mask, no padding (random ids in
+4..vocab-1 for src, tgt_in, tgt_out, all `--len` long). Step = zero_grad + forward +
+F.cross_entropy(ignore_index=0, label_smoothing=0.1) + backward + AdamW(lr 1e-4, betas
+(0.9, 0.98), eps 1e-9, weight_decay 0.01).step(). 3 warm-up steps, then >= 10 timed steps and
+>= 5 s; step_ms is the median step, tokens_per_s = batch * 2 * len / step (source + target),
+peak_rss_mb = ru_maxrss / 1024 of this process (so run it on its own, not after `all`).
+
+Timing (matmul, op-overhead): warm up, then time batches of calls (a batch lasts about 1 ms, or one
 call if a call is slower), until >= 0.3 s elapsed and >= 5 batches; report the
 median per-call time over batches.
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 MIN_TIME = 0.3
 MIN_REPS = 5
@@ -93,17 +108,72 @@ def bench_op_overhead():
           "add_backward_us": round(bw * 1e6, 3), "add_nograd_us": round(nograd * 1e6, 3)})
 
 
+def bench_transformer_step(a):
+    """One AdamW training step of the encoder-decoder Transformer; see the module docstring."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from train_translate_torch import Seq2SeqTransformer
+
+    torch.set_num_threads(a.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # only settable before any inter-op work has started
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(a.vocab, a.d_model, a.heads, a.layers, a.layers, a.ffn, dropout=0.1,
+                               activation="relu", norm_first=False, positional="sinusoidal",
+                               max_positions=max(512, a.len))
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.01)
+    src, tgt_in, tgt_out = (torch.randint(4, a.vocab, (a.batch, a.len)) for _ in range(3))
+
+    def step():
+        opt.zero_grad()
+        logits = model(src, tgt_in)
+        loss = F.cross_entropy(logits.view(-1, a.vocab), tgt_out.view(-1), ignore_index=0,
+                               label_smoothing=0.1)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    times = []
+    start = time.perf_counter()
+    while len(times) < 10 or time.perf_counter() - start < 5.0:
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    sec = statistics.median(times)
+    emit({"bench": "transformer-step", "impl": "pytorch", "threads": a.threads, "d_model": a.d_model,
+          "heads": a.heads, "layers": a.layers, "ffn": a.ffn, "batch": a.batch, "len": a.len,
+          "vocab": a.vocab, "step_ms": round(sec * 1e3, 3),
+          "tokens_per_s": round(a.batch * 2 * a.len / sec, 1),
+          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("which", choices=["matmul", "op-overhead", "all"])
+    ap.add_argument("which", choices=["matmul", "op-overhead", "all", "transformer-step"])
     default_threads = sorted({1, os.cpu_count() or 1})
-    ap.add_argument("--threads", default=",".join(map(str, default_threads)),
-                    help="comma-separated thread counts for matmul (default: %(default)s)")
+    ap.add_argument("--threads", default=None,
+                    help="comma-separated thread counts for matmul (default: "
+                         f"{','.join(map(str, default_threads))}); one count for transformer-step (default: 1)")
+    step = ap.add_argument_group("transformer-step")
+    step.add_argument("--d-model", type=int, default=256)
+    step.add_argument("--heads", type=int, default=8)
+    step.add_argument("--layers", type=int, default=2, help="encoder layers = decoder layers")
+    step.add_argument("--ffn", type=int, default=1024)
+    step.add_argument("--batch", type=int, default=32)
+    step.add_argument("--len", type=int, default=32, help="source = target length")
+    step.add_argument("--vocab", type=int, default=1000)
     args = ap.parse_args()
-    threads = [int(x) for x in args.threads.split(",") if x.strip()]
     torch.manual_seed(0)
     print(f"# torch {torch.__version__}, cpu_count={os.cpu_count()}, "
           f"loadavg={os.getloadavg()[0]:.2f}", file=sys.stderr)
+    if args.which == "transformer-step":
+        args.threads = int(args.threads or 1)
+        bench_transformer_step(args)
+        return
+    threads = [int(x) for x in (args.threads or ",".join(map(str, default_threads))).split(",") if x.strip()]
     if args.which in ("matmul", "all"):
         bench_matmul(threads)
     if args.which in ("op-overhead", "all"):

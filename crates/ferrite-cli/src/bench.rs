@@ -17,6 +17,8 @@ pub enum Which {
     OpOverhead,
     /// Training-loop time of the seed MLP on diabetes (batch 32) and on 100k synthetic rows (batch 1024).
     Mlp,
+    /// One Transformer training step (forward + backward + AdamW); sizes from the flags below.
+    TransformerStep,
 }
 
 #[derive(Args)]
@@ -31,6 +33,8 @@ pub struct BenchArgs {
     /// The diabetes CSV (mlp).
     #[arg(long, default_value = "data/diabetes.csv")]
     data: std::path::PathBuf,
+    #[command(flatten)]
+    step: crate::bench_transformer::StepArgs,
 }
 
 const SQUARE: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
@@ -93,6 +97,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Which::Matmul => matmul(&parse_threads(&args.threads)?, args.json),
         Which::OpOverhead => op_overhead(args.json),
         Which::Mlp => crate::bench_mlp::run(&args.data, args.json),
+        Which::TransformerStep => {
+            for t in parse_threads(&args.threads)? {
+                crate::bench_transformer::run(&args.step, t, args.json)?;
+            }
+            Ok(())
+        }
     }
 }
 

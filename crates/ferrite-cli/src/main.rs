@@ -2,9 +2,12 @@
 
 mod bench;
 mod bench_mlp;
+mod bench_transformer;
+mod data;
 mod eval;
 mod predict;
 mod train;
+mod translate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +27,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Predict with a saved run.
     Predict(predict::PredictArgs),
+    /// Translate sentences with a trained translation run.
+    Translate(translate::TranslateArgs),
+    /// Prepare datasets (gettext translation pairs).
+    Data(data::DataArgs),
     /// Micro-benchmarks (compare with `tools/bench_torch.py`).
     Bench(bench::BenchArgs),
 }
@@ -34,6 +41,8 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Translate(args) => translate::run(args),
+        Command::Data(args) => data::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

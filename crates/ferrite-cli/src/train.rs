@@ -2,6 +2,8 @@
 
 use clap::Args;
 use ferrite::train::run::{train_from_config, RunOptions};
+use ferrite::train::seq2seq::{is_translate_config, train_translation, TranslateRunOptions};
+use ferrite::Error;
 use ferrite::Result;
 use std::path::PathBuf;
 
@@ -15,6 +17,12 @@ pub struct TrainArgs {
     /// Total number of epochs (overrides the config).
     #[arg(long)]
     epochs: Option<usize>,
+    /// Training time budget in minutes (translation configs; overrides the config).
+    #[arg(long)]
+    minutes: Option<f64>,
+    /// Step limit (translation configs; overrides the config).
+    #[arg(long)]
+    max_steps: Option<usize>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long, requires = "out")]
     resume: bool,
@@ -24,6 +32,10 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.config).map_err(|e| Error::file(&args.config, e.to_string()))?;
+    if is_translate_config(&text) {
+        return translate_run(args);
+    }
     let opts = RunOptions {
         out: args.out,
         epochs: args.epochs,
@@ -43,6 +55,37 @@ pub fn run(args: TrainArgs) -> Result<()> {
             println!("{k}: {v:.4}");
         }
         println!("training time: {:.2} s", s.seconds);
+    }
+    Ok(())
+}
+
+fn translate_run(args: TrainArgs) -> Result<()> {
+    if args.resume || args.epochs.is_some() {
+        return Err(Error::Invalid {
+            op: "train",
+            detail: "--resume and --epochs apply to epoch-based configs; translation runs use --minutes / --max-steps"
+                .into(),
+        });
+    }
+    let opts = TranslateRunOptions {
+        out: args.out,
+        minutes: args.minutes,
+        max_steps: args.max_steps,
+        verbose: true,
+    };
+    let s = train_translation(&args.config, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&s).unwrap_or_default());
+    } else {
+        println!("run directory: {}", s.run_dir);
+        println!(
+            "{} steps ({:.2} epochs) in {:.0} s, {:.0} tokens/s; best valid loss {:?}",
+            s.training.steps, s.training.epochs, s.training.seconds, s.training.tokens_per_s, s.best_valid_loss
+        );
+        println!(
+            "test ({} sentences, {}): BLEU {:.2}, chrF {:.2}",
+            s.test.sentences, s.test.decode, s.test.bleu, s.test.chrf
+        );
     }
     Ok(())
 }

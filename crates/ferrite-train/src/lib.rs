@@ -16,6 +16,7 @@ pub mod model;
 mod plot;
 mod progress;
 pub mod run;
+pub mod seq2seq;
 
 pub use callbacks::{Callback, EarlyStopping, EpochLogger, LrScheduler, ModelCheckpoint, ReduceLrOnPlateau};
 pub use config::TrainConfig;

@@ -174,7 +174,7 @@ impl Callback for RunCheckpoint {
     }
 }
 
-fn fresh_run_dir(config: &Path) -> PathBuf {
+pub(crate) fn fresh_run_dir(config: &Path) -> PathBuf {
     let stem = config
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -192,12 +192,12 @@ fn fresh_run_dir(config: &Path) -> PathBuf {
     dir
 }
 
-fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(v).map_err(|e| Error::file(path, e.to_string()))?;
     write_atomic(path, text.as_bytes())
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
     serde_json::from_str(&text).map_err(|e| Error::file(path, format!("invalid JSON: {e}")))
 }

@@ -19,6 +19,7 @@ pub use ferrite_core::{
 };
 pub use ferrite_kernels as kernels;
 pub use ferrite_nn as nn;
+pub use ferrite_text as text;
 pub use ferrite_train as train;
 
 /// The names most programs need.

@@ -12,10 +12,10 @@ use crate::shape::broadcast_shapes;
 use crate::storage::{contig, map_float2, Storage, StorageElem};
 use crate::tensor::Tensor;
 use ferrite_kernels::matmul::{matmul as gemm, matmul_uninit, MatRef};
-use std::mem::MaybeUninit;
 use ferrite_kernels::strided::Plan;
 use ferrite_kernels::{threads, Float};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Per-product multiply-adds below which a batch is split across threads instead of each product.
 const SMALL_PRODUCT: usize = 128 * 128 * 128;

@@ -261,10 +261,7 @@ impl Tensor {
         if !training || p == 0.0 {
             return Ok(self.clone());
         }
-        let scale = 1.0 / (1.0 - p);
-        let n = self.numel();
-        let mask: Vec<f64> = with_default_rng(|r| (0..n).map(|_| if r.uniform() >= p { scale } else { 0.0 }).collect());
-        let mask = Tensor::from_vec(mask, self.shape())?.to_dtype(self.dtype())?;
+        let mask = dropout_mask(self.numel(), p, self.dtype())?.reshape(self.shape())?;
         self.mul(&mask)
     }
 
@@ -444,4 +441,47 @@ pub(crate) fn cross_entropy_backward(
         d => return Err(Error::unsupported_dtype("cross_entropy backward", d)),
     };
     Ok(Tensor::from_storage(s, logits.shape().to_vec()))
+}
+
+/// A dropout mask of `n` values: 0 with probability `p`, else 1/(1−p), in `dtype`.
+///
+/// One seed is drawn from the default generator (so `manual_seed` makes masks reproducible);
+/// each 64k-element block then has its own generator seeded from it, so blocks fill in parallel
+/// and the mask does not depend on the thread count. A value is dropped when a 32-bit draw falls
+/// below p·2³², two draws per 64-bit step.
+fn dropout_mask(n: usize, p: f64, dtype: DType) -> Result<Tensor> {
+    const BLOCK: usize = 1 << 16;
+    let seed = with_default_rng(|r| r.next_u64());
+    let threshold = (p * 4_294_967_296.0).min(u32::MAX as f64) as u32;
+    let scale = 1.0 / (1.0 - p);
+    fn fill<T: Float>(out: &mut [T], seed: u64, block: usize, threshold: u32, keep: T) {
+        let mut r = crate::Rng::new(seed ^ (block as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        for pair in out.chunks_mut(2) {
+            let bits = r.next_u64();
+            for (o, b) in pair.iter_mut().zip([bits as u32, (bits >> 32) as u32]) {
+                *o = if b >= threshold { keep } else { T::ZERO };
+            }
+        }
+    }
+    fn build<T: Float + crate::storage::StorageElem>(n: usize, seed: u64, threshold: u32, keep: T) -> Result<Tensor> {
+        let mut v = vec![T::ZERO; n];
+        if ferrite_kernels::threads::should_parallelize(n) {
+            use rayon::prelude::*;
+            ferrite_kernels::threads::install(|_| {
+                v.par_chunks_mut(BLOCK)
+                    .enumerate()
+                    .for_each(|(i, c)| fill(c, seed, i, threshold, keep))
+            });
+        } else {
+            v.chunks_mut(BLOCK)
+                .enumerate()
+                .for_each(|(i, c)| fill(c, seed, i, threshold, keep));
+        }
+        Tensor::from_vec(v, [n])
+    }
+    match dtype {
+        DType::F32 => build::<f32>(n, seed, threshold, scale as f32),
+        DType::F64 => build::<f64>(n, seed, threshold, scale),
+        d => Err(Error::unsupported_dtype("dropout", d)),
+    }
 }

@@ -69,6 +69,9 @@ pub fn scaled_dot_product_attention(
         });
     }
     let scores = q.matmul(&k.t()?)?.mul_scalar(1.0 / (d.max(1) as f64).sqrt())?; // (.., Tq, Tk)
+                                                                                 // The mask becomes an additive bias (0 or −∞) of the mask's own, small shape: a broadcasting
+                                                                                 // add runs on the vectorized, parallel path and its backward is a pass-through, where a
+                                                                                 // `masked_fill` on the full [.., Tq, Tk] scores would select element by element both ways.
     let scores = match mask {
         Some(m) => {
             let m = if m.dtype() == DType::U8 {
@@ -76,7 +79,8 @@ pub fn scaled_dot_product_attention(
             } else {
                 m.ne(&Tensor::full_dtype([0usize; 0], 0.0, m.dtype())?)?
             };
-            scores.masked_fill(&m, f64::NEG_INFINITY)?
+            let bias = Tensor::full_dtype(m.shape(), 0.0, scores.dtype())?.masked_fill(&m, f64::NEG_INFINITY)?;
+            scores.add(&bias)?
         }
         None => scores,
     };

@@ -4,6 +4,7 @@
 //! Layer: nn. The seed's sketch got these wrong (no masks, no layer norm, the decoder's FFN output
 //! replacing the residual); here each sub-block is residual + dropout + LayerNorm as in the paper.
 
+use super::attention::causal_mask;
 use super::mha::{MultiHeadAttention, NeedWeights};
 use crate::layers::{LayerNorm, Linear, LinearInit};
 use crate::module::{Activation, Module};
@@ -153,12 +154,11 @@ impl DecoderLayer {
 
     /// `x` `[B, Tt, d]` attends to itself (masked) and to `memory` `[B, Ts, d]`.
     pub fn forward(&self, x: &Tensor, memory: &Tensor, m: DecoderMasks<'_>, train: bool) -> Result<Tensor> {
-        let p = self.cfg.dropout;
         let sa = |h: &Tensor| -> Result<Tensor> {
             let (o, _) = self
                 .self_attn
                 .forward(h, h, h, m.tgt_key_padding_mask, m.tgt_mask, NeedWeights::No, train)?;
-            o.dropout(p, train)
+            Ok(o)
         };
         let ca = |h: &Tensor| -> Result<Tensor> {
             let (o, _) = self.cross_attn.forward(
@@ -170,17 +170,99 @@ impl DecoderLayer {
                 NeedWeights::No,
                 train,
             )?;
-            o.dropout(p, train)
+            Ok(o)
         };
+        self.sublayers(x, sa, ca, train)
+    }
+
+    /// Incremental decoding: `x` `[B, Tn, d]` holds only the new positions; their keys and values
+    /// are appended to `cache`, and they attend to every cached position (causally among
+    /// themselves). Cross-attention reuses the memory keys/values projected once into `cache`.
+    /// Gives the same result as [`DecoderLayer::forward`] on the whole prefix, at O(T) per token.
+    ///
+    /// `memory_mask` is the key-padding mask reshaped to `[B, 1, 1, Ts]`.
+    pub fn forward_cached(&self, x: &Tensor, cache: &mut LayerCache, memory_mask: Option<&Tensor>) -> Result<Tensor> {
+        // Disjoint borrows: self-attention grows its keys/values, cross-attention only reads.
+        let LayerCache {
+            self_k,
+            self_v,
+            cross_k,
+            cross_v,
+        } = cache;
+        let sa = |h: &Tensor| -> Result<Tensor> {
+            let q = self.self_attn.project_heads(h, 0)?;
+            let (k, v) = (self.self_attn.project_heads(h, 1)?, self.self_attn.project_heads(h, 2)?);
+            let (k, v) = match (&*self_k, &*self_v) {
+                (Some(pk), Some(pv)) => (Tensor::cat(&[pk.clone(), k], 2)?, Tensor::cat(&[pv.clone(), v], 2)?),
+                _ => (k, v),
+            };
+            let tn = q.shape()[2];
+            let mask = (tn > 1).then(|| causal_mask(tn, k.shape()[2])).transpose()?;
+            let o = self.self_attn.attend_heads(&q, &k, &v, mask.as_ref(), false)?;
+            *self_k = Some(k);
+            *self_v = Some(v);
+            Ok(o)
+        };
+        let ca = |h: &Tensor| -> Result<Tensor> {
+            let q = self.cross_attn.project_heads(h, 0)?;
+            self.cross_attn.attend_heads(&q, cross_k, cross_v, memory_mask, false)
+        };
+        self.sublayers(x, sa, ca, false)
+    }
+
+    /// Projects `memory` `[B, Ts, d]` into this layer's cross-attention keys and values.
+    pub fn start_cache(&self, memory: &Tensor) -> Result<LayerCache> {
+        Ok(LayerCache {
+            self_k: None,
+            self_v: None,
+            cross_k: self.cross_attn.project_heads(memory, 1)?,
+            cross_v: self.cross_attn.project_heads(memory, 2)?,
+        })
+    }
+
+    /// Residual + dropout + LayerNorm around self-attention `sa`, cross-attention `ca` and the
+    /// feed-forward block, post-LN or pre-LN.
+    fn sublayers(
+        &self,
+        x: &Tensor,
+        sa: impl FnOnce(&Tensor) -> Result<Tensor>,
+        ca: impl FnOnce(&Tensor) -> Result<Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let p = self.cfg.dropout;
         let ff = |h: &Tensor| self.ff.forward(h, train)?.dropout(p, train);
         if self.cfg.norm_first {
-            let x = x.add(&sa(&self.norm1.forward(x, train)?)?)?;
-            let x = x.add(&ca(&self.norm2.forward(&x, train)?)?)?;
+            let x = x.add(&sa(&self.norm1.forward(x, train)?)?.dropout(p, train)?)?;
+            let x = x.add(&ca(&self.norm2.forward(&x, train)?)?.dropout(p, train)?)?;
             x.add(&ff(&self.norm3.forward(&x, train)?)?)
         } else {
-            let x = self.norm1.forward(&x.add(&sa(x)?)?, train)?;
-            let x = self.norm2.forward(&x.add(&ca(&x)?)?, train)?;
+            let x = self.norm1.forward(&x.add(&sa(x)?.dropout(p, train)?)?, train)?;
+            let x = self.norm2.forward(&x.add(&ca(&x)?.dropout(p, train)?)?, train)?;
             self.norm3.forward(&x.add(&ff(&x)?)?, train)
         }
+    }
+}
+
+/// Keys and values one decoder layer keeps during incremental decoding: self-attention over the
+/// positions decoded so far (`[B, H, T, hd]`, grown by one position per step) and cross-attention
+/// over the encoder output (`[B, H, Ts, hd]`, fixed).
+#[derive(Clone)]
+pub struct LayerCache {
+    pub self_k: Option<Tensor>,
+    pub self_v: Option<Tensor>,
+    pub cross_k: Tensor,
+    pub cross_v: Tensor,
+}
+
+impl LayerCache {
+    /// Keeps the rows `index` (i64 `[N]`) of every cached tensor, in that order: beam search
+    /// calls this after choosing which hypotheses survive.
+    pub fn reorder(&mut self, index: &Tensor) -> Result<()> {
+        for t in [&mut self.self_k, &mut self.self_v].into_iter().flatten() {
+            *t = t.index_select(0, index)?;
+        }
+        self.cross_k = self.cross_k.index_select(0, index)?;
+        self.cross_v = self.cross_v.index_select(0, index)?;
+        Ok(())
     }
 }

@@ -161,4 +161,35 @@ impl MultiHeadAttention {
     pub fn heads(&self) -> usize {
         self.heads
     }
+
+    /// Projects `x` `[B, T, E]` to queries (`which = 0`), keys (1) or values (2), split into heads:
+    /// `[B, H, T, E/H]`. Incremental decoding projects only the new positions and keeps the
+    /// keys/values of earlier ones (see `transformer::cache`).
+    pub fn project_heads(&self, x: &Tensor, which: usize) -> Result<Tensor> {
+        if x.ndim() != 3 || x.shape()[2] != self.dim {
+            return Err(Error::ShapeMismatch {
+                op: "MultiHeadAttention",
+                lhs: x.shape().to_vec(),
+                rhs: vec![self.dim],
+                detail: "inputs must be [B, T, embed_dim]".into(),
+            });
+        }
+        self.split_heads(&self.project(x, which)?)
+    }
+
+    /// Attention over already projected heads, then the output projection: q `[B, H, Tq, hd]`,
+    /// k and v `[B, H, Tk, hd]`, `mask` u8 broadcastable to `[B, H, Tq, Tk]` → `[B, Tq, E]`.
+    pub fn attend_heads(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (b, tq) = (q.shape()[0], q.shape()[2]);
+        let (o, _) = scaled_dot_product_attention(q, k, v, mask, self.dropout, train, false)?;
+        let o = o.transpose(1, 2)?.reshape([b, tq, self.dim])?;
+        o.linear(&self.out_proj.weight, self.out_proj.bias.as_ref())
+    }
 }
