@@ -111,6 +111,7 @@ def bench_op_overhead():
 def bench_transformer_step(a):
     """One AdamW training step of the encoder-decoder Transformer; see the module docstring."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.dont_write_bytecode = True  # no tools/__pycache__ in the working tree
     from train_translate_torch import Seq2SeqTransformer
 
     torch.set_num_threads(a.threads)

@@ -8,6 +8,7 @@ use crate::float::Float;
 use crate::strided::Plan;
 use crate::threads;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A strided read-only operand.
 #[derive(Clone, Copy, Debug)]
@@ -49,19 +50,21 @@ pub fn map_strided<T: Copy + Sync, U: Copy + Send + Default>(
         });
         return out;
     }
-    let mut out = vec![U::default(); total];
-    let run = |start: usize, chunk: &mut [U]| {
+    // Filled in parallel without a zero-fill first: every element is written exactly once.
+    let mut out: Vec<U> = Vec::with_capacity(total);
+    let buf = &mut out.spare_capacity_mut()[..total];
+    let run = |start: usize, chunk: &mut [MaybeUninit<U>]| {
         let rows = chunk.len() / inner;
         plan.for_rows(start, rows, |r, [oa]| {
             let o = &mut chunk[(r - start) * inner..(r - start + 1) * inner];
             let base = a.offset + oa;
             if sa == 1 {
                 for (o, x) in o.iter_mut().zip(&a.data[base..base + inner]) {
-                    *o = f(*x);
+                    *o = MaybeUninit::new(f(*x));
                 }
             } else {
                 for (i, o) in o.iter_mut().enumerate() {
-                    *o = f(a.data[base + i * sa]);
+                    *o = MaybeUninit::new(f(a.data[base + i * sa]));
                 }
             }
         });
@@ -69,7 +72,7 @@ pub fn map_strided<T: Copy + Sync, U: Copy + Send + Default>(
     if plan.rows() > 1 {
         threads::install(|n| {
             let per = rows_per_task(inner, plan.rows(), n);
-            out.par_chunks_mut(per * inner)
+            buf.par_chunks_mut(per * inner)
                 .enumerate()
                 .for_each(|(t, chunk)| run(t * per, chunk));
         });
@@ -77,13 +80,15 @@ pub fn map_strided<T: Copy + Sync, U: Copy + Send + Default>(
         // One long run: split the run itself.
         threads::install(|_| {
             let per = threads::PAR_MIN_ELEMS / 4;
-            out.par_chunks_mut(per).enumerate().for_each(|(t, chunk)| {
+            buf.par_chunks_mut(per).enumerate().for_each(|(t, chunk)| {
                 for (i, o) in chunk.iter_mut().enumerate() {
-                    *o = f(a.data[a.offset + (t * per + i) * sa]);
+                    *o = MaybeUninit::new(f(a.data[a.offset + (t * per + i) * sa]));
                 }
             });
         });
     }
+    // SAFETY: the tasks above wrote all `total` elements (the chunks cover the buffer).
+    unsafe { out.set_len(total) };
     out
 }
 
@@ -126,35 +131,37 @@ pub fn zip_strided<T: Copy + Sync, V: Copy + Sync, U: Copy + Send + Default>(
         });
         return out;
     }
-    let mut out = vec![U::default(); total];
-    let row = |o: &mut [U], oa: usize, ob: usize| {
+    // Filled in parallel without a zero-fill first: every element is written exactly once.
+    let mut out: Vec<U> = Vec::with_capacity(total);
+    let buf = &mut out.spare_capacity_mut()[..total];
+    let row = |o: &mut [MaybeUninit<U>], oa: usize, ob: usize| {
         let (ba, bb) = (a.offset + oa, b.offset + ob);
         match (sa, sb) {
             (1, 1) => {
                 for ((o, x), y) in o.iter_mut().zip(&a.data[ba..ba + inner]).zip(&b.data[bb..bb + inner]) {
-                    *o = f(*x, *y);
+                    *o = MaybeUninit::new(f(*x, *y));
                 }
             }
             (1, 0) => {
                 let y = b.data[bb];
                 for (o, x) in o.iter_mut().zip(&a.data[ba..ba + inner]) {
-                    *o = f(*x, y);
+                    *o = MaybeUninit::new(f(*x, y));
                 }
             }
             (0, 1) => {
                 let x = a.data[ba];
                 for (o, y) in o.iter_mut().zip(&b.data[bb..bb + inner]) {
-                    *o = f(x, *y);
+                    *o = MaybeUninit::new(f(x, *y));
                 }
             }
             _ => {
                 for (i, o) in o.iter_mut().enumerate() {
-                    *o = f(a.data[ba + i * sa], b.data[bb + i * sb]);
+                    *o = MaybeUninit::new(f(a.data[ba + i * sa], b.data[bb + i * sb]));
                 }
             }
         }
     };
-    let run = |start: usize, chunk: &mut [U]| {
+    let run = |start: usize, chunk: &mut [MaybeUninit<U>]| {
         let rows = chunk.len() / inner;
         plan.for_rows(start, rows, |r, [oa, ob]| {
             row(&mut chunk[(r - start) * inner..(r - start + 1) * inner], oa, ob)
@@ -163,7 +170,7 @@ pub fn zip_strided<T: Copy + Sync, V: Copy + Sync, U: Copy + Send + Default>(
     if plan.rows() > 1 {
         threads::install(|n| {
             let per = rows_per_task(inner, plan.rows(), n);
-            out.par_chunks_mut(per * inner)
+            buf.par_chunks_mut(per * inner)
                 .enumerate()
                 .for_each(|(t, chunk)| run(t * per, chunk));
         });
@@ -171,14 +178,19 @@ pub fn zip_strided<T: Copy + Sync, V: Copy + Sync, U: Copy + Send + Default>(
         // One long run: split the run itself.
         threads::install(|_| {
             let per = threads::PAR_MIN_ELEMS / 4;
-            out.par_chunks_mut(per).enumerate().for_each(|(t, chunk)| {
+            buf.par_chunks_mut(per).enumerate().for_each(|(t, chunk)| {
                 let start = t * per;
                 for (i, o) in chunk.iter_mut().enumerate() {
-                    *o = f(a.data[a.offset + (start + i) * sa], b.data[b.offset + (start + i) * sb]);
+                    *o = MaybeUninit::new(f(
+                        a.data[a.offset + (start + i) * sa],
+                        b.data[b.offset + (start + i) * sb],
+                    ));
                 }
             });
         });
     }
+    // SAFETY: the tasks above wrote all `total` elements (the chunks cover the buffer).
+    unsafe { out.set_len(total) };
     out
 }
 

@@ -35,6 +35,9 @@ fn default_max_positions() -> usize {
 fn yes() -> bool {
     true
 }
+fn relu() -> Activation {
+    Activation::Relu
+}
 
 /// Sizes and options of a [`Transformer`]. The vocabulary sizes usually come from a tokenizer,
 /// so they default to 0 in a config file and are filled in before building.
@@ -52,7 +55,8 @@ pub struct TransformerConfig {
     pub ffn: usize,
     #[serde(default)]
     pub dropout: f64,
-    #[serde(default)]
+    /// `relu` (default) or `gelu`.
+    #[serde(default = "relu")]
     pub activation: Activation,
     #[serde(default)]
     pub norm_first: bool,

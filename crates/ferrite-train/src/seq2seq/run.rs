@@ -170,11 +170,18 @@ impl TranslationModel {
     pub fn translate(&self, sentences: &[String], strategy: &Strategy, opts: &DecodeOptions) -> Result<Vec<String>> {
         let max = self.config.data.max_tokens;
         let mut encoded = Vec::with_capacity(sentences.len());
+        let mut cut = 0;
         for s in sentences {
             let mut ids = self.tokenizer.encode(s)?;
-            ids.truncate(max - 1);
+            if ids.len() > max - 1 {
+                ids.truncate(max - 1);
+                cut += 1;
+            }
             ids.push(EOS);
             encoded.push(ids);
+        }
+        if cut > 0 {
+            eprintln!("warning: {cut} input(s) longer than max_tokens {max} were truncated");
         }
         let mut order: Vec<usize> = (0..encoded.len()).collect();
         order.sort_by_key(|&i| encoded[i].len());
