@@ -55,16 +55,11 @@ pub fn run(args: TranslateArgs) -> Result<()> {
         None => m.config.decode.strategy(args.beam.unwrap_or(m.config.decode.beam)),
     };
     // Blank lines stay blank rather than becoming a translation of nothing.
-    let (blank, text): (Vec<usize>, Vec<String>) = {
-        let blank: Vec<usize> = (0..sentences.len())
-            .filter(|&i| sentences[i].trim().is_empty())
-            .collect();
-        let text = sentences.iter().filter(|s| !s.trim().is_empty()).cloned().collect();
-        (blank, text)
-    };
+    let blank: Vec<bool> = sentences.iter().map(|s| s.trim().is_empty()).collect();
+    let text: Vec<String> = sentences.iter().filter(|s| !s.trim().is_empty()).cloned().collect();
     let mut out = m.translate(&text, &strategy, &m.config.decode.options())?.into_iter();
-    for i in 0..sentences.len() {
-        if blank.contains(&i) {
+    for is_blank in blank {
+        if is_blank {
             println!();
         } else {
             println!("{}", out.next().unwrap_or_default());
