@@ -222,15 +222,21 @@ pub fn cross_entropy<T: Float>(
     ignore_index: i64,
     smoothing: T,
 ) -> Result<(T, usize), usize> {
-    let mut total = T::ZERO;
     let mut count = 0;
-    let c = T::from_usize(classes);
     for (r, &t) in targets.iter().enumerate() {
         if t == ignore_index {
             continue;
         }
         if t < 0 || t as usize >= classes {
             return Err(r);
+        }
+        count += 1;
+    }
+    let c = T::from_usize(classes);
+    let row_loss = |r: usize| -> T {
+        let t = targets[r];
+        if t == ignore_index {
+            return T::ZERO;
         }
         let xr = &logits[r * classes..(r + 1) * classes];
         let m = row_max(xr);
@@ -240,16 +246,22 @@ pub fn cross_entropy<T: Float>(
         }
         let lse = m + s.ln();
         let nll = lse - xr[t as usize];
-        let loss = if smoothing > T::ZERO {
+        if smoothing > T::ZERO {
             // −mean_c log p_c = lse − mean(x)
             let smooth = lse - sum_slice(xr) / c;
             (T::ONE - smoothing) * nll + smoothing * smooth
         } else {
             nll
-        };
-        total += loss;
-        count += 1;
+        }
+    };
+    // Row losses in parallel, summed in row order afterwards: the same number at any thread count.
+    let mut losses = vec![T::ZERO; targets.len()];
+    if threads::should_parallelize(logits.len()) && targets.len() >= 2 {
+        threads::install(|_| losses.par_iter_mut().enumerate().for_each(|(r, l)| *l = row_loss(r)));
+    } else {
+        losses.iter_mut().enumerate().for_each(|(r, l)| *l = row_loss(r));
     }
+    let total = losses.iter().fold(T::ZERO, |a, &b| a + b);
     Ok((total, count))
 }
 
