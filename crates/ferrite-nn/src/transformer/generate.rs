@@ -8,7 +8,7 @@
 //! when it has K closed hypotheses or reaches its length limit. With K = 1 this is exactly
 //! greedy decoding (tested).
 
-use super::model::{KvCache, Memory, Transformer, PAD_ID};
+use super::model::{pad_ids, KvCache, Memory, Transformer, PAD_ID};
 use ferrite_core::{no_grad, Error, Result, Rng, Tensor};
 
 /// How to pick tokens.
@@ -137,14 +137,7 @@ fn prepare(model: &Transformer, sources: &[Vec<u32>], opts: &DecodeOptions) -> R
 
 /// Right-padded `[B, T]` i64 ids.
 fn ids_tensor(seqs: &[Vec<u32>]) -> Result<Tensor> {
-    let t = seqs.iter().map(Vec::len).max().unwrap_or(0);
-    let mut v = vec![PAD_ID; seqs.len() * t];
-    for (i, s) in seqs.iter().enumerate() {
-        for (j, &id) in s.iter().enumerate() {
-            v[i * t + j] = id as i64;
-        }
-    }
-    Tensor::from_vec(v, [seqs.len(), t])
+    pad_ids(seqs.iter().map(Vec::as_slice))
 }
 
 /// `[N, 1, V]` logits as N rows.

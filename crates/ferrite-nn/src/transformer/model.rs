@@ -186,20 +186,10 @@ impl Seq2SeqBatch {
         }
         let src_lens: Vec<usize> = examples.iter().map(|e| e.0.len()).collect();
         let tgt_lens: Vec<usize> = examples.iter().map(|e| e.1.len()).collect();
-        let pad = |seqs: Vec<&[u32]>, lens: &[usize]| -> Result<Tensor> {
-            let t = lens.iter().copied().max().unwrap_or(0);
-            let mut v = vec![PAD_ID; seqs.len() * t];
-            for (row, s) in seqs.iter().enumerate() {
-                for (j, &id) in s.iter().enumerate() {
-                    v[row * t + j] = id as i64;
-                }
-            }
-            Tensor::from_vec(v, [seqs.len(), t])
-        };
         Ok(Seq2SeqBatch {
-            src: pad(examples.iter().map(|e| e.0).collect(), &src_lens)?,
-            tgt_in: pad(examples.iter().map(|e| e.1).collect(), &tgt_lens)?,
-            tgt_out: pad(examples.iter().map(|e| e.2).collect(), &tgt_lens)?,
+            src: pad_ids(examples.iter().map(|e| e.0))?,
+            tgt_in: pad_ids(examples.iter().map(|e| e.1))?,
+            tgt_out: pad_ids(examples.iter().map(|e| e.2))?,
             src_lens,
             tgt_lens,
         })
@@ -209,6 +199,18 @@ impl Seq2SeqBatch {
     pub fn target_tokens(&self) -> usize {
         self.tgt_lens.iter().sum()
     }
+}
+
+/// Right-pads id sequences with [`PAD_ID`] into an i64 `[B, max_len]` tensor.
+pub(crate) fn pad_ids<'a>(seqs: impl ExactSizeIterator<Item = &'a [u32]> + Clone) -> Result<Tensor> {
+    let (b, t) = (seqs.len(), seqs.clone().map(<[u32]>::len).max().unwrap_or(0));
+    let mut v = vec![PAD_ID; b * t];
+    for (row, s) in seqs.enumerate() {
+        for (j, &id) in s.iter().enumerate() {
+            v[row * t + j] = id as i64;
+        }
+    }
+    Tensor::from_vec(v, [b, t])
 }
 
 /// Encoder output plus what the decoder needs to attend to it.
