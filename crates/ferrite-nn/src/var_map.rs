@@ -60,12 +60,28 @@ impl VarMap {
     /// # Errors
     /// Lists missing and unexpected names, or names the first parameter whose shape differs.
     pub fn load(&self, tensors: &BTreeMap<String, Tensor>, source: &str) -> Result<()> {
+        self.load_partial(tensors, source, |_| false).map(|_| ())
+    }
+
+    /// Like [`load`](Self::load), but parameters for which `may_be_missing(name)` holds keep their
+    /// initial values when the file lacks them (a fresh classification head on a pretrained
+    /// encoder). Returns the names that kept their initial values.
+    ///
+    /// # Errors
+    /// Lists the other missing names and all unexpected names, or names the first parameter whose
+    /// shape differs.
+    pub fn load_partial(
+        &self,
+        tensors: &BTreeMap<String, Tensor>,
+        source: &str,
+        may_be_missing: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>> {
         let vars = self.vars();
-        let missing: Vec<&str> = vars
+        let (fresh, missing): (Vec<&str>, Vec<&str>) = vars
             .iter()
             .filter(|(n, _)| !tensors.contains_key(n))
             .map(|(n, _)| n.as_str())
-            .collect();
+            .partition(|n| may_be_missing(n));
         let known: std::collections::HashSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
         let unexpected: Vec<&str> = tensors
             .keys()
@@ -79,7 +95,7 @@ impl VarMap {
             ));
         }
         for (name, p) in &vars {
-            let src = &tensors[name];
+            let Some(src) = tensors.get(name) else { continue };
             if src.shape() != p.shape() {
                 return Err(Error::file(
                     source,
@@ -92,7 +108,7 @@ impl VarMap {
             }
             p.assign_(&src.to_dtype(p.dtype())?)?;
         }
-        Ok(())
+        Ok(fresh.into_iter().map(str::to_string).collect())
     }
 }
 

@@ -1,4 +1,4 @@
-//! ferrite-text: the text pipeline for a Transformer translation model.
+//! ferrite-text: the text pipeline: tokenizers, corpora, batching and text metrics.
 //!
 //! Layer: data, beside `ferrite-train` (it depends only on `ferrite-core` for the error type, never on tensors,
 //! layers or the training loop), so it can be tested and used without building a model.
@@ -10,11 +10,15 @@
 //! 3. subword ids: [`TextTokenizer`] (`tokenizer.rs`), saved as a standard Hugging Face `tokenizer.json`;
 //! 4. batches of similar length under a token budget: [`token_batches`] (`batch.rs`);
 //! 5. evaluation: sacreBLEU-compatible [`corpus_bleu`] and [`corpus_chrf`] (`metrics/`).
+//!
+//! Pretrained models' tokenizers (BERT WordPiece, RoBERTa BPE, …): [`PretrainedTokenizer`] (`pretrained.rs`)
+//! encodes batches to padded ids, attention masks and token-type ids.
 
 mod atomic;
 mod batch;
 mod gettext;
 mod metrics;
+mod pretrained;
 mod split;
 mod tokenizer;
 mod tsv;
@@ -23,6 +27,7 @@ mod whitespace;
 pub use batch::token_batches;
 pub use gettext::{extract_gettext_pairs, read_mo, GettextStats};
 pub use metrics::{corpus_bleu, corpus_chrf, tokenize_13a, Bleu};
+pub use pretrained::{EncodedBatch, PretrainedTokenizer};
 pub use split::split_by_hash;
 pub use tokenizer::{TextTokenizer, TokenizerKind};
 pub use tsv::{read_tsv, write_tsv, Pair};

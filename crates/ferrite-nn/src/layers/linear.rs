@@ -49,6 +49,29 @@ impl Linear {
         })
     }
 
+    /// A layer from existing tensors: `weight` `[out, in]`, `bias` `[out]` (pretrained weights,
+    /// or parameters created with another initializer).
+    ///
+    /// # Errors
+    /// A weight that is not 2-D, or a bias whose length is not `out`.
+    pub fn from_parts(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        if weight.ndim() != 2 || bias.as_ref().is_some_and(|b| b.shape() != [weight.shape()[0]]) {
+            return Err(Error::ShapeMismatch {
+                op: "Linear::from_parts",
+                lhs: weight.shape().to_vec(),
+                rhs: bias.as_ref().map_or(vec![], |b| b.shape().to_vec()),
+                detail: "weight must be [out, in] and bias [out]".into(),
+            });
+        }
+        let in_features = weight.shape()[1];
+        Ok(Linear {
+            weight,
+            bias,
+            activation: Activation::Linear,
+            in_features,
+        })
+    }
+
     /// Sets the activation applied after the affine map (Keras `Dense(..., activation=...)`).
     pub fn with_activation(mut self, a: Activation) -> Self {
         self.activation = a;

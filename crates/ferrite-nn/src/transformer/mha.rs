@@ -80,6 +80,38 @@ impl MultiHeadAttention {
         })
     }
 
+    /// Multi-head attention over existing projections, for checkpoints that name them their own
+    /// way (BERT's `query`/`key`/`value`/`output.dense`, DistilBERT's `q_lin`/…/`out_lin`).
+    ///
+    /// # Errors
+    /// Projections that are not all `[dim, dim]`, or `dim` not divisible by `heads`.
+    pub fn from_linears(q: Linear, k: Linear, v: Linear, out_proj: Linear, heads: usize, dropout: f64) -> Result<Self> {
+        let dim = out_proj.out_features();
+        for l in [&q, &k, &v, &out_proj] {
+            if l.weight.shape() != [dim, dim] {
+                return Err(Error::ShapeMismatch {
+                    op: "MultiHeadAttention",
+                    lhs: l.weight.shape().to_vec(),
+                    rhs: vec![dim, dim],
+                    detail: "every projection must be [dim, dim]".into(),
+                });
+            }
+        }
+        if heads == 0 || dim % heads != 0 {
+            return Err(Error::Invalid {
+                op: "MultiHeadAttention",
+                detail: format!("embed dim {dim} is not divisible by {heads} heads"),
+            });
+        }
+        Ok(MultiHeadAttention {
+            proj: Projections::Separate { q, k, v },
+            out_proj,
+            heads,
+            dim,
+            dropout,
+        })
+    }
+
     fn project(&self, x: &Tensor, which: usize) -> Result<Tensor> {
         match &self.proj {
             Projections::Fused { weight, bias } => {

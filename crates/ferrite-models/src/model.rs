@@ -1,0 +1,229 @@
+//! A pretrained encoder with an optional task head — `AutoModel`,
+//! `AutoModelForSequenceClassification` and `AutoModelForTokenClassification` in one type — and
+//! loading it from / saving it to a Hugging Face model directory.
+//!
+//! Layer: models. Heads keep `transformers`' names and shapes per family, so a checkpoint
+//! fine-tuned in PyTorch loads here and one fine-tuned here loads in PyTorch.
+
+use crate::checkpoint::{load_weights_into, LoadReport, ModelDir};
+use crate::config::{EncoderConfig, Family};
+use crate::encoder::{hf_linear, Encoder, EncoderInput, EncoderOutput};
+use ferrite_core::{Error, Result, Tensor};
+use ferrite_nn::checkpoint::{save_safetensors, write_atomic};
+use ferrite_nn::{Activation, Linear, VarBuilder, VarMap};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// What the model computes on top of the encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Hidden states only (`AutoModel`).
+    Encoder,
+    /// One label per text (`…ForSequenceClassification`), with this many classes.
+    SequenceClassification(usize),
+    /// One label per token (`…ForTokenClassification`), with this many classes.
+    TokenClassification(usize),
+}
+
+impl Task {
+    /// The task a checkpoint was saved for, from `architectures` and `id2label` in its config.
+    pub fn from_config(config: &EncoderConfig) -> Task {
+        let arch = config.raw.get("architectures").and_then(|a| a.get(0)).and_then(|a| a.as_str()).unwrap_or("");
+        let n = config.labels.len().max(2);
+        if arch.ends_with("ForSequenceClassification") {
+            Task::SequenceClassification(n)
+        } else if arch.ends_with("ForTokenClassification") {
+            Task::TokenClassification(n)
+        } else {
+            Task::Encoder
+        }
+    }
+
+    fn architecture(self, family: Family) -> String {
+        let base = match family {
+            Family::Bert => "Bert",
+            Family::Roberta => "Roberta",
+            Family::DistilBert => "DistilBert",
+        };
+        match self {
+            Task::Encoder => format!("{base}Model"),
+            Task::SequenceClassification(_) => format!("{base}ForSequenceClassification"),
+            Task::TokenClassification(_) => format!("{base}ForTokenClassification"),
+        }
+    }
+}
+
+enum Head {
+    /// BERT: dropout → `classifier` on the pooler output.
+    Pooled { classifier: Linear },
+    /// DistilBERT: `pre_classifier` → ReLU → dropout → `classifier` on the first token.
+    PreClassifier { pre: Linear, classifier: Linear },
+    /// RoBERTa: dropout → `classifier.dense` → tanh → dropout → `classifier.out_proj` on `<s>`.
+    Dense { dense: Linear, out_proj: Linear },
+    /// Every family: dropout → `classifier` on each token.
+    Token { classifier: Linear },
+}
+
+/// An encoder plus task head, with its parameters in one [`VarMap`] under checkpoint names.
+pub struct PretrainedModel {
+    pub encoder: Encoder,
+    pub task: Task,
+    pub vars: VarMap,
+    head: Option<Head>,
+}
+
+impl PretrainedModel {
+    /// A freshly initialized model (Hugging Face's initialization, seeded): the from-scratch
+    /// baseline for a pretrained one, or the shell a checkpoint is loaded into.
+    pub fn new(config: &EncoderConfig, task: Task, with_pooler: bool, seed: u64) -> Result<Self> {
+        let vars = VarMap::new();
+        let root = VarBuilder::new(&vars, seed);
+        let base = match task {
+            Task::Encoder => root.clone(),
+            _ => root.pp(config.family.base_prefix()),
+        };
+        let needs_pooler = matches!(task, Task::SequenceClassification(_)) && config.family == Family::Bert;
+        let encoder = Encoder::new(&base, config, with_pooler || needs_pooler)?;
+        let (h, std) = (config.hidden_size, config.init_std);
+        let head = match task {
+            Task::Encoder => None,
+            Task::SequenceClassification(n) | Task::TokenClassification(n) if n == 0 => {
+                return Err(Error::Invalid {
+                    op: "PretrainedModel",
+                    detail: "a classification head needs at least one label".into(),
+                })
+            }
+            Task::SequenceClassification(n) => Some(match config.family {
+                Family::Bert => Head::Pooled {
+                    classifier: hf_linear(&root.pp("classifier"), h, n, std)?,
+                },
+                Family::DistilBert => Head::PreClassifier {
+                    pre: hf_linear(&root.pp("pre_classifier"), h, h, std)?,
+                    classifier: hf_linear(&root.pp("classifier"), h, n, std)?,
+                },
+                Family::Roberta => Head::Dense {
+                    dense: hf_linear(&root.pp("classifier.dense"), h, h, std)?,
+                    out_proj: hf_linear(&root.pp("classifier.out_proj"), h, n, std)?,
+                },
+            }),
+            Task::TokenClassification(n) => Some(Head::Token {
+                classifier: hf_linear(&root.pp("classifier"), h, n, std)?,
+            }),
+        };
+        Ok(PretrainedModel {
+            encoder,
+            task,
+            vars,
+            head,
+        })
+    }
+
+    /// Loads a Hugging Face model directory for `task` (`None`: the task its config names).
+    ///
+    /// A task model loads from a bare-encoder checkpoint with a freshly initialized head (and
+    /// pooler, if the checkpoint has none) — the start of fine-tuning; a bare encoder loads from a
+    /// task checkpoint and ignores the head. The report lists both.
+    ///
+    /// # Errors
+    /// Missing files, an unsupported architecture, and any other missing, unexpected or
+    /// wrongly shaped weight (all listed, naming the file).
+    pub fn load(dir: impl AsRef<Path>, task: Option<Task>) -> Result<(Self, LoadReport)> {
+        let dir = ModelDir::open(dir)?;
+        let config = EncoderConfig::from_json(&dir.config, &dir.config_path())?;
+        let task = task.unwrap_or_else(|| Task::from_config(&config));
+        let tensors = dir.load_tensors()?;
+        let has_pooler = tensors.keys().any(|k| k.contains("pooler.dense.weight"));
+        let model = PretrainedModel::new(&config, task, has_pooler, 0)?;
+        let prefix = format!("{}.", config.family.base_prefix());
+        let is_task_model = task != Task::Encoder;
+        let may_be_fresh = |n: &str| {
+            is_task_model && (!n.starts_with(&prefix) || (!has_pooler && n.starts_with(&format!("{prefix}pooler."))))
+        };
+        let source = dir.weight_files.first().cloned().unwrap_or_else(|| dir.dir.clone());
+        let report = load_weights_into(&model.vars, tensors, config.family.base_prefix(), may_be_fresh, &source)?;
+        Ok((model, report))
+    }
+
+    /// The encoder's output (hidden states, pooler output, optional attention maps).
+    ///
+    /// # Errors
+    /// See [`Encoder::forward`].
+    pub fn encode(&self, input: &EncoderInput, train: bool, output_attentions: bool) -> Result<EncoderOutput> {
+        self.encoder.forward(input, train, output_attentions)
+    }
+
+    /// Class logits: `[B, labels]` for sequence classification, `[B, T, labels]` per token.
+    ///
+    /// # Errors
+    /// A model without a head, or bad inputs (see [`Encoder::forward`]).
+    pub fn logits(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
+        let out = self.encode(input, train, false)?;
+        self.head_logits(&out, train)
+    }
+
+    /// Applies the task head to an encoder output.
+    ///
+    /// # Errors
+    /// A model without a head.
+    pub fn head_logits(&self, out: &EncoderOutput, train: bool) -> Result<Tensor> {
+        let p = self.encoder.config.classifier_dropout;
+        let lin = |x: &Tensor, l: &Linear| x.linear(&l.weight, l.bias.as_ref());
+        let first = || out.last_hidden_state.narrow(1, 0, 1)?.squeeze(1);
+        match &self.head {
+            None => Err(Error::Invalid {
+                op: "PretrainedModel::logits",
+                detail: "this model has no task head (load it with a classification task)".into(),
+            }),
+            Some(Head::Pooled { classifier }) => {
+                let pooled = out.pooler_output.as_ref().ok_or_else(|| Error::Invalid {
+                    op: "PretrainedModel::logits",
+                    detail: "BERT sequence classification needs the pooler".into(),
+                })?;
+                lin(&pooled.dropout(p, train)?, classifier)
+            }
+            Some(Head::PreClassifier { pre, classifier }) => {
+                let x = Activation::Relu.apply(&lin(&first()?, pre)?)?;
+                lin(&x.dropout(p, train)?, classifier)
+            }
+            Some(Head::Dense { dense, out_proj }) => {
+                let x = lin(&first()?.dropout(p, train)?, dense)?.tanh()?;
+                lin(&x.dropout(p, train)?, out_proj)
+            }
+            Some(Head::Token { classifier }) => lin(&out.last_hidden_state.dropout(p, train)?, classifier),
+        }
+    }
+
+    /// Names of the task head's parameters (for a linear probe or separate learning rates).
+    pub fn is_head_param(&self, name: &str) -> bool {
+        self.task != Task::Encoder && !name.starts_with(&format!("{}.", self.encoder.config.family.base_prefix()))
+    }
+
+    /// Saves a Hugging Face model directory: `config.json` (with `architectures` and `labels`),
+    /// `model.safetensors`, and `tokenizer.json` copied from `tokenizer` if given. Each file is
+    /// written atomically.
+    ///
+    /// # Errors
+    /// An unwritable directory or an unreadable tokenizer file, naming the path.
+    pub fn save(&self, dir: impl AsRef<Path>, labels: &[String], tokenizer: Option<&Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, format!("cannot create directory: {e}")))?;
+        let mut config = self.encoder.config.clone();
+        if !labels.is_empty() {
+            config.labels = labels.to_vec();
+        }
+        let arch = self.task.architecture(config.family);
+        let json = serde_json::to_string_pretty(&config.to_json(Some(&arch))).map_err(|e| Error::Invalid {
+            op: "PretrainedModel::save",
+            detail: e.to_string(),
+        })?;
+        write_atomic(&dir.join("config.json"), json.as_bytes())?;
+        let tensors: BTreeMap<String, Tensor> = self.vars.vars().into_iter().map(|(n, t)| (n, t.detach())).collect();
+        let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+        save_safetensors(dir.join("model.safetensors"), &tensors, Some(meta))?;
+        if let Some(src) = tokenizer {
+            let bytes = std::fs::read(src).map_err(|e| Error::file(src, format!("cannot read: {e}")))?;
+            write_atomic(&dir.join("tokenizer.json"), &bytes)?;
+        }
+        Ok(())
+    }
+}

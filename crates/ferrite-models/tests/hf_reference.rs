@@ -1,0 +1,153 @@
+//! Tiny randomly initialized BERT, RoBERTa and DistilBERT checkpoints saved by `transformers`
+//! (`tests/fixtures/tiny-*`, written with reference outputs to `tests/reference/bert.json` by
+//! `tools/make_bert_reference.py`) load into ferrite and reproduce the hidden states, pooler
+//! outputs and classification logits.
+//!
+//! Tolerance: |ferrite − transformers| ≤ 1e-4 (absolute, f32), as the issue asks.
+
+use ferrite_core::testing::{assert_close, load_reference, ref_tensor};
+use ferrite_core::Tensor;
+use ferrite_models::{EncoderInput, PretrainedModel, Task};
+use std::path::{Path, PathBuf};
+
+const ATOL: f64 = 1e-4;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn reference() -> serde_json::Value {
+    load_reference(repo().join("tests/reference/bert.json")).unwrap()
+}
+
+fn inputs(case: &serde_json::Value) -> EncoderInput {
+    let t = |name: &str| ref_tensor(&case["inputs"][name]).unwrap().to_i64().unwrap();
+    EncoderInput {
+        input_ids: t("input_ids"),
+        attention_mask: t("attention_mask"),
+        token_type_ids: case["inputs"].get("token_type_ids").map(|_| t("token_type_ids")),
+    }
+}
+
+fn check(case: &serde_json::Value, name: &str, got: &Tensor) {
+    let want = ref_tensor(&case["outputs"][name]).unwrap();
+    assert_eq!(got.shape(), want.shape.as_slice(), "{name}: shape");
+    assert_close(&got.to_f64_vec(), &want.data, ATOL, 0.0, name);
+}
+
+fn run(fixture: &str) {
+    let r = reference();
+    let case = &r[fixture];
+    let (model, report) = PretrainedModel::load(repo().join("tests/fixtures").join(fixture), None).unwrap();
+    assert!(report.initialized.is_empty() && report.ignored.is_empty(), "{fixture}: {report:?}");
+    let input = inputs(case);
+    let out = model.encode(&input, false, false).unwrap();
+    let outputs = case["outputs"].as_object().unwrap();
+    if outputs.contains_key("last_hidden_state") {
+        check(case, "last_hidden_state", &out.last_hidden_state);
+    }
+    if outputs.contains_key("pooler_output") {
+        check(case, "pooler_output", out.pooler_output.as_ref().expect("pooler"));
+    }
+    if outputs.contains_key("logits") {
+        check(case, "logits", &model.head_logits(&out, false).unwrap());
+    }
+}
+
+#[test]
+fn tiny_bert_matches_transformers() {
+    run("tiny-bert");
+}
+
+#[test]
+fn tiny_bert_sequence_classifier_matches_transformers() {
+    run("tiny-bert-cls");
+}
+
+#[test]
+fn tiny_bert_token_classifier_matches_transformers() {
+    run("tiny-bert-token-cls");
+}
+
+#[test]
+fn tiny_distilbert_matches_transformers() {
+    run("tiny-distilbert");
+}
+
+#[test]
+fn tiny_distilbert_sequence_classifier_matches_transformers() {
+    run("tiny-distilbert-cls");
+}
+
+#[test]
+fn tiny_roberta_matches_transformers() {
+    run("tiny-roberta");
+}
+
+#[test]
+fn task_checkpoint_loads_as_bare_encoder_and_back() {
+    let r = reference();
+    let dir = repo().join("tests/fixtures/tiny-bert-cls");
+    // The classifier checkpoint as a bare encoder: the head is reported as ignored.
+    let (enc, report) = PretrainedModel::load(&dir, Some(Task::Encoder)).unwrap();
+    assert_eq!(report.ignored, vec!["classifier.bias".to_string(), "classifier.weight".to_string()]);
+    // A bare encoder checkpoint as a classifier: the head starts fresh and is reported.
+    let (cls, report) =
+        PretrainedModel::load(repo().join("tests/fixtures/tiny-bert"), Some(Task::SequenceClassification(5))).unwrap();
+    assert_eq!(report.initialized, vec!["classifier.weight".to_string(), "classifier.bias".to_string()]);
+    let input = inputs(&r["tiny-bert"]);
+    assert_eq!(cls.logits(&input, false).unwrap().shape(), [2, 5]);
+    // Saving and reloading a task model reproduces its logits exactly.
+    let out = std::env::temp_dir().join(format!("ferrite-save-{}", std::process::id()));
+    let labels = ["a", "b", "c"].map(String::from);
+    let (m, _) = PretrainedModel::load(&dir, None).unwrap();
+    m.save(&out, &labels, None).unwrap();
+    let (back, report) = PretrainedModel::load(&out, None).unwrap();
+    assert!(report.initialized.is_empty() && report.ignored.is_empty());
+    assert_eq!(back.task, Task::SequenceClassification(3));
+    let x = inputs(&r["tiny-bert-cls"]);
+    assert_eq!(
+        m.logits(&x, false).unwrap().to_vec::<f32>().unwrap(),
+        back.logits(&x, false).unwrap().to_vec::<f32>().unwrap()
+    );
+    assert!(enc.logits(&x, false).unwrap_err().to_string().contains("no task head"));
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn bad_checkpoints_get_clear_errors() {
+    let tmp = std::env::temp_dir().join(format!("ferrite-badckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let src = repo().join("tests/fixtures/tiny-bert");
+    // A config whose hidden size disagrees with the weights: the shape mismatch is named.
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    config["intermediate_size"] = serde_json::json!(40);
+    std::fs::write(tmp.join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(src.join("model.safetensors"), tmp.join("model.safetensors")).unwrap();
+    let e = PretrainedModel::load(&tmp, None).err().unwrap().to_string();
+    assert!(e.contains("model.safetensors") && e.contains("intermediate.dense") && e.contains("shape"), "{e}");
+    // One layer fewer in the config: the extra layer's weights are listed as unexpected.
+    config["intermediate_size"] = serde_json::json!(37);
+    config["num_hidden_layers"] = serde_json::json!(1);
+    std::fs::write(tmp.join("config.json"), config.to_string()).unwrap();
+    let e = PretrainedModel::load(&tmp, None).err().unwrap().to_string();
+    assert!(e.contains("unexpected") && e.contains("encoder.layer.1."), "{e}");
+    // An architecture ferrite does not implement.
+    config["model_type"] = serde_json::json!("gpt2");
+    std::fs::write(tmp.join("config.json"), config.to_string()).unwrap();
+    let e = PretrainedModel::load(&tmp, None).err().unwrap().to_string();
+    assert!(e.contains("unsupported architecture") && e.contains("gpt2"), "{e}");
+    // Ids outside the vocabulary and over-long inputs are errors, not panics.
+    let (m, _) = PretrainedModel::load(&src, None).unwrap();
+    let ids = Tensor::from_vec(vec![0i64, 500], [1, 2]).unwrap();
+    let mask = Tensor::from_vec(vec![1i64, 1], [1, 2]).unwrap();
+    let input = EncoderInput { input_ids: ids, attention_mask: mask, token_type_ids: None };
+    let e = m.encode(&input, false, false).err().unwrap().to_string();
+    assert!(e.contains("500") && e.contains("outside"), "{e}");
+    let long = Tensor::zeros(&[1, 65]).unwrap().to_dtype(ferrite_core::DType::I64).unwrap();
+    let input = EncoderInput { input_ids: long.clone(), attention_mask: long, token_type_ids: None };
+    let e = m.encode(&input, false, false).err().unwrap().to_string();
+    assert!(e.contains("65 tokens") && e.contains("maximum of 64"), "{e}");
+    std::fs::remove_dir_all(&tmp).ok();
+}
