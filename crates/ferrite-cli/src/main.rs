@@ -4,7 +4,9 @@ mod bench;
 mod bench_mlp;
 mod bench_transformer;
 mod data;
+mod embed;
 mod eval;
+mod finetune;
 mod predict;
 mod train;
 mod translate;
@@ -33,6 +35,14 @@ enum Command {
     Data(data::DataArgs),
     /// Micro-benchmarks (compare with `tools/bench_torch.py`).
     Bench(bench::BenchArgs),
+    /// Sentence embeddings with a pretrained model.
+    Embed(embed::EmbedArgs),
+    /// Cosine similarity of texts' embeddings.
+    Similarity(embed::SimilarityArgs),
+    /// Fine-tune a pretrained encoder on labelled texts.
+    Finetune(finetune::FinetuneArgs),
+    /// Classify texts with a fine-tuned model.
+    Classify(finetune::ClassifyArgs),
 }
 
 /// Keeps freed tensor buffers in the process heap instead of returning them to the OS.
@@ -70,6 +80,10 @@ fn main() -> ExitCode {
         Command::Translate(args) => translate::run(args),
         Command::Data(args) => data::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Embed(args) => embed::run_embed(args),
+        Command::Similarity(args) => embed::run_similarity(args),
+        Command::Finetune(args) => finetune::run_finetune(args),
+        Command::Classify(args) => finetune::run_classify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

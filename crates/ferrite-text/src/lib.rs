@@ -11,6 +11,9 @@
 //! 4. batches of similar length under a token budget: [`token_batches`] (`batch.rs`);
 //! 5. evaluation: sacreBLEU-compatible [`corpus_bleu`] and [`corpus_chrf`] (`metrics/`).
 //!
+//! Labelled text tables (CSV with RFC 4180 quoting, TSV, JSON Lines) for classification: [`TextTable`]
+//! (`table.rs`).
+//!
 //! Pretrained models' tokenizers (BERT WordPiece, RoBERTa BPE, …): [`PretrainedTokenizer`] (`pretrained.rs`)
 //! encodes batches to padded ids, attention masks and token-type ids.
 
@@ -20,6 +23,7 @@ mod gettext;
 mod metrics;
 mod pretrained;
 mod split;
+mod table;
 mod tokenizer;
 mod tsv;
 mod whitespace;
@@ -29,6 +33,7 @@ pub use gettext::{extract_gettext_pairs, read_mo, GettextStats};
 pub use metrics::{corpus_bleu, corpus_chrf, tokenize_13a, Bleu};
 pub use pretrained::{EncodedBatch, PretrainedTokenizer};
 pub use split::split_by_hash;
+pub use table::TextTable;
 pub use tokenizer::{TextTokenizer, TokenizerKind};
 pub use tsv::{read_tsv, write_tsv, Pair};
 pub use whitespace::normalize_whitespace;

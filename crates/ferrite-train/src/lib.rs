@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod csv;
 pub mod data;
+pub mod finetune;
 pub mod fit;
 pub mod history;
 pub mod metrics;

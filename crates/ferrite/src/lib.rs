@@ -18,6 +18,7 @@ pub use ferrite_core::{
     GradStore, Result, Rng, Tensor,
 };
 pub use ferrite_kernels as kernels;
+pub use ferrite_models as models;
 pub use ferrite_nn as nn;
 pub use ferrite_text as text;
 pub use ferrite_train as train;

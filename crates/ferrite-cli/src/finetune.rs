@@ -1,0 +1,170 @@
+//! `ferrite finetune --model DIR --data FILE --task classify …` (transfer learning onto a text
+//! classification task) and `ferrite classify RUN_DIR "text"`.
+
+use clap::{Args, ValueEnum};
+use ferrite::train::finetune::{finetune_run, Classifier, DataOptions, FinetuneArgs as RunArgs, FinetuneOptions};
+use ferrite::{set_num_threads, Error, Result};
+use std::io::BufRead;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FinetuneTask {
+    /// One label per text (sequence classification).
+    Classify,
+}
+
+#[derive(Args)]
+pub struct FinetuneArgs {
+    /// A pretrained model directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// Labelled texts: CSV, TSV or JSON Lines with a header / keys.
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, value_enum, default_value = "classify")]
+    task: FinetuneTask,
+    #[arg(long, default_value = "text")]
+    text_column: String,
+    #[arg(long, default_value = "label")]
+    label_column: String,
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Peak learning rate (after warmup).
+    #[arg(long, default_value_t = 5e-5)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 0.1)]
+    warmup_frac: f64,
+    /// Layer-wise learning-rate decay (e.g. 0.9); 1 = off.
+    #[arg(long, default_value_t = 1.0)]
+    layer_lr_decay: f64,
+    /// Train only the classification head on frozen encoder features (linear probe).
+    #[arg(long)]
+    freeze_encoder: bool,
+    /// Same architecture with random weights (the no-transfer baseline).
+    #[arg(long, conflicts_with = "freeze_encoder")]
+    from_scratch: bool,
+    /// Tokens per text (longer texts are truncated).
+    #[arg(long, default_value_t = 128)]
+    max_len: usize,
+    /// Use only this many training examples (a seeded random sample).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    #[arg(long, default_value_t = 0.1)]
+    valid_frac: f64,
+    #[arg(long, default_value_t = 0.1)]
+    test_frac: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop training after this many minutes (the epoch in progress is evaluated).
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    /// Run directory (default runs/finetune-<data>-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads (default: all cores or FERRITE_NUM_THREADS).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the summary as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
+    if let Some(t) = a.threads {
+        set_num_threads(t);
+    }
+    let FinetuneTask::Classify = a.task;
+    let args = RunArgs {
+        model: a.model,
+        data: a.data,
+        data_options: DataOptions {
+            text_column: a.text_column,
+            label_column: a.label_column,
+            valid_frac: a.valid_frac,
+            test_frac: a.test_frac,
+            train_limit: a.train_limit,
+            seed: a.seed,
+        },
+        options: FinetuneOptions {
+            epochs: a.epochs,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            weight_decay: a.weight_decay,
+            warmup_frac: a.warmup_frac,
+            layer_lr_decay: a.layer_lr_decay,
+            freeze_encoder: a.freeze_encoder,
+            max_len: a.max_len,
+            clip_norm: 1.0,
+            seed: a.seed,
+            max_seconds: a.max_minutes.map_or(0.0, |m| m * 60.0),
+            verbose: !a.json,
+        },
+        from_scratch: a.from_scratch,
+    };
+    let s = finetune_run(&args, a.out.as_deref())?;
+    if a.json {
+        let mut v = serde_json::to_value(&s).map_err(|e| Error::Invalid { op: "finetune", detail: e.to_string() })?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("test"); // the confusion matrix stays in summary.json
+        }
+        println!("{v}");
+    } else {
+        println!(
+            "{}: {} on {} train / {} test texts: test accuracy {:.4}, macro-F1 {:.4} (best epoch {}, {:.0} s, {:.1} texts/s) → {}",
+            s.mode,
+            s.labels.join("/"),
+            s.n_train,
+            s.n_test,
+            s.test_accuracy,
+            s.test_macro_f1,
+            s.best_epoch,
+            s.train_seconds,
+            s.examples_per_s,
+            s.run_dir.display()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ClassifyArgs {
+    /// A run directory from `ferrite finetune`, or a sequence-classification model directory.
+    run_dir: PathBuf,
+    /// Texts (default: one per line on standard input).
+    texts: Vec<String>,
+    /// One JSON object per text with every class's probability.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_classify(a: ClassifyArgs) -> Result<()> {
+    let c = Classifier::open(&a.run_dir)?;
+    let texts = if a.texts.is_empty() {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<std::io::Result<Vec<String>>>()
+            .map_err(|e| Error::Invalid { op: "classify", detail: format!("cannot read standard input: {e}") })?
+            .into_iter()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    } else {
+        a.texts
+    };
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for p in c.classify(&refs)? {
+        if a.json {
+            let probs: serde_json::Map<String, serde_json::Value> =
+                p.probabilities.iter().map(|(l, v)| (l.clone(), serde_json::json!(v))).collect();
+            println!("{}", serde_json::json!({"text": p.text, "label": p.label, "probabilities": probs}));
+        } else {
+            let best = p.probabilities.iter().find(|(l, _)| *l == p.label).map_or(0.0, |x| x.1);
+            println!("{}\t{:.3}\t{}", p.label, best, p.text);
+        }
+    }
+    Ok(())
+}
