@@ -19,6 +19,8 @@ pub enum Which {
     Mlp,
     /// One Transformer training step (forward + backward + AdamW); sizes from the flags below.
     TransformerStep,
+    /// Sentence-embedding inference with a pretrained model (--model, --batch, --len).
+    Embed,
 }
 
 #[derive(Args)]
@@ -33,6 +35,9 @@ pub struct BenchArgs {
     /// The diabetes CSV (mlp).
     #[arg(long, default_value = "data/diabetes.csv")]
     data: std::path::PathBuf,
+    /// A pretrained model directory (embed).
+    #[arg(long, default_value = ".cache/assets/all-MiniLM-L6-v2")]
+    model: std::path::PathBuf,
     #[command(flatten)]
     step: crate::bench_transformer::StepArgs,
 }
@@ -100,6 +105,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Which::TransformerStep => {
             for t in parse_threads(&args.threads)? {
                 crate::bench_transformer::run(&args.step, t, args.json)?;
+            }
+            Ok(())
+        }
+        Which::Embed => {
+            for t in parse_threads(&args.threads)? {
+                crate::bench_embed::run(&args.model, args.step.batch, args.step.len, t, args.json)?;
             }
             Ok(())
         }

@@ -25,11 +25,12 @@ pub struct StepArgs {
     layers: usize,
     #[arg(long, default_value_t = 1024)]
     ffn: usize,
+    /// Batch size (transformer-step, embed).
     #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// Source and target length.
+    pub(crate) batch: usize,
+    /// Source and target length (transformer-step); tokens per text (embed).
     #[arg(long, default_value_t = 32)]
-    len: usize,
+    pub(crate) len: usize,
     #[arg(long, default_value_t = 1000)]
     vocab: usize,
 }

@@ -83,6 +83,37 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// erf for f32, branch-free so loops over it vectorize: for |x| < 0.5 the Maclaurin series to x¹¹
+/// (relative error < 1e-7 there), otherwise Abramowitz & Stegun 7.1.26,
+/// 1 − t·P(t)·e^(−x²) with t = 1/(1 + 0.3275911·|x|) (absolute error < 4e-7 in f32) — the form PyTorch's
+/// vectorized CPU `erf` uses, so GELU matches it closely. libm's `erff` branches per element and
+/// cost a sixth of a BERT forward pass.
+#[inline(always)]
+pub fn erf_f32(x: f32) -> f32 {
+    let a = x.abs();
+    let x2 = x * x;
+    // 2/√π · (x − x³/3 + x⁵/10 − x⁷/42 + x⁹/216 − x¹¹/1320)
+    let mut s = -1.0f32 / 1320.0;
+    s = s * x2 + 1.0 / 216.0;
+    s = s * x2 - 1.0 / 42.0;
+    s = s * x2 + 1.0 / 10.0;
+    s = s * x2 - 1.0 / 3.0;
+    s = s * x2 + 1.0;
+    let small = std::f32::consts::FRAC_2_SQRT_PI * x * s;
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let mut p = 1.061_405_4f32;
+    p = p * t - 1.453_152;
+    p = p * t + 1.421_413_8;
+    p = p * t - 0.284_496_74;
+    p = p * t + 0.254_829_6;
+    let large = (1.0 - t * p * exp_f32(-x2)).copysign(x);
+    if a < 0.5 {
+        small
+    } else {
+        large
+    }
+}
+
 macro_rules! impl_float {
     ($t:ty, $erf:path, $exp:path) => {
         impl Float for $t {
@@ -142,12 +173,33 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, libm::erff, exp_f32);
+impl_float!(f32, erf_f32, exp_f32);
 impl_float!(f64, libm::erf, f64::exp);
 
 #[cfg(test)]
 mod exp_tests {
-    use super::exp_f32;
+    use super::{erf_f32, exp_f32};
+
+    #[test]
+    fn fast_erf_is_close_to_libm() {
+        let (mut worst_abs, mut worst_rel) = (0f64, 0f64);
+        let mut x = -6.0f32;
+        while x <= 6.0 {
+            let want = libm::erf(f64::from(x));
+            let got = f64::from(erf_f32(x));
+            worst_abs = worst_abs.max((got - want).abs());
+            if want != 0.0 {
+                worst_rel = worst_rel.max(((got - want) / want).abs());
+            }
+            x += 1.0e-4;
+        }
+        assert!(worst_abs < 4e-7, "abs error {worst_abs}");
+        assert!(worst_rel < 1e-6, "rel error {worst_rel}");
+        assert_eq!(erf_f32(0.0), 0.0);
+        assert_eq!(erf_f32(f32::INFINITY), 1.0);
+        assert_eq!(erf_f32(f32::NEG_INFINITY), -1.0);
+        assert!(erf_f32(f32::NAN).is_nan());
+    }
 
     #[test]
     fn fast_exp_is_within_two_ulp() {

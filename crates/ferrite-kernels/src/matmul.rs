@@ -93,7 +93,7 @@ fn product<T: Float>(
     check_reach(rhs, k, n);
     #[cfg(target_arch = "x86_64")]
     if let (Some(lhs), Some(rhs)) = (as_f32(lhs), as_f32(rhs)) {
-        if crate::sgemm::suits(m, n, k) {
+        if crate::sgemm::suits(m, n, k, lhs.cs, rhs.rs) {
             // T is f32 here (as_f32 checked), so the cast is to the same type.
             let c = dst.as_mut_ptr().cast::<f32>();
             // SAFETY: `suits` checked the CPU; the asserts above checked the reach of all three

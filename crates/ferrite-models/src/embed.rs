@@ -151,10 +151,12 @@ impl SentenceEmbedder {
     }
 
     /// Pooled (and normalized) `[B, H]` embeddings of an encoded batch, flattened row-major.
+    /// Runs without recording gradients.
     ///
     /// # Errors
     /// See [`crate::Encoder::forward`].
     pub fn embed_input(&self, input: &EncoderInput) -> Result<Vec<f32>> {
+        let _guard = no_grad();
         let hidden = self.model.encode(input, false, false)?.last_hidden_state;
         let mut v = pool(&hidden, &input.attention_mask, self.pooling)?;
         if self.normalize {

@@ -8,9 +8,9 @@
 use crate::checkpoint::{load_weights_into, LoadReport, ModelDir};
 use crate::config::{EncoderConfig, Family};
 use crate::encoder::{hf_linear, Encoder, EncoderInput, EncoderOutput};
-use ferrite_core::{Error, Result, Tensor};
+use ferrite_core::{Error, Result, Rng, Tensor};
 use ferrite_nn::checkpoint::{save_safetensors, write_atomic};
-use ferrite_nn::{Activation, Linear, VarBuilder, VarMap};
+use ferrite_nn::{Activation, Init, Linear, VarBuilder, VarMap};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -77,7 +77,10 @@ impl PretrainedModel {
     /// baseline for a pretrained one, or the shell a checkpoint is loaded into.
     pub fn new(config: &EncoderConfig, task: Task, with_pooler: bool, seed: u64) -> Result<Self> {
         let vars = VarMap::new();
-        let root = VarBuilder::new(&vars, seed);
+        Self::build(config, task, with_pooler, VarBuilder::new(&vars, seed), vars)
+    }
+
+    fn build(config: &EncoderConfig, task: Task, with_pooler: bool, root: VarBuilder, vars: VarMap) -> Result<Self> {
         let base = match task {
             Task::Encoder => root.clone(),
             _ => root.pp(config.family.base_prefix()),
@@ -133,7 +136,8 @@ impl PretrainedModel {
         let task = task.unwrap_or_else(|| Task::from_config(&config));
         let tensors = dir.load_tensors()?;
         let has_pooler = tensors.keys().any(|k| k.contains("pooler.dense.weight"));
-        let model = PretrainedModel::new(&config, task, has_pooler, 0)?;
+        let vars = VarMap::new();
+        let model = Self::build(&config, task, has_pooler, VarBuilder::for_loading(&vars), vars)?;
         let prefix = format!("{}.", config.family.base_prefix());
         let is_task_model = task != Task::Encoder;
         let may_be_fresh = |n: &str| {
@@ -141,6 +145,17 @@ impl PretrainedModel {
         };
         let source = dir.weight_files.first().cloned().unwrap_or_else(|| dir.dir.clone());
         let report = load_weights_into(&model.vars, tensors, config.family.base_prefix(), may_be_fresh, &source)?;
+        // What the checkpoint lacked (a new head, a pooler) is initialized as transformers does:
+        // every such parameter belongs to a linear layer, weight N(0, initializer_range), bias 0.
+        let mut rng = Rng::new(0);
+        for name in &report.initialized {
+            if let Some(p) = model.vars.get(name) {
+                if name.ends_with("weight") {
+                    let std = config.init_std;
+                    p.assign_(&Init::Normal { mean: 0.0, std }.tensor(p.shape(), &mut rng)?)?;
+                }
+            }
+        }
         Ok((model, report))
     }
 

@@ -4,13 +4,15 @@
 //! (checked once at run time) and the shape is not matrix-vector-like; everything else stays on the
 //! `gemm` crate. Written to close the gap to MKL (PyTorch) on AVX-512 Xeons, mostly at two threads.
 //!
-//! Pieces: `avx512` (the register-tile microkernel, up to 14×32 or 6×64), `small` (unpacked path for
+//! Pieces: `avx512` (the register-tile microkernel, up to 14×32 or 6×64), `nt` (dot products for
+//! `x·Wᵀ` with few rows of x), `small` (unpacked path for
 //! products that fit in cache: no packing, no allocation), `blocked` (the cache-blocked loop nest
 //! for the rest, with the threading), `pack` and `transpose` (panel packing and per-thread buffers).
 //! Every address is checked once, by `matmul::matmul`'s `check_reach`; below that, raw pointers.
 
 mod avx512;
 mod blocked;
+mod nt;
 mod pack;
 mod small;
 #[cfg(test)]
@@ -31,6 +33,11 @@ const SMALL_MAX_FLOPS: usize = 64 * 64 * 64;
 const SHORT_ROWS: usize = 14;
 /// Column granularity when the unpacked path is split between threads.
 const SHORT_COLS: usize = 64;
+/// Rows of A up to which `A·Wᵀ` (B stored transposed) takes the dot-product path in `nt`, which
+/// reads W in place instead of packing it (see `nt.rs`). Measured on one core against the blocked
+/// path and the `gemm` crate for K×N in {384×384, 384×1536, 1536×384, 256×1024, 256×6000}: 2–6×
+/// faster at 4–8 rows, 1.0–1.8× at 16, slower from 32 rows on (A no longer stays in L1).
+const NT_MAX_ROWS: usize = 16;
 
 /// A read-only strided operand: element (i, j) at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -69,9 +76,12 @@ impl Dst {
 /// (`is_x86_feature_detected!` caches its answer), and the product is not matrix-vector-like. For
 /// `n == 1`, or a few rows against a large B, the work is memory-bound and the `gemm` crate's
 /// dedicated kernels measured up to 2× faster (e.g. 1×4096×4096, 4096×4096×1).
-pub fn suits(m: usize, n: usize, k: usize) -> bool {
+/// `lhs_cs`/`rhs_rs`: A's column stride and B's row stride; `x·Wᵀ` (1 and 1) with few rows takes
+/// the dot-product path, which streams W like a matrix-vector kernel does and so keeps those shapes.
+pub fn suits(m: usize, n: usize, k: usize, lhs_cs: isize, rhs_rs: isize) -> bool {
+    let nt = lhs_cs == 1 && rhs_rs == 1 && m <= NT_MAX_ROWS && n > 1;
     let gemv_like = n == 1 || (m < 8 && k * n >= 1 << 16) || (m < 16 && k * n >= 1 << 20);
-    !gemv_like && available()
+    (nt || !gemv_like) && available()
 }
 
 /// True when this CPU can run the kernel.
@@ -134,7 +144,20 @@ pub unsafe fn matmul(
 #[allow(clippy::too_many_arguments)]
 unsafe fn run(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumulate: bool, threads: usize) {
     let row_major = a.cs == 1 && b.cs == 1;
-    if !row_major || (m * n * k > SMALL_MAX_FLOPS && m > SHORT_ROWS) {
+    if a.cs == 1 && b.rs == 1 && b.cs != 1 && m <= NT_MAX_ROWS {
+        let cols = n.div_ceil(threads).next_multiple_of(16);
+        if threads <= 1 || n <= cols {
+            nt::gemm(m, n, k, a, b, c, accumulate);
+        } else {
+            (0..n.div_ceil(cols)).into_par_iter().for_each(|part| {
+                let j0 = part * cols;
+                let b = Src { ptr: b.at(0, j0), ..b };
+                let c = Dst { ptr: c.at(0, j0), ..c };
+                // SAFETY: the column blocks are disjoint and inside the checked m×n.
+                unsafe { nt::gemm(m, cols.min(n - j0), k, a, b, c, accumulate) }
+            });
+        }
+    } else if !row_major || (m * n * k > SMALL_MAX_FLOPS && m > SHORT_ROWS) {
         blocked::gemm(m, n, k, a, b, c, accumulate, threads);
     } else if threads <= 1 || n <= SHORT_COLS {
         small::gemm(m, n, k, a, b, c, accumulate);

@@ -175,3 +175,25 @@ fn k_of_zero_and_accumulate_into_wide_rows() {
     check(5, 40, 0, PLAIN, PLAIN, 3, true, 1);
     check(64, 64, 64, PLAIN, PLAIN, 64, true, 2);
 }
+
+#[test]
+fn dot_product_path_for_x_times_w_transposed() {
+    if !available() {
+        return;
+    }
+    // `x·Wᵀ` with at most NT_MAX_ROWS rows: every tile remainder (rows, W rows mod 4), full and
+    // masked K chunks, column splits between two threads, accumulation and padded rows of C.
+    let w = Layout {
+        transposed: true,
+        offset: 2,
+    };
+    let mut v = 0;
+    for m in [1, 2, 3, 4, 5, 7, 8, 13, 16] {
+        for n in [2, 3, 4, 5, 17, 64, 100, 700] {
+            for k in [1, 15, 16, 17, 48, 100, 385] {
+                v += 1;
+                check(m, n, k, PLAIN, w, v % 3, v % 2 == 0, 1 + v % 2);
+            }
+        }
+    }
+}
