@@ -6,6 +6,12 @@
   tools/.venv/bin/python tools/compare.py mlp [--rounds 3]
   tools/.venv/bin/python tools/compare.py transformer-step [--rounds 3]   (d 256, 8 heads, 2+2 layers, ffn 1024,
                                                                           batch 32, len 32, vocab 1000; 1 and 2 threads)
+  tools/.venv/bin/python tools/compare.py embed [--rounds 3] [--model .cache/assets/all-MiniLM-L6-v2]
+      [--threads 1,2] [--engines ferrite,torch,onnx] [--iters K (torch/onnx only)]
+      sentence embedding (tools/bench_embed.py): ferrite vs PyTorch eager vs ONNX Runtime, for
+      (batch 1, len 16), (batch 1, len 128), (batch 32, len 128) at each thread count; ratios
+      torch_ms/ferrite_ms and onnx_ms/ferrite_ms (>1 = ferrite faster). Without a ferrite binary
+      (or one that fails `bench embed`) it says so on stderr and still runs the other two.
 
 Builds nothing: run `cargo build --release -p ferrite-cli` first. Each round runs ferrite, then
 PyTorch; per measurement the median over rounds is kept (machines here are shared and noisy, so
@@ -60,11 +66,77 @@ def torch_transformer_step():
     return [r for t in ("1", "2") for r in lines([PY, "tools/bench_torch.py", "transformer-step", "--threads", t])]
 
 
+EMBED_CASES = [(1, 16), (1, 128), (32, 128)]
+
+
+def embed_cmd(engine, model, batch, length, threads, iters):
+    if engine == "ferrite":
+        cmd = [FERRITE, "bench", "embed"]
+    else:
+        cmd = [PY, "tools/bench_embed.py", "--engine", engine]
+    cmd += ["--model", model, "--batch", str(batch), "--len", str(length), "--threads", str(threads), "--json"]
+    if iters and engine != "ferrite":  # `ferrite bench embed` has no --iters (it times ~2 s, >= 5 calls)
+        cmd += ["--iters", str(iters)]
+    return cmd
+
+
+def embed(args):
+    engines = [e for e in args.engines.split(",") if e]
+    threads = [int(t) for t in args.threads.split(",") if t]
+    if "ferrite" in engines and not os.path.exists(FERRITE):
+        print(f"# {FERRITE} not found (cargo build --release -p ferrite-cli): skipping ferrite", file=sys.stderr)
+        engines.remove("ferrite")
+    if "onnx" in engines:  # export the ONNX model once, before anything is timed
+        subprocess.run(embed_cmd("onnx", args.model, 1, 8, 1, 1), cwd=ROOT, check=True, capture_output=True)
+    res = {}
+    for rnd in range(args.rounds):
+        for t in threads:
+            for b, n in EMBED_CASES:
+                for e in list(engines):
+                    try:
+                        recs = [r for r in lines(embed_cmd(e, args.model, b, n, t, args.iters))
+                                if r.get("bench") == "embed"]
+                    except (subprocess.CalledProcessError, OSError) as err:
+                        msg = (getattr(err, "stderr", None) or str(err)).strip().splitlines()
+                        msg = [m for m in msg if "error" in m.lower()] or msg[-3:]
+                        print(f"# {e} failed ({' | '.join(msg[:3])}): skipping {e}", file=sys.stderr)
+                        engines.remove(e)
+                        continue
+                    res.setdefault((t, b, n, e), []).extend(recs)
+                    if recs:
+                        print(f"# round {rnd + 1} t{t} b{b} len{n} {e}: {recs[-1]['ms']:.2f} ms", file=sys.stderr)
+
+    def med(t, b, n, e, field="ms"):
+        rs = res.get((t, b, n, e))
+        return statistics.median(r[field] for r in rs) if rs else None
+
+    def fmt(x, spec=".2f", suffix=""):
+        return "n/a" if x is None else f"{x:{spec}}{suffix}"
+
+    print("| embed (batch x len) | threads | ferrite ms | PyTorch ms | ONNX Runtime ms | torch/ferrite | onnx/ferrite "
+          "| peak RSS MB ferrite / torch / onnx |")
+    print("|---|---|---|---|---|---|---|---|")
+    for t in threads:
+        for b, n in EMBED_CASES:
+            f, tm, om = (med(t, b, n, e) for e in ("ferrite", "torch", "onnx"))
+            rt = tm / f if f and tm else None
+            ro = om / f if f and om else None
+            rss = " / ".join(fmt(med(t, b, n, e, "peak_rss_mb"), ".0f") for e in ("ferrite", "torch", "onnx"))
+            print(f"| {b} x {n} | {t} | {fmt(f)} | {fmt(tm)} | {fmt(om)} | {fmt(rt, '.2f', 'x')} | "
+                  f"{fmt(ro, '.2f', 'x')} | {rss} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["matmul", "op-overhead", "mlp", "transformer-step"])
+    ap.add_argument("which", choices=["matmul", "op-overhead", "mlp", "transformer-step", "embed"])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--model", default=os.path.join(ROOT, ".cache", "assets", "all-MiniLM-L6-v2"), help="embed only")
+    ap.add_argument("--threads", default="1,2", help="embed only: thread counts")
+    ap.add_argument("--engines", default="ferrite,torch,onnx", help="embed only")
+    ap.add_argument("--iters", type=int, default=None, help="embed only: timed calls per run (default ~2 s)")
     args = ap.parse_args()
+    if args.which == "embed":
+        return embed(args)
     fer_cmd, torch_cmd = commands(args.which)
     fer, tor = {}, {}
     for _ in range(args.rounds):

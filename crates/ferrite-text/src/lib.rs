@@ -19,6 +19,7 @@
 
 mod atomic;
 mod batch;
+mod email;
 mod gettext;
 mod metrics;
 mod pretrained;
@@ -29,6 +30,7 @@ mod tsv;
 mod whitespace;
 
 pub use batch::token_batches;
+pub use email::{email_text, read_spam_assassin, LabelledEmail};
 pub use gettext::{extract_gettext_pairs, read_mo, GettextStats};
 pub use metrics::{corpus_bleu, corpus_chrf, tokenize_13a, Bleu};
 pub use pretrained::{EncodedBatch, PretrainedTokenizer};
