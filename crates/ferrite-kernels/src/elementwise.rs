@@ -43,7 +43,10 @@ pub fn map_strided<T: Copy + Sync, U: Copy + Send + Default>(
         plan.for_rows(0, plan.rows(), |_, [oa]| {
             let base = a.offset + oa;
             if sa == 1 {
-                out.extend(a.data[base..base + inner].iter().map(|&x| f(x)));
+                let start = out.len();
+                map_into(&a.data[base..base + inner], &mut out.spare_capacity_mut()[..inner], &f);
+                // SAFETY: map_into wrote the `inner` elements after `start`.
+                unsafe { out.set_len(start + inner) };
             } else {
                 out.extend((0..inner).map(|i| f(a.data[base + i * sa])));
             }
@@ -59,9 +62,7 @@ pub fn map_strided<T: Copy + Sync, U: Copy + Send + Default>(
             let o = &mut chunk[(r - start) * inner..(r - start + 1) * inner];
             let base = a.offset + oa;
             if sa == 1 {
-                for (o, x) in o.iter_mut().zip(&a.data[base..base + inner]) {
-                    *o = MaybeUninit::new(f(*x));
-                }
+                map_into(&a.data[base..base + inner], o, &f);
             } else {
                 for (i, o) in o.iter_mut().enumerate() {
                     *o = MaybeUninit::new(f(a.data[base + i * sa]));
@@ -81,8 +82,13 @@ pub fn map_strided<T: Copy + Sync, U: Copy + Send + Default>(
         threads::install(|_| {
             let per = threads::PAR_MIN_ELEMS / 4;
             buf.par_chunks_mut(per).enumerate().for_each(|(t, chunk)| {
-                for (i, o) in chunk.iter_mut().enumerate() {
-                    *o = MaybeUninit::new(f(a.data[a.offset + (t * per + i) * sa]));
+                let start = a.offset + t * per * sa;
+                if sa == 1 {
+                    map_into(&a.data[start..start + chunk.len()], chunk, &f);
+                } else {
+                    for (i, o) in chunk.iter_mut().enumerate() {
+                        *o = MaybeUninit::new(f(a.data[start + i * sa]));
+                    }
                 }
             });
         });
@@ -90,6 +96,16 @@ pub fn map_strided<T: Copy + Sync, U: Copy + Send + Default>(
     // SAFETY: the tasks above wrote all `total` elements (the chunks cover the buffer).
     unsafe { out.set_len(total) };
     out
+}
+
+crate::simd::wide_fn! {
+    /// `dst[i] = f(src[i])` over equal-length contiguous slices (the vectorizable inner loop of
+    /// [`map_strided`]).
+    fn map_into<T: Copy, U: Copy, F: Fn(T) -> U>(src: &[T], dst: &mut [MaybeUninit<U>], f: &F) {
+        for (o, x) in dst.iter_mut().zip(src) {
+            *o = MaybeUninit::new(f(*x));
+        }
+    }
 }
 
 /// `out[i] = f(a[i], b[i])` over the broadcast `shape`; broadcast operands have stride 0.

@@ -60,7 +60,10 @@ pub fn exp_f32(x: f32) -> f32 {
     const C2: f32 = -2.121_944_4e-4;
     const MAGIC: f32 = 12_582_912.0;
     let xc = x.clamp(LO, HI);
-    let n = (xc * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    // t's low mantissa bits hold the rounded integer n (offset by 2²²): read them as bits rather
+    // than converting with `as i32`, whose saturating semantics compile to scalar code.
+    let t = xc * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
     let r = xc - n * C1 - n * C2;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -69,7 +72,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let y = p * r * r + r + 1.0;
-    let ni = n as i32;
+    let ni = t.to_bits() as i32 - MAGIC.to_bits() as i32;
     let (n1, n2) = (ni >> 1, ni - (ni >> 1));
     let s1 = f32::from_bits(((n1 + 127) as u32) << 23);
     let s2 = f32::from_bits(((n2 + 127) as u32) << 23);

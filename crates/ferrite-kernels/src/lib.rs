@@ -4,12 +4,15 @@
 //! element buffers, generic over [`Float`]; no tensors, no shapes-as-objects, no autodiff. Tiny inputs
 //! run on the calling thread; larger ones use ferrite's own rayon pool ([`threads`]).
 
+#[macro_use]
+pub mod simd;
 pub mod elementwise;
 pub mod float;
 pub mod index;
 pub mod matmul;
 pub mod reduce;
 pub mod rows;
+
 #[cfg(target_arch = "x86_64")]
 mod sgemm;
 pub mod strided;

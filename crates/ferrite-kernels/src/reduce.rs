@@ -16,7 +16,7 @@ pub enum ReduceFn {
 }
 
 /// Sum of a slice with eight accumulators.
-#[inline]
+#[inline(always)]
 pub fn sum_slice<T: Float>(x: &[T]) -> T {
     let mut acc = [T::ZERO; 8];
     let chunks = x.chunks_exact(8);
@@ -34,7 +34,7 @@ pub fn sum_slice<T: Float>(x: &[T]) -> T {
 }
 
 /// Dot product with eight accumulators.
-#[inline]
+#[inline(always)]
 pub fn dot_slice<T: Float>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::ZERO; 8];
     let n = a.len().min(b.len());

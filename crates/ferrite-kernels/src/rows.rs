@@ -20,15 +20,32 @@ pub fn for_each_row<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [
     }
 }
 
+/// Maximum of a row, in 16 independent lanes so the loop vectorizes (a single running maximum is
+/// a serial dependency chain the compiler may not reorder).
+#[inline(always)]
 fn row_max<T: Float>(x: &[T]) -> T {
-    x.iter().fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+    let mut lanes = [T::NEG_INFINITY; 16];
+    let chunks = x.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    let m = lanes.iter().fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    tail.iter().fold(m, |m, &v| if v > m { v } else { m })
 }
 
 /// Numerically stable softmax of each row: exp(x - max) / Σ exp(x - max).
 pub fn softmax<T: Float>(x: &[T], len: usize) -> Vec<T> {
     let mut out = vec![T::ZERO; x.len()];
-    for_each_row(&mut out, len, |r, o| {
-        let xr = &x[r * len..(r + 1) * len];
+    for_each_row(&mut out, len, |r, o| softmax_row(&x[r * len..(r + 1) * len], o));
+    out
+}
+
+crate::simd::wide_fn! {
+    /// One row of [`softmax`].
+    fn softmax_row<T: Float>(xr: &[T], o: &mut [T]) {
         let m = row_max(xr);
         if m == T::NEG_INFINITY {
             // A fully masked row: PyTorch returns NaN; we return zeros so masked padding rows stay finite.
@@ -40,8 +57,7 @@ pub fn softmax<T: Float>(x: &[T], len: usize) -> Vec<T> {
         }
         let inv = T::ONE / sum_slice(o);
         o.iter_mut().for_each(|v| *v *= inv);
-    });
-    out
+    }
 }
 
 /// Numerically stable log-softmax of each row: x - max - log Σ exp(x - max).
@@ -88,6 +104,7 @@ pub fn log_softmax_backward<T: Float>(y: &[T], g: &[T], len: usize) -> Vec<T> {
     out
 }
 
+#[inline(always)]
 fn mean_rstd<T: Float>(x: &[T], eps: T) -> (T, T) {
     let n = T::from_usize(x.len());
     let mean = sum_slice(x) / n;
@@ -102,21 +119,34 @@ fn mean_rstd<T: Float>(x: &[T], eps: T) -> (T, T) {
 /// Layer norm of each row (biased variance, as PyTorch): (x − μ)/√(σ² + ε) · w + b.
 pub fn layer_norm<T: Float>(x: &[T], w: Option<&[T]>, b: Option<&[T]>, len: usize, eps: T) -> Vec<T> {
     let mut out = vec![T::ZERO; x.len()];
-    for_each_row(&mut out, len, |r, o| {
-        let xr = &x[r * len..(r + 1) * len];
-        let (mean, rstd) = mean_rstd(xr, eps);
-        for (j, (o, &v)) in o.iter_mut().zip(xr).enumerate() {
-            let mut y = (v - mean) * rstd;
-            if let Some(w) = w {
-                y *= w[j];
-            }
-            if let Some(b) = b {
-                y += b[j];
-            }
-            *o = y;
-        }
-    });
+    for_each_row(&mut out, len, |r, o| layer_norm_row(&x[r * len..(r + 1) * len], w, b, eps, o));
     out
+}
+
+crate::simd::wide_fn! {
+    /// One row of [`layer_norm`].
+    fn layer_norm_row<T: Float>(xr: &[T], w: Option<&[T]>, b: Option<&[T]>, eps: T, o: &mut [T]) {
+        let (mean, rstd) = mean_rstd(xr, eps);
+        match (w, b) {
+            (Some(w), Some(b)) => {
+                for (((o, &v), &w), &b) in o.iter_mut().zip(xr).zip(w).zip(b) {
+                    *o = (v - mean) * rstd * w + b;
+                }
+            }
+            _ => {
+                for (j, (o, &v)) in o.iter_mut().zip(xr).enumerate() {
+                    let mut y = (v - mean) * rstd;
+                    if let Some(w) = w {
+                        y *= w[j];
+                    }
+                    if let Some(b) = b {
+                        y += b[j];
+                    }
+                    *o = y;
+                }
+            }
+        }
+    }
 }
 
 /// Layer norm backward. Returns (dx, dw, db); dw/db are the column sums over rows.
