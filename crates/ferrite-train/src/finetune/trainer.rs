@@ -243,7 +243,7 @@ fn lr_multiplier(model: &PretrainedModel, name: &str, decay: f64) -> f64 {
         .and_then(|rest| rest.split('.').next())
         .and_then(|i| i.parse::<usize>().ok());
     match layer {
-        Some(i) => decay.powi((layers - i.min(layers - 1)) as i32),
+        Some(i) => decay.powi(layers.saturating_sub(i).max(1) as i32),
         None => decay.powi(layers as i32 + 1), // embeddings
     }
 }
@@ -421,6 +421,21 @@ mod tests {
         assert_eq!(schedule(7, 4, 10), 0.5);
         assert_eq!(schedule(10, 4, 10), 0.0);
         assert_eq!(schedule(0, 0, 10), 1.0);
+    }
+
+    #[test]
+    fn layerwise_decay_shrinks_toward_the_embeddings() {
+        let cfg = serde_json::json!({"model_type": "bert", "vocab_size": 10, "hidden_size": 8,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16,
+            "max_position_embeddings": 16, "type_vocab_size": 2});
+        let cfg = ferrite_models::EncoderConfig::from_json(&cfg, std::path::Path::new("c.json")).unwrap();
+        let m = PretrainedModel::new(&cfg, ferrite_models::Task::SequenceClassification(2), true, 0).unwrap();
+        let lr = |n: &str| lr_multiplier(&m, n, 0.5);
+        assert_eq!(lr("classifier.weight"), 1.0);
+        assert_eq!(lr("bert.pooler.dense.weight"), 1.0);
+        assert_eq!(lr("bert.encoder.layer.1.output.dense.weight"), 0.5);
+        assert_eq!(lr("bert.encoder.layer.0.output.dense.weight"), 0.25);
+        assert_eq!(lr("bert.embeddings.word_embeddings.weight"), 0.125);
     }
 
     #[test]
