@@ -151,3 +151,39 @@ fn bad_checkpoints_get_clear_errors() {
     assert!(e.contains("65 tokens") && e.contains("maximum of 64"), "{e}");
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+#[test]
+fn sharded_half_precision_checkpoint_loads() {
+    // tiny-bert re-saved as two shards listed by model.safetensors.index.json, one of them in f16
+    // and one in bf16: the loader finds the shards, converts to f32, and the outputs stay within
+    // half-precision rounding of transformers' f32 reference.
+    use ferrite_core::DType;
+    use ferrite_nn::checkpoint::{load_safetensors, save_safetensors};
+    use std::collections::BTreeMap;
+    let r = reference();
+    let src = repo().join("tests/fixtures/tiny-bert");
+    let tmp = std::env::temp_dir().join(format!("ferrite-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::copy(src.join("config.json"), tmp.join("config.json")).unwrap();
+    let (tensors, _) = load_safetensors(src.join("model.safetensors")).unwrap();
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    let mut map = serde_json::Map::new();
+    for (i, (name, t)) in tensors.into_iter().enumerate() {
+        let (shard, file, dtype) =
+            if i % 2 == 0 { (&mut a, "model-00001-of-00002.safetensors", DType::F16) } else { (&mut b, "model-00002-of-00002.safetensors", DType::BF16) };
+        map.insert(name.clone(), serde_json::json!(file));
+        shard.insert(name, t.to_dtype(dtype).unwrap());
+    }
+    save_safetensors(tmp.join("model-00001-of-00002.safetensors"), &a, None).unwrap();
+    save_safetensors(tmp.join("model-00002-of-00002.safetensors"), &b, None).unwrap();
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(tmp.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let (model, report) = PretrainedModel::load(&tmp, None).unwrap();
+    assert!(report.initialized.is_empty() && report.ignored.is_empty());
+    let case = &r["tiny-bert"];
+    let out = model.encode(&inputs(case), false, false).unwrap();
+    let want = ref_tensor(&case["outputs"]["last_hidden_state"]).unwrap();
+    // bf16 keeps 8 bits of mantissa: hidden states (unit scale after LayerNorm) move by a few 1e-3.
+    assert_close(&out.last_hidden_state.to_f64_vec(), &want.data, 1e-2, 0.0, "sharded f16/bf16 tiny-bert");
+    std::fs::remove_dir_all(&tmp).ok();
+}
