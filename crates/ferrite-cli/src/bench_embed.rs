@@ -26,11 +26,13 @@ pub fn run(model: &Path, batch: usize, len: usize, threads: usize, json_out: boo
     let m = SentenceEmbedder::load(model)?;
     let cls = m.tokenizer.token_to_id("[CLS]").unwrap_or(101);
     let sep = m.tokenizer.token_to_id("[SEP]").unwrap_or(102);
+    // Ordinary word pieces: skip the first 1000 ids (special and unused tokens in BERT vocabularies).
     let vocab = m.model.encoder.config.vocab_size as u64;
+    let first = if vocab > 2000 { 1000 } else { 0 };
     let mut rng = Rng::new(0);
     let ids: Vec<Vec<u32>> = (0..batch)
         .map(|_| {
-            let body = (0..len - 2).map(|_| 1000 + (rng.next_u64() % (vocab - 1000)) as u32);
+            let body = (0..len - 2).map(|_| (first + rng.next_u64() % (vocab - first)) as u32);
             std::iter::once(cls).chain(body).chain(std::iter::once(sep)).collect()
         })
         .collect();
