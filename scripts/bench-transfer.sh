@@ -38,6 +38,9 @@ tw=(--data "$tweets" --text-column text --label-column sentiment --max-len 64)
 # Low data: 500 training tweets (a seeded sample), the same valid/test splits as the full runs.
 run tweets-500-finetune "${tw[@]}" --train-limit 500 --epochs 5 --lr 5e-5
 run tweets-500-scratch "${tw[@]}" --train-limit 500 --epochs 5 --lr 5e-5 --from-scratch
+# The 5-epoch fine-tune was still improving on validation at its last epoch: 10 epochs at 1e-4.
+run tweets-500-finetune-tuned "${tw[@]}" --train-limit 500 --epochs 10 --batch-size 16 --lr 1e-4
+run tweets-500-scratch-tuned "${tw[@]}" --train-limit 500 --epochs 10 --batch-size 16 --lr 1e-4 --from-scratch
 run tweets-500-probe "${tw[@]}" --train-limit 500 --epochs 50 --lr 3e-3 --freeze-encoder
 baseline tweets-500-bow "$out/tweets-500-finetune"
 # All ~30k training tweets, one epoch each (same time budget for both neural models).
