@@ -3,9 +3,9 @@
 //! `ferrite data spam-assassin --out spam.jsonl`: the SpamAssassin e-mails as labelled JSON Lines.
 
 use clap::{Args, Subcommand};
-use ferrite::train::seq2seq::run::write_gettext_data;
 use ferrite::nn::checkpoint::write_atomic;
 use ferrite::text::read_spam_assassin;
+use ferrite::train::seq2seq::run::write_gettext_data;
 use ferrite::Result;
 use std::path::PathBuf;
 
@@ -78,7 +78,13 @@ pub fn run(args: DataArgs) -> Result<()> {
             }
             write_atomic(&out, text.as_bytes())?;
             let spam = mails.iter().filter(|m| m.label == "spam").count();
-            println!("wrote {}: {} messages ({} spam, {} ham)", out.display(), mails.len(), spam, mails.len() - spam);
+            println!(
+                "wrote {}: {} messages ({} spam, {} ham)",
+                out.display(),
+                mails.len(),
+                spam,
+                mails.len() - spam
+            );
             Ok(())
         }
     }

@@ -107,7 +107,10 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
     };
     let s = finetune_run(&args, a.out.as_deref())?;
     if a.json {
-        let mut v = serde_json::to_value(&s).map_err(|e| Error::Invalid { op: "finetune", detail: e.to_string() })?;
+        let mut v = serde_json::to_value(&s).map_err(|e| Error::Invalid {
+            op: "finetune",
+            detail: e.to_string(),
+        })?;
         if let Some(o) = v.as_object_mut() {
             o.remove("test"); // the confusion matrix stays in summary.json
         }
@@ -148,7 +151,10 @@ pub fn run_classify(a: ClassifyArgs) -> Result<()> {
             .lock()
             .lines()
             .collect::<std::io::Result<Vec<String>>>()
-            .map_err(|e| Error::Invalid { op: "classify", detail: format!("cannot read standard input: {e}") })?
+            .map_err(|e| Error::Invalid {
+                op: "classify",
+                detail: format!("cannot read standard input: {e}"),
+            })?
             .into_iter()
             .filter(|l| !l.trim().is_empty())
             .collect()
@@ -158,9 +164,15 @@ pub fn run_classify(a: ClassifyArgs) -> Result<()> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     for p in c.classify(&refs)? {
         if a.json {
-            let probs: serde_json::Map<String, serde_json::Value> =
-                p.probabilities.iter().map(|(l, v)| (l.clone(), serde_json::json!(v))).collect();
-            println!("{}", serde_json::json!({"text": p.text, "label": p.label, "probabilities": probs}));
+            let probs: serde_json::Map<String, serde_json::Value> = p
+                .probabilities
+                .iter()
+                .map(|(l, v)| (l.clone(), serde_json::json!(v)))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"text": p.text, "label": p.label, "probabilities": probs})
+            );
         } else {
             let best = p.probabilities.iter().find(|(l, _)| *l == p.label).map_or(0.0, |x| x.1);
             println!("{}\t{:.3}\t{}", p.label, best, p.text);

@@ -119,7 +119,9 @@ fn mean_rstd<T: Float>(x: &[T], eps: T) -> (T, T) {
 /// Layer norm of each row (biased variance, as PyTorch): (x − μ)/√(σ² + ε) · w + b.
 pub fn layer_norm<T: Float>(x: &[T], w: Option<&[T]>, b: Option<&[T]>, len: usize, eps: T) -> Vec<T> {
     let mut out = vec![T::ZERO; x.len()];
-    for_each_row(&mut out, len, |r, o| layer_norm_row(&x[r * len..(r + 1) * len], w, b, eps, o));
+    for_each_row(&mut out, len, |r, o| {
+        layer_norm_row(&x[r * len..(r + 1) * len], w, b, eps, o)
+    });
     out
 }
 

@@ -206,8 +206,11 @@ mod tests {
         std::fs::write(dir.join("pytorch_model.bin"), b"x").unwrap();
         let e = ModelDir::open(&dir).unwrap_err().to_string();
         assert!(e.contains("pytorch_model.bin"), "{e}");
-        std::fs::write(dir.join("model.safetensors.index.json"), "{\"weight_map\": {\"a\": \"s1.safetensors\"}}")
-            .unwrap();
+        std::fs::write(
+            dir.join("model.safetensors.index.json"),
+            "{\"weight_map\": {\"a\": \"s1.safetensors\"}}",
+        )
+        .unwrap();
         let e = ModelDir::open(&dir).unwrap_err().to_string();
         assert!(e.contains("shard s1.safetensors"), "{e}");
         std::fs::remove_dir_all(&dir).ok();

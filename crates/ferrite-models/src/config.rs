@@ -166,7 +166,10 @@ impl EncoderConfig {
             return bad("vocab_size and max_position_embeddings must be positive".into());
         }
         if self.pad_token_id >= self.vocab_size {
-            return bad(format!("pad_token_id {} is outside the vocabulary of {}", self.pad_token_id, self.vocab_size));
+            return bad(format!(
+                "pad_token_id {} is outside the vocabulary of {}",
+                self.pad_token_id, self.vocab_size
+            ));
         }
         Ok(())
     }
@@ -184,10 +187,18 @@ impl EncoderConfig {
     pub fn to_json(&self, architecture: Option<&str>) -> Value {
         let mut obj = self.raw.as_object().cloned().unwrap_or_else(Map::new);
         if !self.labels.is_empty() {
-            let id2label: Map<String, Value> =
-                self.labels.iter().enumerate().map(|(i, l)| (i.to_string(), json!(l))).collect();
-            let label2id: Map<String, Value> =
-                self.labels.iter().enumerate().map(|(i, l)| (l.clone(), json!(i))).collect();
+            let id2label: Map<String, Value> = self
+                .labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i.to_string(), json!(l)))
+                .collect();
+            let label2id: Map<String, Value> = self
+                .labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.clone(), json!(i)))
+                .collect();
             obj.insert("id2label".into(), Value::Object(id2label));
             obj.insert("label2id".into(), Value::Object(label2id));
             obj.insert("num_labels".into(), json!(self.labels.len()));
@@ -253,8 +264,8 @@ mod tests {
             "hidden_dim": 16, "max_position_embeddings": 16, "id2label": {"1": "pos", "0": "neg"}});
         let c = EncoderConfig::from_json(&v, Path::new("c.json")).unwrap();
         assert_eq!(c.labels, vec!["neg", "pos"]);
-        let back = EncoderConfig::from_json(&c.to_json(Some("DistilBertForSequenceClassification")), Path::new("c"))
-            .unwrap();
+        let back =
+            EncoderConfig::from_json(&c.to_json(Some("DistilBertForSequenceClassification")), Path::new("c")).unwrap();
         assert_eq!(back.labels, c.labels);
         assert_eq!(back.raw["label2id"]["pos"], 1);
     }

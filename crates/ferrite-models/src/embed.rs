@@ -102,9 +102,13 @@ impl SentenceEmbedder {
         };
         let normalize = match files.optional_json("modules.json")? {
             None => true,
-            Some(m) => m
-                .as_array()
-                .is_some_and(|mods| mods.iter().any(|x| x.get("type").and_then(|t| t.as_str()).is_some_and(|t| t.ends_with("Normalize")))),
+            Some(m) => m.as_array().is_some_and(|mods| {
+                mods.iter().any(|x| {
+                    x.get("type")
+                        .and_then(|t| t.as_str())
+                        .is_some_and(|t| t.ends_with("Normalize"))
+                })
+            }),
         };
         let model_max = model.encoder.config.max_input_len();
         let max_len = files
@@ -186,9 +190,18 @@ mod tests {
     fn mean_pooling_ignores_padding() {
         let h = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 100.0, 100.0], [1, 3, 2]).unwrap();
         let m = Tensor::from_vec(vec![1i64, 1, 0], [1, 3]).unwrap();
-        assert_eq!(pool(&h, &m, Pooling::Mean).unwrap().to_vec::<f32>().unwrap(), vec![2.0, 3.0]);
-        assert_eq!(pool(&h, &m, Pooling::Max).unwrap().to_vec::<f32>().unwrap(), vec![3.0, 4.0]);
-        assert_eq!(pool(&h, &m, Pooling::Cls).unwrap().to_vec::<f32>().unwrap(), vec![1.0, 2.0]);
+        assert_eq!(
+            pool(&h, &m, Pooling::Mean).unwrap().to_vec::<f32>().unwrap(),
+            vec![2.0, 3.0]
+        );
+        assert_eq!(
+            pool(&h, &m, Pooling::Max).unwrap().to_vec::<f32>().unwrap(),
+            vec![3.0, 4.0]
+        );
+        assert_eq!(
+            pool(&h, &m, Pooling::Cls).unwrap().to_vec::<f32>().unwrap(),
+            vec![1.0, 2.0]
+        );
         let n = l2_normalize(&Tensor::from_vec(vec![3.0f32, 4.0, 0.0, 0.0], [2, 2]).unwrap()).unwrap();
         assert_eq!(n.to_vec::<f32>().unwrap(), vec![0.6, 0.8, 0.0, 0.0]);
         assert!((cosine(&[1.0, 0.0], &[1.0, 1.0]) - 0.70710677).abs() < 1e-6);

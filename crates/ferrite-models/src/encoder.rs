@@ -92,10 +92,16 @@ impl EncoderInput {
         if s.len() != 2 || self.input_ids.dtype() != DType::I64 {
             return Err(Error::Invalid {
                 op: OP,
-                detail: format!("input_ids must be an i64 [batch, len] tensor, got {:?} {s:?}", self.input_ids.dtype()),
+                detail: format!(
+                    "input_ids must be an i64 [batch, len] tensor, got {:?} {s:?}",
+                    self.input_ids.dtype()
+                ),
             });
         }
-        for (name, t) in [("attention_mask", Some(&self.attention_mask)), ("token_type_ids", self.token_type_ids.as_ref())] {
+        for (name, t) in [
+            ("attention_mask", Some(&self.attention_mask)),
+            ("token_type_ids", self.token_type_ids.as_ref()),
+        ] {
             if let Some(t) = t {
                 if t.shape() != s {
                     return Err(Error::ShapeMismatch {
@@ -250,8 +256,13 @@ impl Encoder {
             };
             x = x.add(&types)?;
         }
-        x.layer_norm(e.norm.weight.shape(), Some(&e.norm.weight), Some(&e.norm.bias), e.norm.eps)?
-            .dropout(self.config.hidden_dropout, train)
+        x.layer_norm(
+            e.norm.weight.shape(),
+            Some(&e.norm.weight),
+            Some(&e.norm.bias),
+            e.norm.eps,
+        )?
+        .dropout(self.config.hidden_dropout, train)
     }
 
     /// Runs the encoder. `output_attentions` also returns every layer's attention probabilities.
@@ -264,15 +275,26 @@ impl Encoder {
         let mut x = self.embed(input, b, t, train)?;
         // 1 = may not attend, as MultiHeadAttention expects.
         let key_padding = input.attention_mask.to_dtype(DType::F32)?.lt_scalar(0.5)?;
-        let need = if output_attentions { NeedWeights::PerHead } else { NeedWeights::No };
+        let need = if output_attentions {
+            NeedWeights::PerHead
+        } else {
+            NeedWeights::No
+        };
         let drop = self.config.hidden_dropout;
         let mut attentions = Vec::new();
         for layer in &self.layers {
-            let (a, w) = layer.attention.forward(&x, &x, &x, Some(&key_padding), None, need, train)?;
+            let (a, w) = layer
+                .attention
+                .forward(&x, &x, &x, Some(&key_padding), None, need, train)?;
             attentions.extend(w);
             x = add_norm(&x, &a.dropout(drop, train)?, &layer.attn_norm)?;
-            let f = self.config.activation.apply(&x.linear(&layer.ffn_in.weight, layer.ffn_in.bias.as_ref())?)?;
-            let f = f.linear(&layer.ffn_out.weight, layer.ffn_out.bias.as_ref())?.dropout(drop, train)?;
+            let f = self
+                .config
+                .activation
+                .apply(&x.linear(&layer.ffn_in.weight, layer.ffn_in.bias.as_ref())?)?;
+            let f = f
+                .linear(&layer.ffn_out.weight, layer.ffn_out.bias.as_ref())?
+                .dropout(drop, train)?;
             x = add_norm(&x, &f, &layer.out_norm)?;
         }
         let pooler_output = self
@@ -300,7 +322,8 @@ impl Encoder {
 
 /// Post-LN residual: norm(x + y).
 fn add_norm(x: &Tensor, y: &Tensor, norm: &LayerNorm) -> Result<Tensor> {
-    x.add(y)?.layer_norm(norm.weight.shape(), Some(&norm.weight), Some(&norm.bias), norm.eps)
+    x.add(y)?
+        .layer_norm(norm.weight.shape(), Some(&norm.weight), Some(&norm.bias), norm.eps)
 }
 
 /// Rejects ids outside `0..limit` with a message naming the input, before an index kernel sees them.

@@ -28,7 +28,12 @@ pub enum Task {
 impl Task {
     /// The task a checkpoint was saved for, from `architectures` and `id2label` in its config.
     pub fn from_config(config: &EncoderConfig) -> Task {
-        let arch = config.raw.get("architectures").and_then(|a| a.get(0)).and_then(|a| a.as_str()).unwrap_or("");
+        let arch = config
+            .raw
+            .get("architectures")
+            .and_then(|a| a.get(0))
+            .and_then(|a| a.as_str())
+            .unwrap_or("");
         let n = config.labels.len().max(2);
         if arch.ends_with("ForSequenceClassification") {
             Task::SequenceClassification(n)

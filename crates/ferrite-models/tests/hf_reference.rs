@@ -39,7 +39,10 @@ fn run(fixture: &str) {
     let r = reference();
     let case = &r[fixture];
     let (model, report) = PretrainedModel::load(repo().join("tests/fixtures").join(fixture), None).unwrap();
-    assert!(report.initialized.is_empty() && report.ignored.is_empty(), "{fixture}: {report:?}");
+    assert!(
+        report.initialized.is_empty() && report.ignored.is_empty(),
+        "{fixture}: {report:?}"
+    );
     let input = inputs(case);
     let out = model.encode(&input, false, false).unwrap();
     let outputs = case["outputs"].as_object().unwrap();
@@ -90,11 +93,20 @@ fn task_checkpoint_loads_as_bare_encoder_and_back() {
     let dir = repo().join("tests/fixtures/tiny-bert-cls");
     // The classifier checkpoint as a bare encoder: the head is reported as ignored.
     let (enc, report) = PretrainedModel::load(&dir, Some(Task::Encoder)).unwrap();
-    assert_eq!(report.ignored, vec!["classifier.bias".to_string(), "classifier.weight".to_string()]);
+    assert_eq!(
+        report.ignored,
+        vec!["classifier.bias".to_string(), "classifier.weight".to_string()]
+    );
     // A bare encoder checkpoint as a classifier: the head starts fresh and is reported.
-    let (cls, report) =
-        PretrainedModel::load(repo().join("tests/fixtures/tiny-bert"), Some(Task::SequenceClassification(5))).unwrap();
-    assert_eq!(report.initialized, vec!["classifier.weight".to_string(), "classifier.bias".to_string()]);
+    let (cls, report) = PretrainedModel::load(
+        repo().join("tests/fixtures/tiny-bert"),
+        Some(Task::SequenceClassification(5)),
+    )
+    .unwrap();
+    assert_eq!(
+        report.initialized,
+        vec!["classifier.weight".to_string(), "classifier.bias".to_string()]
+    );
     let input = inputs(&r["tiny-bert"]);
     assert_eq!(cls.logits(&input, false).unwrap().shape(), [2, 5]);
     // Saving and reloading a task model reproduces its logits exactly.
@@ -126,7 +138,10 @@ fn bad_checkpoints_get_clear_errors() {
     std::fs::write(tmp.join("config.json"), config.to_string()).unwrap();
     std::fs::copy(src.join("model.safetensors"), tmp.join("model.safetensors")).unwrap();
     let e = PretrainedModel::load(&tmp, None).err().unwrap().to_string();
-    assert!(e.contains("model.safetensors") && e.contains("intermediate.dense") && e.contains("shape"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("intermediate.dense") && e.contains("shape"),
+        "{e}"
+    );
     // One layer fewer in the config: the extra layer's weights are listed as unexpected.
     config["intermediate_size"] = serde_json::json!(37);
     config["num_hidden_layers"] = serde_json::json!(1);
@@ -142,11 +157,22 @@ fn bad_checkpoints_get_clear_errors() {
     let (m, _) = PretrainedModel::load(&src, None).unwrap();
     let ids = Tensor::from_vec(vec![0i64, 500], [1, 2]).unwrap();
     let mask = Tensor::from_vec(vec![1i64, 1], [1, 2]).unwrap();
-    let input = EncoderInput { input_ids: ids, attention_mask: mask, token_type_ids: None };
+    let input = EncoderInput {
+        input_ids: ids,
+        attention_mask: mask,
+        token_type_ids: None,
+    };
     let e = m.encode(&input, false, false).err().unwrap().to_string();
     assert!(e.contains("500") && e.contains("outside"), "{e}");
-    let long = Tensor::zeros(&[1, 65]).unwrap().to_dtype(ferrite_core::DType::I64).unwrap();
-    let input = EncoderInput { input_ids: long.clone(), attention_mask: long, token_type_ids: None };
+    let long = Tensor::zeros(&[1, 65])
+        .unwrap()
+        .to_dtype(ferrite_core::DType::I64)
+        .unwrap();
+    let input = EncoderInput {
+        input_ids: long.clone(),
+        attention_mask: long,
+        token_type_ids: None,
+    };
     let e = m.encode(&input, false, false).err().unwrap().to_string();
     assert!(e.contains("65 tokens") && e.contains("maximum of 64"), "{e}");
     std::fs::remove_dir_all(&tmp).ok();
@@ -169,8 +195,11 @@ fn sharded_half_precision_checkpoint_loads() {
     let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
     let mut map = serde_json::Map::new();
     for (i, (name, t)) in tensors.into_iter().enumerate() {
-        let (shard, file, dtype) =
-            if i % 2 == 0 { (&mut a, "model-00001-of-00002.safetensors", DType::F16) } else { (&mut b, "model-00002-of-00002.safetensors", DType::BF16) };
+        let (shard, file, dtype) = if i % 2 == 0 {
+            (&mut a, "model-00001-of-00002.safetensors", DType::F16)
+        } else {
+            (&mut b, "model-00002-of-00002.safetensors", DType::BF16)
+        };
         map.insert(name.clone(), serde_json::json!(file));
         shard.insert(name, t.to_dtype(dtype).unwrap());
     }
@@ -184,6 +213,12 @@ fn sharded_half_precision_checkpoint_loads() {
     let out = model.encode(&inputs(case), false, false).unwrap();
     let want = ref_tensor(&case["outputs"]["last_hidden_state"]).unwrap();
     // bf16 keeps 8 bits of mantissa: hidden states (unit scale after LayerNorm) move by a few 1e-3.
-    assert_close(&out.last_hidden_state.to_f64_vec(), &want.data, 1e-2, 0.0, "sharded f16/bf16 tiny-bert");
+    assert_close(
+        &out.last_hidden_state.to_f64_vec(),
+        &want.data,
+        1e-2,
+        0.0,
+        "sharded f16/bf16 tiny-bert",
+    );
     std::fs::remove_dir_all(&tmp).ok();
 }

@@ -25,14 +25,24 @@ fn model_dir() -> PathBuf {
 }
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn id_rows(v: &serde_json::Value) -> Vec<Vec<u32>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
         .collect()
 }
 
@@ -43,7 +53,10 @@ fn minilm_matches_sentence_transformers() {
     let sentences = strings(&m["sentences"]);
     assert!(sentences.len() >= 20);
     let embedder = SentenceEmbedder::load(model_dir()).unwrap();
-    assert_eq!(embedder.tokenizer.max_len(), Some(m["max_seq_length"].as_u64().unwrap() as usize));
+    assert_eq!(
+        embedder.tokenizer.max_len(),
+        Some(m["max_seq_length"].as_u64().unwrap() as usize)
+    );
     assert!(embedder.normalize);
 
     // Token ids, untruncated and as the model sees them (cut to max_seq_length, [SEP] kept).
@@ -54,9 +67,16 @@ fn minilm_matches_sentence_transformers() {
     for (i, s) in sentences.iter().enumerate() {
         let n = batch.lengths[i];
         assert_eq!(batch.ids[i][..n], cut[i][..], "token ids of {s:?}");
-        assert_eq!(batch.truncated[i], full[i].len() > cut[i].len(), "truncation flag of {s:?}");
+        assert_eq!(
+            batch.truncated[i],
+            full[i].len() > cut[i].len(),
+            "truncation flag of {s:?}"
+        );
     }
-    let long = full.iter().position(|f| f.len() > 256).expect("a sentence longer than 256 tokens");
+    let long = full
+        .iter()
+        .position(|f| f.len() > 256)
+        .expect("a sentence longer than 256 tokens");
     assert!(batch.truncated[long]);
 
     // Embeddings.
@@ -74,7 +94,11 @@ fn minilm_matches_sentence_transformers() {
 
     // The sentence-transformers README example: 0.6660 / 0.1046 / 0.1411.
     let e = embedder
-        .embed(&["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])
+        .embed(&[
+            "The weather is lovely today.",
+            "It's so sunny outside!",
+            "He drove to the stadium.",
+        ])
         .unwrap();
     let four = |x: f32| format!("{x:.4}");
     assert_eq!(four(cosine(&e[0], &e[1])), "0.6660");

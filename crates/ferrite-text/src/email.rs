@@ -60,7 +60,10 @@ pub fn read_spam_assassin(dir: &Path) -> Result<Vec<LabelledEmail>> {
     groups.sort();
     let mut out = Vec::new();
     for g in groups {
-        let group = g.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let group = g
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut files: Vec<_> = std::fs::read_dir(&g)
             .map_err(|e| io(&g, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -69,8 +72,8 @@ pub fn read_spam_assassin(dir: &Path) -> Result<Vec<LabelledEmail>> {
         files.sort();
         for f in files {
             let bytes = std::fs::read(&f).map_err(|e| io(&f, e))?;
-            let v: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::file(&f, format!("not valid JSON: {e}")))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| Error::file(&f, format!("not valid JSON: {e}")))?;
             let raw = v
                 .get("text")
                 .and_then(|t| t.as_str())
@@ -101,7 +104,9 @@ mod tests {
 
     #[test]
     fn missing_corpus_is_named() {
-        let e = read_spam_assassin(Path::new("/nonexistent/spam")).unwrap_err().to_string();
+        let e = read_spam_assassin(Path::new("/nonexistent/spam"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/spam/data"), "{e}");
     }
 }

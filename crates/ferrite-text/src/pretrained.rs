@@ -54,8 +54,8 @@ impl PretrainedTokenizer {
         if !path.is_file() {
             return Err(Error::file(path, "tokenizer file not found"));
         }
-        let mut inner = Tokenizer::from_file(path)
-            .map_err(|e| Error::file(path, format!("not a valid tokenizer.json: {e}")))?;
+        let mut inner =
+            Tokenizer::from_file(path).map_err(|e| Error::file(path, format!("not a valid tokenizer.json: {e}")))?;
         let pad_id = inner
             .get_padding()
             .map(|p| p.pad_id)
@@ -208,6 +208,9 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("/nonexistent/tokenizer.json") && e.contains("not found"), "{e}");
+        assert!(
+            e.contains("/nonexistent/tokenizer.json") && e.contains("not found"),
+            "{e}"
+        );
     }
 }

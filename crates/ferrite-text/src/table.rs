@@ -42,7 +42,10 @@ impl TextTable {
     /// No such column: the message lists the columns there are.
     pub fn column(&self, name: &str, source: &Path) -> Result<usize> {
         self.columns.iter().position(|c| c == name).ok_or_else(|| {
-            Error::file(source, format!("no column \"{name}\" (columns: {})", self.columns.join(", ")))
+            Error::file(
+                source,
+                format!("no column \"{name}\" (columns: {})", self.columns.join(", ")),
+            )
         })
     }
 }
@@ -102,7 +105,10 @@ fn records(path: &Path, text: &str, delim: char) -> Result<Vec<(usize, Vec<Strin
         }
     }
     if quoted {
-        return Err(Error::file(path, format!("line {start_line}: a quoted field is never closed")));
+        return Err(Error::file(
+            path,
+            format!("line {start_line}: a quoted field is never closed"),
+        ));
     }
     end_record(&mut fields, &mut cur, start_line, was_quoted);
     Ok(out)
@@ -200,7 +206,10 @@ mod tests {
     #[test]
     fn bad_rows_name_the_line() {
         let e = parse("a,b\n1,2\n3\n").unwrap_err().to_string();
-        assert!(e.contains("t.csv") && e.contains("line 3") && e.contains("1 cells"), "{e}");
+        assert!(
+            e.contains("t.csv") && e.contains("line 3") && e.contains("1 cells"),
+            "{e}"
+        );
         let e = parse("a,b\n1,\"open\n").unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("never closed"), "{e}");
         assert!(parse("").unwrap_err().to_string().contains("empty file"));
@@ -208,7 +217,11 @@ mod tests {
 
     #[test]
     fn json_lines_collect_columns() {
-        let t = parse_jsonl(Path::new("t.jsonl"), "{\"text\": \"hi\", \"label\": 1}\n\n{\"text\": \"yo\"}\n").unwrap();
+        let t = parse_jsonl(
+            Path::new("t.jsonl"),
+            "{\"text\": \"hi\", \"label\": 1}\n\n{\"text\": \"yo\"}\n",
+        )
+        .unwrap();
         assert_eq!(t.columns, vec!["label", "text"]);
         assert_eq!(t.rows, vec![vec!["1", "hi"], vec!["", "yo"]]);
         let e = parse_jsonl(Path::new("t.jsonl"), "[1]\n").unwrap_err().to_string();

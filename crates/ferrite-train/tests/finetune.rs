@@ -19,10 +19,26 @@ fn model_dir() -> PathBuf {
 
 /// 480 short reviews, half positive, half negative, as CSV with a quoted text column.
 fn write_reviews(path: &Path) {
-    let subjects = ["the movie", "this phone", "the food", "our trip", "the service", "that book"];
+    let subjects = [
+        "the movie",
+        "this phone",
+        "the food",
+        "our trip",
+        "the service",
+        "that book",
+    ];
     let good = ["wonderful", "great", "excellent", "delightful", "fantastic"];
     let bad = ["terrible", "awful", "horrible", "disappointing", "dreadful"];
-    let tails = ["", " today", " honestly", " again", " for me", " in the end", ", as always", " overall"];
+    let tails = [
+        "",
+        " today",
+        " honestly",
+        " again",
+        " for me",
+        " in the end",
+        ", as always",
+        " overall",
+    ];
     let mut csv = String::from("sentiment,review\n");
     for s in subjects {
         for (g, b) in good.iter().zip(bad) {
@@ -69,13 +85,22 @@ fn probe_and_finetune_minilm_then_classify() {
     assert_eq!(s.n_train + s.n_valid + s.n_test, 480);
     assert_eq!(s.trainable_params, 384 * 2 + 2, "only the classifier trains in a probe");
     assert!(s.test_accuracy >= 0.9, "probe test accuracy {}", s.test_accuracy);
-    for f in ["train.jsonl", "valid.jsonl", "test.jsonl", "labels.json", "summary.json", "model/config.json",
-        "model/model.safetensors", "model/tokenizer.json"]
-    {
+    for f in [
+        "train.jsonl",
+        "valid.jsonl",
+        "test.jsonl",
+        "labels.json",
+        "summary.json",
+        "model/config.json",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
     let c = Classifier::open(&run).unwrap();
-    let p = c.classify(&["the food was wonderful", "the service was awful"]).unwrap();
+    let p = c
+        .classify(&["the food was wonderful", "the service was awful"])
+        .unwrap();
     assert_eq!((p[0].label.as_str(), p[1].label.as_str()), ("positive", "negative"));
     let total: f32 = p[0].probabilities.iter().map(|x| x.1).sum();
     assert!((total - 1.0).abs() < 1e-5);
@@ -101,7 +126,10 @@ fn probe_and_finetune_minilm_then_classify() {
     let mut bad = args(&data, FinetuneOptions::default());
     bad.data_options.text_column = "text".into();
     let e = finetune_run(&bad, Some(&tmp.join("bad"))).err().unwrap().to_string();
-    assert!(e.contains("no column \"text\"") && e.contains("sentiment, review"), "{e}");
+    assert!(
+        e.contains("no column \"text\"") && e.contains("sentiment, review"),
+        "{e}"
+    );
     bad.model = tmp.join("no-such-model");
     let e = finetune_run(&bad, Some(&tmp.join("bad"))).err().unwrap().to_string();
     assert!(e.contains("no-such-model") && e.contains("not found"), "{e}");

@@ -76,11 +76,20 @@ pub fn load_splits(path: &Path, opts: &DataOptions) -> Result<Splits> {
         }
         pairs.push(Pair { src: text, tgt: label });
     }
-    let labels: Vec<String> = pairs.iter().map(|p| p.tgt.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let labels: Vec<String> = pairs
+        .iter()
+        .map(|p| p.tgt.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if labels.len() < 2 {
         return Err(Error::file(
             path,
-            format!("column \"{}\" has {} distinct label(s); classification needs at least 2", opts.label_column, labels.len()),
+            format!(
+                "column \"{}\" has {} distinct label(s); classification needs at least 2",
+                opts.label_column,
+                labels.len()
+            ),
         ));
     }
     let (train, valid, test) = split_by_hash(pairs, opts.valid_frac, opts.test_frac);
@@ -104,9 +113,16 @@ pub fn load_splits(path: &Path, opts: &DataOptions) -> Result<Splits> {
         labels,
         skipped,
     };
-    for (name, s) in [("train", &splits.train), ("valid", &splits.valid), ("test", &splits.test)] {
+    for (name, s) in [
+        ("train", &splits.train),
+        ("valid", &splits.valid),
+        ("test", &splits.test),
+    ] {
         if s.is_empty() {
-            return Err(Error::file(path, format!("the {name} split is empty: the file has too few rows")));
+            return Err(Error::file(
+                path,
+                format!("the {name} split is empty: the file has too few rows"),
+            ));
         }
     }
     Ok(splits)
@@ -206,12 +222,28 @@ mod tests {
         assert_eq!(s.train.len() + s.valid.len() + s.test.len(), 300);
         let train: BTreeSet<&str> = s.train.iter().map(|e| e.text.as_str()).collect();
         assert!(s.test.iter().all(|e| !train.contains(e.text.as_str())));
-        let limited = load_splits(&path, &DataOptions { train_limit: Some(20), ..DataOptions::default() }).unwrap();
+        let limited = load_splits(
+            &path,
+            &DataOptions {
+                train_limit: Some(20),
+                ..DataOptions::default()
+            },
+        )
+        .unwrap();
         assert_eq!(limited.train.len(), 20);
-        let e = load_splits(&path, &DataOptions { label_column: "sentiment".into(), ..DataOptions::default() })
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no column \"sentiment\"") && e.contains("label, text"), "{e}");
+        let e = load_splits(
+            &path,
+            &DataOptions {
+                label_column: "sentiment".into(),
+                ..DataOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no column \"sentiment\"") && e.contains("label, text"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -52,7 +52,9 @@ pub struct FinetuneSummary {
 }
 
 fn fresh_dir(data: &Path) -> PathBuf {
-    let stem = data.file_stem().map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
+    let stem = data
+        .file_stem()
+        .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
     crate::run::fresh_run_dir(Path::new(&format!("finetune-{stem}")))
 }
 
@@ -83,7 +85,10 @@ pub fn finetune_run(args: &FinetuneArgs, out: Option<&Path>) -> Result<FinetuneS
     } else {
         let (m, report) = PretrainedModel::load(&args.model, Some(task))?;
         if args.options.verbose && !report.initialized.is_empty() {
-            eprintln!("newly initialized (not in the checkpoint): {}", report.initialized.join(", "));
+            eprintln!(
+                "newly initialized (not in the checkpoint): {}",
+                report.initialized.join(", ")
+            );
         }
         m
     };
@@ -163,7 +168,11 @@ impl Classifier {
     /// # Errors
     /// A directory without a classification model, or missing files (named).
     pub fn open(dir: &Path) -> Result<Self> {
-        let model_dir = if dir.join("model/config.json").is_file() { dir.join("model") } else { dir.to_path_buf() };
+        let model_dir = if dir.join("model/config.json").is_file() {
+            dir.join("model")
+        } else {
+            dir.to_path_buf()
+        };
         let (model, _) = PretrainedModel::load(&model_dir, None)?;
         let Task::SequenceClassification(n) = model.task else {
             return Err(Error::file(
@@ -192,7 +201,13 @@ impl Classifier {
     /// # Errors
     /// A tokenizer or model failure.
     pub fn classify(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
-        let examples: Vec<LabelledText> = texts.iter().map(|t| LabelledText { text: t.to_string(), label: 0 }).collect();
+        let examples: Vec<LabelledText> = texts
+            .iter()
+            .map(|t| LabelledText {
+                text: t.to_string(),
+                label: 0,
+            })
+            .collect();
         let (encoded, _): (Vec<Encoded>, usize) = encode_examples(&self.tokenizer, &examples)?;
         let probs = predict_proba(&self.model, &encoded, self.tokenizer.pad_id())?;
         Ok(texts

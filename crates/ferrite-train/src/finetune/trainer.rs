@@ -93,7 +93,10 @@ pub fn batch_input(rows: &[&[u32]], pad_id: u32) -> Result<EncoderInput> {
         .iter()
         .map(|r| r.iter().copied().chain(std::iter::repeat(pad_id)).take(t).collect())
         .collect();
-    let mask: Vec<Vec<u32>> = rows.iter().map(|r| (0..t).map(|j| u32::from(j < r.len())).collect()).collect();
+    let mask: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|r| (0..t).map(|j| u32::from(j < r.len())).collect())
+        .collect();
     let types: Vec<Vec<u32>> = vec![vec![0; t]; rows.len()];
     EncoderInput::from_rows(&ids, &mask, Some(&types))
 }
@@ -146,7 +149,11 @@ impl Features {
 
     fn output(&self, idx: &[usize]) -> Result<EncoderOutput> {
         let d = self.dim;
-        let gather = |v: &[f32]| -> Vec<f32> { idx.iter().flat_map(|&i| v[i * d..(i + 1) * d].iter().copied()).collect() };
+        let gather = |v: &[f32]| -> Vec<f32> {
+            idx.iter()
+                .flat_map(|&i| v[i * d..(i + 1) * d].iter().copied())
+                .collect()
+        };
         Ok(EncoderOutput {
             last_hidden_state: Tensor::from_vec(gather(&self.first), [idx.len(), 1, d])?,
             pooler_output: self
@@ -184,7 +191,10 @@ pub fn predict_proba(model: &PretrainedModel, data: &[Encoded], pad_id: u32) -> 
 pub fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) })
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) },
+        )
         .0
 }
 
@@ -192,7 +202,12 @@ pub fn argmax(v: &[f32]) -> usize {
 ///
 /// # Errors
 /// See [`predict_proba`].
-pub fn evaluate(model: &PretrainedModel, data: &[Encoded], pad_id: u32, classes: usize) -> Result<ClassificationMetrics> {
+pub fn evaluate(
+    model: &PretrainedModel,
+    data: &[Encoded],
+    pad_id: u32,
+    classes: usize,
+) -> Result<ClassificationMetrics> {
     let pred: Vec<usize> = predict_proba(model, data, pad_id)?.iter().map(|p| argmax(p)).collect();
     let truth: Vec<usize> = data.iter().map(|e| e.label).collect();
     Ok(ClassificationMetrics::compute(&pred, &truth, classes))
@@ -301,7 +316,10 @@ pub fn finetune(
     }
     let started = Instant::now();
     let features = if opts.freeze_encoder {
-        Some((Features::compute(model, train, pad_id)?, Features::compute(model, valid, pad_id)?))
+        Some((
+            Features::compute(model, train, pad_id)?,
+            Features::compute(model, valid, pad_id)?,
+        ))
     } else {
         None
     };
