@@ -80,7 +80,7 @@ impl SentenceEmbedder {
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let files = ModelDir::open(dir)?;
-        let (model, _ignored_head) = PretrainedModel::load(dir, Some(Task::Encoder))?;
+        let (model, _ignored_head) = PretrainedModel::load_from(&files, Some(Task::Encoder))?;
         let mut tokenizer = PretrainedTokenizer::from_file(dir.join("tokenizer.json"))?;
         let pooling = match files.optional_json("1_Pooling/config.json")? {
             None => Pooling::Mean,

@@ -136,7 +136,14 @@ impl PretrainedModel {
     /// Missing files, an unsupported architecture, and any other missing, unexpected or
     /// wrongly shaped weight (all listed, naming the file).
     pub fn load(dir: impl AsRef<Path>, task: Option<Task>) -> Result<(Self, LoadReport)> {
-        let dir = ModelDir::open(dir)?;
+        Self::load_from(&ModelDir::open(dir)?, task)
+    }
+
+    /// [`load`](Self::load) from an already opened directory.
+    ///
+    /// # Errors
+    /// As for [`load`](Self::load).
+    pub fn load_from(dir: &ModelDir, task: Option<Task>) -> Result<(Self, LoadReport)> {
         let config = EncoderConfig::from_json(&dir.config, &dir.config_path())?;
         let task = task.unwrap_or_else(|| Task::from_config(&config));
         let tensors = dir.load_tensors()?;

@@ -83,7 +83,7 @@ pub fn finetune_run(args: &FinetuneArgs, out: Option<&Path>) -> Result<FinetuneS
     let model = if args.from_scratch {
         PretrainedModel::new(&config, task, true, args.options.seed)?
     } else {
-        let (m, report) = PretrainedModel::load(&args.model, Some(task))?;
+        let (m, report) = PretrainedModel::load_from(&dir, Some(task))?;
         if args.options.verbose && !report.initialized.is_empty() {
             eprintln!(
                 "newly initialized (not in the checkpoint): {}",
