@@ -32,7 +32,8 @@ pub struct SimilarityArgs {
     json: bool,
 }
 
-fn texts_or_stdin(texts: Vec<String>) -> Result<Vec<String>> {
+/// The texts given as arguments, or else the non-blank lines of standard input.
+pub(crate) fn texts_or_stdin(texts: Vec<String>) -> Result<Vec<String>> {
     if !texts.is_empty() {
         return Ok(texts);
     }

@@ -4,7 +4,6 @@
 use clap::{Args, ValueEnum};
 use ferrite::train::finetune::{finetune_run, Classifier, DataOptions, FinetuneArgs as RunArgs, FinetuneOptions};
 use ferrite::{set_num_threads, Error, Result};
-use std::io::BufRead;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,21 +145,7 @@ pub struct ClassifyArgs {
 
 pub fn run_classify(a: ClassifyArgs) -> Result<()> {
     let c = Classifier::open(&a.run_dir)?;
-    let texts = if a.texts.is_empty() {
-        std::io::stdin()
-            .lock()
-            .lines()
-            .collect::<std::io::Result<Vec<String>>>()
-            .map_err(|e| Error::Invalid {
-                op: "classify",
-                detail: format!("cannot read standard input: {e}"),
-            })?
-            .into_iter()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    } else {
-        a.texts
-    };
+    let texts = crate::embed::texts_or_stdin(a.texts)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     for p in c.classify(&refs)? {
         if a.json {
