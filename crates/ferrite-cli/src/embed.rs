@@ -43,7 +43,7 @@ pub(crate) fn texts_or_stdin(texts: Vec<String>) -> Result<Vec<String>> {
         .collect::<std::io::Result<Vec<String>>>()
         .map(|lines| lines.into_iter().filter(|l| !l.trim().is_empty()).collect())
         .map_err(|e| Error::Invalid {
-            op: "embed",
+            op: "standard input",
             detail: format!("cannot read standard input: {e}"),
         })
 }
