@@ -173,3 +173,17 @@ pub fn load_reference(path: impl AsRef<std::path::Path>) -> Result<serde_json::V
     let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
     serde_json::from_str(&text).map_err(|e| Error::file(path, format!("invalid JSON: {e}")))
 }
+
+/// The directory of a downloaded asset (`scripts/fetch-assets.sh`): `$FERRITE_ASSETS/NAME`, else
+/// `REPO/.cache/assets/NAME`. Panics with the command to run when it is missing — tests that need
+/// a real model or dataset should fail loudly, not skip.
+pub fn cached_asset(repo: &std::path::Path, name: &str, key_file: &str) -> std::path::PathBuf {
+    let cache = std::env::var_os("FERRITE_ASSETS").map_or_else(|| repo.join(".cache/assets"), std::path::PathBuf::from);
+    let dir = cache.join(name);
+    assert!(
+        dir.join(key_file).is_file(),
+        "{} is missing: run `bash scripts/fetch-assets.sh` first (the README's test command does)",
+        dir.display()
+    );
+    dir
+}

@@ -14,14 +14,7 @@ fn repo() -> PathBuf {
 }
 
 fn model_dir() -> PathBuf {
-    let cache = std::env::var_os("FERRITE_ASSETS").map_or_else(|| repo().join(".cache/assets"), PathBuf::from);
-    let dir = cache.join("all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "{} is missing: run `bash scripts/fetch-assets.sh minilm` first (the README's test command does)",
-        dir.display()
-    );
-    dir
+    ferrite_core::testing::cached_asset(&repo(), "all-MiniLM-L6-v2", "model.safetensors")
 }
 
 fn strings(v: &serde_json::Value) -> Vec<String> {

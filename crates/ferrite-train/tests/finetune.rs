@@ -6,15 +6,11 @@ use ferrite_train::finetune::{finetune_run, Classifier, DataOptions, FinetuneArg
 use std::path::{Path, PathBuf};
 
 fn model_dir() -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cache = std::env::var_os("FERRITE_ASSETS").map_or_else(|| repo.join(".cache/assets"), PathBuf::from);
-    let dir = cache.join("all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "{} is missing: run `bash scripts/fetch-assets.sh minilm` first (the README's test command does)",
-        dir.display()
-    );
-    dir
+    ferrite_core::testing::cached_asset(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        "all-MiniLM-L6-v2",
+        "model.safetensors",
+    )
 }
 
 /// 480 short reviews, half positive, half negative, as CSV with a quoted text column.
