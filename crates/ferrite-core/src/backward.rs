@@ -151,6 +151,9 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
             let gb = Tensor::where_cond(cond, &zero, g)?.sum_to(b.shape())?;
             vec![None, Some(ga), Some(gb)]
         }
+        Op::Unfold { geometry, .. } => vec![Some(g.fold_geometry(*geometry)?)],
+        Op::Fold { geometry, .. } => vec![Some(g.unfold_geometry(*geometry)?)],
+        Op::Pool2d { x, kind, h, w } => vec![Some(crate::ops::pool2d_backward(x, g, *kind, h, w)?)],
         Op::Softmax(_) => vec![Some(nb::softmax_backward(out, g, false)?)],
         Op::LogSoftmax(_) => vec![Some(nb::softmax_backward(out, g, true)?)],
         Op::LayerNorm {

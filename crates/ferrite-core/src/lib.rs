@@ -24,7 +24,7 @@ pub use backprop::GradStore;
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
 pub use grad_mode::{is_grad_enabled, no_grad, set_grad_enabled, with_no_grad, GradModeGuard};
-pub use ops::CrossEntropyOptions;
+pub use ops::{BatchNormOptions, Conv1dOptions, Conv2dOptions, CrossEntropyOptions, Pool2dOptions};
 pub use rng::{manual_seed, Rng};
 pub use tensor::{Tensor, TensorId};
 

@@ -6,8 +6,17 @@
 //! `backward.rs`.
 
 use crate::tensor::Tensor;
+use ferrite_kernels::conv::{Conv2dGeometry, PoolAxis};
 use ferrite_kernels::elementwise::{BinaryFn, UnaryFn};
 use ferrite_kernels::reduce::ReduceFn;
+use std::sync::Arc;
+
+/// Which reduction a pooling window applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
 
 /// A recorded primitive.
 #[derive(Clone, Debug)]
@@ -98,6 +107,23 @@ pub enum Op {
         len: usize,
         eps: f64,
     },
+    /// im2col: `[N, C, H, W]` → `[N, C·kh·kw, OH·OW]`; backward folds.
+    Unfold {
+        x: Tensor,
+        geometry: Conv2dGeometry,
+    },
+    /// col2im (the adjoint of `Unfold`); backward unfolds.
+    Fold {
+        x: Tensor,
+        geometry: Conv2dGeometry,
+    },
+    /// Max or average pooling over the last two dims with explicit per-axis windows.
+    Pool2d {
+        x: Tensor,
+        kind: PoolKind,
+        h: Arc<PoolAxis>,
+        w: Arc<PoolAxis>,
+    },
     /// Mean cross-entropy of `[N, C]` logits against i64 targets.
     CrossEntropy {
         logits: Tensor,
@@ -124,7 +150,10 @@ impl Op {
             | Op::Copy(x)
             | Op::ToDType(x)
             | Op::Softmax(x)
-            | Op::LogSoftmax(x) => vec![x],
+            | Op::LogSoftmax(x)
+            | Op::Unfold { x, .. }
+            | Op::Fold { x, .. }
+            | Op::Pool2d { x, .. } => vec![x],
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Cat(xs, _) => xs.iter().collect(),
             Op::IndexSelect { x, index, .. } | Op::Gather { x, index, .. } => vec![x, index],

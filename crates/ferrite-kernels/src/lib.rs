@@ -6,6 +6,7 @@
 
 #[macro_use]
 pub mod simd;
+pub mod conv;
 pub mod elementwise;
 pub mod float;
 pub mod index;

@@ -3,15 +3,22 @@
 //!
 //! Layer: core.
 
+mod batch_norm;
+mod conv;
 mod elementwise;
 mod index;
 mod matmul;
 mod nn;
+mod pool;
 mod reduce;
 mod view;
 
 pub(crate) use index::index_add_zeros;
+pub use batch_norm::BatchNormOptions;
+pub use conv::{Conv1dOptions, Conv2dOptions};
 pub use nn::CrossEntropyOptions;
+pub(crate) use pool::pool2d_backward;
+pub use pool::Pool2dOptions;
 pub(crate) use view::pad_into_zeros;
 
 /// Backward kernels of the fused ops, for `backward.rs`.

@@ -1,0 +1,348 @@
+//! Sliding-window kernels for convolution and pooling on contiguous `[N, C, H, W]` buffers:
+//! `unfold` (im2col) and its adjoint `fold` (col2im), and max/average pooling over arbitrary
+//! per-axis windows (which covers strided, padded, dilated and adaptive pooling alike).
+//!
+//! Layer: kernels. Convolution itself is `unfold` followed by a GEMM (done by the caller), so it
+//! gets the matmul kernel's speed and threads; these loops only move data. Geometry must already be
+//! validated by the caller (every window non-empty, output sizes ≥ 1).
+
+use crate::threads;
+use crate::Float;
+use rayon::prelude::*;
+
+/// One spatial axis of a convolution window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvAxis {
+    pub input: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+impl ConvAxis {
+    /// Output length `⌊(input + 2·padding − dilation·(kernel−1) − 1) / stride⌋ + 1`, or `None` when
+    /// the (dilated) kernel is larger than the padded input or a parameter is zero.
+    pub fn output(&self) -> Option<usize> {
+        if self.kernel == 0 || self.stride == 0 || self.dilation == 0 {
+            return None;
+        }
+        let span = self.dilation * (self.kernel - 1) + 1;
+        let padded = self.input + 2 * self.padding;
+        (padded >= span).then(|| (padded - span) / self.stride + 1)
+    }
+
+    /// Input index read by output position `o` at kernel tap `k`, if inside the (unpadded) input.
+    #[inline]
+    fn source(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.stride + k * self.dilation)
+            .checked_sub(self.padding)
+            .filter(|&i| i < self.input)
+    }
+}
+
+/// The geometry of a 2-D convolution over `[batch, channels, h, w]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    pub batch: usize,
+    pub channels: usize,
+    pub h: ConvAxis,
+    pub w: ConvAxis,
+}
+
+impl Conv2dGeometry {
+    /// (output height, output width); callers validate that both exist first.
+    pub fn out_hw(&self) -> (usize, usize) {
+        (self.h.output().unwrap_or(0), self.w.output().unwrap_or(0))
+    }
+    /// Rows of the unfolded matrix per sample: `channels · kh · kw`.
+    pub fn col_rows(&self) -> usize {
+        self.channels * self.h.kernel * self.w.kernel
+    }
+    fn col_len(&self) -> usize {
+        let (oh, ow) = self.out_hw();
+        oh * ow
+    }
+}
+
+/// im2col: `[N, C, H, W]` → `[N, C·kh·kw, OH·OW]` (row `(c·kh + i)·kw + j` holds tap (i, j) of
+/// channel c for every output position; padding reads as zero), as `torch.nn.functional.unfold`.
+pub fn unfold<T: Float>(src: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let (rows, len) = (g.col_rows(), g.col_len());
+    let mut out = vec![T::ZERO; g.batch * rows * len];
+    if len == 0 {
+        return out;
+    }
+    let plane = g.h.input * g.w.input;
+    let fill = |r: usize, dst: &mut [T]| {
+        let (n, row) = (r / rows, r % rows);
+        let (c, tap) = (row / (g.h.kernel * g.w.kernel), row % (g.h.kernel * g.w.kernel));
+        let (ki, kj) = (tap / g.w.kernel, tap % g.w.kernel);
+        let p = &src[(n * g.channels + c) * plane..][..plane];
+        let ow = g.w.output().unwrap_or(0);
+        for (oi, d) in dst.chunks_exact_mut(ow).enumerate() {
+            let Some(ih) = g.h.source(oi, ki) else { continue };
+            let line = &p[ih * g.w.input..][..g.w.input];
+            for (oj, v) in d.iter_mut().enumerate() {
+                if let Some(iw) = g.w.source(oj, kj) {
+                    *v = line[iw];
+                }
+            }
+        }
+    };
+    if threads::should_parallelize(out.len()) {
+        threads::install(|_| out.par_chunks_mut(len).enumerate().for_each(|(r, d)| fill(r, d)));
+    } else {
+        out.chunks_mut(len).enumerate().for_each(|(r, d)| fill(r, d));
+    }
+    out
+}
+
+/// col2im, the adjoint of [`unfold`]: sums `[N, C·kh·kw, OH·OW]` columns back into `[N, C, H, W]`
+/// (overlapping taps add up; padded taps are dropped), as `torch.nn.functional.fold`.
+pub fn fold<T: Float>(cols: &[T], g: &Conv2dGeometry) -> Vec<T> {
+    let (rows, len) = (g.col_rows(), g.col_len());
+    let plane = g.h.input * g.w.input;
+    let mut out = vec![T::ZERO; g.batch * g.channels * plane];
+    if len == 0 || plane == 0 {
+        return out;
+    }
+    let taps = g.h.kernel * g.w.kernel;
+    let ow = g.w.output().unwrap_or(0);
+    // One output plane per task: each gathers from its own kh·kw rows, so no two tasks write alike.
+    let sum_plane = |pi: usize, dst: &mut [T]| {
+        let (n, c) = (pi / g.channels, pi % g.channels);
+        for tap in 0..taps {
+            let (ki, kj) = (tap / g.w.kernel, tap % g.w.kernel);
+            let col = &cols[(n * rows + c * taps + tap) * len..][..len];
+            for (oi, s) in col.chunks_exact(ow).enumerate() {
+                let Some(ih) = g.h.source(oi, ki) else { continue };
+                let line = &mut dst[ih * g.w.input..][..g.w.input];
+                for (oj, &v) in s.iter().enumerate() {
+                    if let Some(iw) = g.w.source(oj, kj) {
+                        line[iw] += v;
+                    }
+                }
+            }
+        }
+    };
+    if threads::should_parallelize(cols.len()) {
+        threads::install(|_| out.par_chunks_mut(plane).enumerate().for_each(|(p, d)| sum_plane(p, d)));
+    } else {
+        out.chunks_mut(plane).enumerate().for_each(|(p, d)| sum_plane(p, d));
+    }
+    out
+}
+
+/// Pooling windows along one axis: for each output index, the input indices it reads and the
+/// divisor it counts for averaging (the nominal window size when padding counts, else the number
+/// of real elements).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolAxis {
+    pub input: usize,
+    pub windows: Vec<Vec<usize>>,
+    pub divisors: Vec<usize>,
+}
+
+impl PoolAxis {
+    /// Windows of a strided, padded, dilated kernel (`count_pad`: padding counts in the divisor,
+    /// PyTorch's `count_include_pad`). `None` when the geometry gives no output.
+    pub fn sliding(a: ConvAxis, count_pad: bool) -> Option<PoolAxis> {
+        let out = a.output()?;
+        let mut windows = Vec::with_capacity(out);
+        let mut divisors = Vec::with_capacity(out);
+        for o in 0..out {
+            let w: Vec<usize> = (0..a.kernel).filter_map(|k| a.source(o, k)).collect();
+            // The nominal window clipped to the padded extent, as PyTorch's avg_pool computes it.
+            let start = o * a.stride;
+            let end = (start + a.dilation * (a.kernel - 1) + 1).min(a.input + 2 * a.padding);
+            divisors.push(if count_pad { end - start } else { w.len() });
+            windows.push(w);
+        }
+        Some(PoolAxis {
+            input: a.input,
+            windows,
+            divisors,
+        })
+    }
+
+    /// Adaptive windows: output `i` of `out` reads `[⌊i·n/out⌋, ⌈(i+1)·n/out⌉)`.
+    pub fn adaptive(input: usize, out: usize) -> PoolAxis {
+        let windows: Vec<Vec<usize>> = (0..out)
+            .map(|i| ((i * input) / out..((i + 1) * input).div_ceil(out)).collect())
+            .collect();
+        let divisors = windows.iter().map(Vec::len).collect();
+        PoolAxis {
+            input,
+            windows,
+            divisors,
+        }
+    }
+
+    pub fn output(&self) -> usize {
+        self.windows.len()
+    }
+}
+
+fn per_plane<T: Float>(
+    planes: usize,
+    out_plane: usize,
+    total_work: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) -> Vec<T> {
+    let mut out = vec![T::ZERO; planes * out_plane];
+    if out_plane == 0 {
+        return out;
+    }
+    if threads::should_parallelize(total_work) {
+        threads::install(|_| out.par_chunks_mut(out_plane).enumerate().for_each(|(p, d)| f(p, d)));
+    } else {
+        out.chunks_mut(out_plane).enumerate().for_each(|(p, d)| f(p, d));
+    }
+    out
+}
+
+/// Max pooling of `planes` contiguous `[H, W]` planes; NaN propagates (as PyTorch).
+pub fn max_pool2d<T: Float>(src: &[T], planes: usize, h: &PoolAxis, w: &PoolAxis) -> Vec<T> {
+    let plane = h.input * w.input;
+    per_plane(planes, h.output() * w.output(), src.len(), |p, dst| {
+        let s = &src[p * plane..][..plane];
+        for (i, rows) in h.windows.iter().enumerate() {
+            for (j, cols) in w.windows.iter().enumerate() {
+                dst[i * w.output() + j] = window_argmax(s, w.input, rows, cols).1;
+            }
+        }
+    })
+}
+
+/// The first position holding the window's maximum (a NaN wins) and that value.
+#[inline]
+fn window_argmax<T: Float>(s: &[T], width: usize, rows: &[usize], cols: &[usize]) -> (usize, T) {
+    let mut best = (usize::MAX, T::NEG_INFINITY);
+    for &r in rows {
+        for &c in cols {
+            let v = s[r * width + c];
+            if best.0 == usize::MAX || v > best.1 || (v.is_nan() && !best.1.is_nan()) {
+                best = (r * width + c, v);
+            }
+        }
+    }
+    best
+}
+
+/// Backward of [`max_pool2d`]: each output's gradient goes to the position that won its window.
+pub fn max_pool2d_backward<T: Float>(src: &[T], grad: &[T], planes: usize, h: &PoolAxis, w: &PoolAxis) -> Vec<T> {
+    let plane = h.input * w.input;
+    let out_plane = h.output() * w.output();
+    per_plane(planes, plane, src.len(), |p, dst| {
+        let s = &src[p * plane..][..plane];
+        let g = &grad[p * out_plane..][..out_plane];
+        for (i, rows) in h.windows.iter().enumerate() {
+            for (j, cols) in w.windows.iter().enumerate() {
+                let (at, _) = window_argmax(s, w.input, rows, cols);
+                if at != usize::MAX {
+                    dst[at] += g[i * w.output() + j];
+                }
+            }
+        }
+    })
+}
+
+/// Average pooling of `planes` contiguous `[H, W]` planes, each output divided by its windows'
+/// divisors (`h.divisors[i] · w.divisors[j]`).
+pub fn avg_pool2d<T: Float>(src: &[T], planes: usize, h: &PoolAxis, w: &PoolAxis) -> Vec<T> {
+    let plane = h.input * w.input;
+    per_plane(planes, h.output() * w.output(), src.len(), |p, dst| {
+        let s = &src[p * plane..][..plane];
+        for (i, rows) in h.windows.iter().enumerate() {
+            for (j, cols) in w.windows.iter().enumerate() {
+                let mut acc = T::ZERO;
+                for &r in rows {
+                    let line = &s[r * w.input..];
+                    for &c in cols {
+                        acc += line[c];
+                    }
+                }
+                dst[i * w.output() + j] = acc / T::from_usize(h.divisors[i] * w.divisors[j]);
+            }
+        }
+    })
+}
+
+/// Backward of [`avg_pool2d`]: spreads each output's gradient over its window.
+pub fn avg_pool2d_backward<T: Float>(grad: &[T], planes: usize, h: &PoolAxis, w: &PoolAxis) -> Vec<T> {
+    let plane = h.input * w.input;
+    let out_plane = h.output() * w.output();
+    per_plane(planes, plane, grad.len(), |p, dst| {
+        let g = &grad[p * out_plane..][..out_plane];
+        for (i, rows) in h.windows.iter().enumerate() {
+            for (j, cols) in w.windows.iter().enumerate() {
+                let v = g[i * w.output() + j] / T::from_usize(h.divisors[i] * w.divisors[j]);
+                for &r in rows {
+                    let line = &mut dst[r * w.input..];
+                    for &c in cols {
+                        line[c] += v;
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn axis(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> ConvAxis {
+        ConvAxis {
+            input,
+            kernel,
+            stride,
+            padding,
+            dilation,
+        }
+    }
+
+    #[test]
+    fn output_sizes_follow_pytorch_formula() {
+        assert_eq!(axis(28, 3, 1, 1, 1).output(), Some(28));
+        assert_eq!(axis(7, 3, 2, 1, 1).output(), Some(4));
+        assert_eq!(axis(7, 3, 1, 0, 3).output(), Some(1));
+        assert_eq!(axis(2, 3, 1, 0, 1).output(), None);
+        assert_eq!(axis(5, 3, 0, 0, 1).output(), None);
+    }
+
+    #[test]
+    fn fold_is_the_adjoint_of_unfold() {
+        // <unfold(x), y> == <x, fold(y)> for any x, y: the property backward relies on.
+        let g = Conv2dGeometry {
+            batch: 2,
+            channels: 3,
+            h: axis(5, 3, 2, 1, 1),
+            w: axis(6, 2, 1, 1, 2),
+        };
+        let x: Vec<f64> = (0..2 * 3 * 5 * 6).map(|i| ((i * 37 % 11) as f64) - 5.0).collect();
+        let u = unfold(&x, &g);
+        let y: Vec<f64> = (0..u.len()).map(|i| ((i * 13 % 7) as f64) - 3.0).collect();
+        let f = fold(&y, &g);
+        let lhs: f64 = u.iter().zip(&y).map(|(a, b)| a * b).sum();
+        let rhs: f64 = x.iter().zip(&f).map(|(a, b)| a * b).sum();
+        assert!((lhs - rhs).abs() < 1e-9, "{lhs} vs {rhs}");
+    }
+
+    #[test]
+    fn adaptive_windows_cover_the_input() {
+        let a = PoolAxis::adaptive(7, 3);
+        assert_eq!(a.windows, vec![vec![0, 1, 2], vec![2, 3, 4], vec![4, 5, 6]]);
+        let b = PoolAxis::adaptive(5, 1);
+        assert_eq!(b.divisors, vec![5]);
+    }
+
+    #[test]
+    fn max_pool_picks_the_first_maximum_and_routes_its_gradient() {
+        let x = [1.0f32, 3.0, 3.0, 0.0];
+        let a = PoolAxis::sliding(axis(2, 2, 2, 0, 1), true).unwrap_or_else(|| unreachable!());
+        assert_eq!(max_pool2d(&x, 1, &a, &a), vec![3.0]);
+        assert_eq!(max_pool2d_backward(&x, &[2.0], 1, &a, &a), vec![0.0, 2.0, 0.0, 0.0]);
+    }
+}
