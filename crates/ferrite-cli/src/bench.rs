@@ -21,6 +21,8 @@ pub enum Which {
     TransformerStep,
     /// Sentence-embedding inference with a pretrained model (--model, --batch, --len).
     Embed,
+    /// A 3×3, 64→64 convolution on [32, 64, 32, 32]: forward, and forward + backward.
+    Conv2d,
 }
 
 #[derive(Args)]
@@ -108,6 +110,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             Ok(())
         }
+        Which::Conv2d => crate::bench_conv::run(&parse_threads(&args.threads)?, args.json),
         Which::Embed => {
             for t in parse_threads(&args.threads)? {
                 crate::bench_embed::run(&args.model, args.step.batch, args.step.len, t, args.json)?;

@@ -1,6 +1,7 @@
 //! The `ferrite` command-line tool: one file per subcommand.
 
 mod bench;
+mod bench_conv;
 mod bench_embed;
 mod bench_mlp;
 mod bench_transformer;

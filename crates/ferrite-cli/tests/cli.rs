@@ -70,3 +70,37 @@ fn bad_config_exits_with_a_message_not_a_panic() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Issue 7: the digits CNN config trains in seconds and its final `--json` line reports a test
+/// accuracy of at least 0.95; `eval` of the saved run (batch-norm statistics included) agrees,
+/// and `predict` reads the same CSV layout back into images.
+#[test]
+fn digits_cnn_trains_to_95_percent_and_reloads() {
+    let out = std::env::temp_dir().join(format!("ferrite-cli-digits-{}", std::process::id()));
+    let o = ferrite(&[
+        "train",
+        "examples/digits-cnn.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    let acc = v["test_accuracy"].as_f64().expect("test_accuracy");
+    assert!(acc >= 0.95, "digits CNN test accuracy {acc} < 0.95");
+
+    let e = ferrite(&["eval", out.to_str().unwrap()]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert_eq!(
+        m["test_accuracy"], v["test_accuracy"],
+        "reloaded run must give the same accuracy"
+    );
+
+    let p = ferrite(&["predict", out.to_str().unwrap(), "--input", "data/digits.csv", "--json"]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let preds: Vec<f64> = serde_json::from_slice(&p.stdout).unwrap();
+    assert_eq!(preds.len(), 1797);
+    std::fs::remove_dir_all(out).ok();
+}

@@ -151,6 +151,14 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
             let gb = Tensor::where_cond(cond, &zero, g)?.sum_to(b.shape())?;
             vec![None, Some(ga), Some(gb)]
         }
+        Op::Conv2d { x, weight, bias, shape } => {
+            let (dx, dw, db) = crate::ops::conv2d_backward(x, weight, g, shape)?;
+            let mut v = vec![Some(dx), Some(dw)];
+            if bias.is_some() {
+                v.push(Some(db));
+            }
+            v
+        }
         Op::Unfold { geometry, .. } => vec![Some(g.fold_geometry(*geometry)?)],
         Op::Fold { geometry, .. } => vec![Some(g.unfold_geometry(*geometry)?)],
         Op::Pool2d { x, kind, h, w } => vec![Some(crate::ops::pool2d_backward(x, g, *kind, h, w)?)],

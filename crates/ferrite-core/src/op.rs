@@ -7,6 +7,7 @@
 
 use crate::tensor::Tensor;
 use ferrite_kernels::conv::{Conv2dGeometry, PoolAxis};
+use ferrite_kernels::conv_gemm::ConvShape;
 use ferrite_kernels::elementwise::{BinaryFn, UnaryFn};
 use ferrite_kernels::reduce::ReduceFn;
 use std::sync::Arc;
@@ -107,6 +108,13 @@ pub enum Op {
         len: usize,
         eps: f64,
     },
+    /// Fused 2-D convolution `[N, C, H, W]` → `[N, O, OH, OW]` (columns recomputed in backward).
+    Conv2d {
+        x: Tensor,
+        weight: Tensor,
+        bias: Option<Tensor>,
+        shape: ConvShape,
+    },
     /// im2col: `[N, C, H, W]` → `[N, C·kh·kw, OH·OW]`; backward folds.
     Unfold {
         x: Tensor,
@@ -171,6 +179,11 @@ impl Op {
                 v
             }
             Op::CrossEntropy { logits, targets, .. } => vec![logits, targets],
+            Op::Conv2d { x, weight, bias, .. } => {
+                let mut v = vec![x, weight];
+                v.extend(bias.iter());
+                v
+            }
             Op::Linear { x, weight, bias } => {
                 let mut v = vec![x, weight];
                 v.extend(bias.iter());

@@ -78,8 +78,20 @@ fn run_case(case: &serde_json::Value, x: &BTreeMap<String, Tensor>) -> Result<Te
             if training {
                 let name = case["name"].as_str().unwrap();
                 let (wm, wv) = (refd(case, "running_mean_out"), refd(case, "running_var_out"));
-                assert_close(&rm.to_f64_vec(), &wm.to_f64_vec(), ATOL, RTOL, &format!("{name} running_mean"));
-                assert_close(&rv.to_f64_vec(), &wv.to_f64_vec(), ATOL, RTOL, &format!("{name} running_var"));
+                assert_close(
+                    &rm.to_f64_vec(),
+                    &wm.to_f64_vec(),
+                    ATOL,
+                    RTOL,
+                    &format!("{name} running_mean"),
+                );
+                assert_close(
+                    &rv.to_f64_vec(),
+                    &wv.to_f64_vec(),
+                    ATOL,
+                    RTOL,
+                    &format!("{name} running_var"),
+                );
             }
             y
         }
@@ -106,9 +118,17 @@ fn forward_backward_and_running_stats_match_pytorch() {
         let grads = y.backward_with(&refd(case, "grad_output")).unwrap();
         for (k, v) in case["grads"].as_object().unwrap() {
             let want = ref_tensor(v).unwrap();
-            let got = grads.get(&inputs[k]).unwrap_or_else(|| panic!("{name}: no gradient for {k}"));
+            let got = grads
+                .get(&inputs[k])
+                .unwrap_or_else(|| panic!("{name}: no gradient for {k}"));
             assert_eq!(got.shape(), want.shape.as_slice(), "{name}: grad shape of {k}");
-            assert_close(&got.to_f64_vec(), &want.data, ATOL, RTOL, &format!("{name} grad of {k}"));
+            assert_close(
+                &got.to_f64_vec(),
+                &want.data,
+                ATOL,
+                RTOL,
+                &format!("{name} grad of {k}"),
+            );
         }
     }
 }
@@ -164,12 +184,34 @@ fn conv_gradchecks() {
 #[test]
 fn pooling_and_batch_norm_gradchecks() {
     // Distinct values, so no window's maximum is a tie the finite difference could flip.
-    let x = Tensor::from_vec((0..2 * 3 * 7 * 6).map(|i| ((i * 37) % 251) as f32 / 50.0).collect::<Vec<_>>(), &[2, 3, 7, 6]).unwrap();
-    gradcheck(|t| t[0].max_pool2d(Pool2dOptions::new(3).stride(2).padding(1)), &[x.clone()]).unwrap();
-    gradcheck(|t| t[0].avg_pool2d(Pool2dOptions::new(3).stride(2).padding(1), true), &[x.clone()]).unwrap();
-    gradcheck(|t| t[0].avg_pool2d(Pool2dOptions::new(2).padding(1), false), &[x.clone()]).unwrap();
+    let x = Tensor::from_vec(
+        (0..2 * 3 * 7 * 6)
+            .map(|i| ((i * 37) % 251) as f32 / 50.0)
+            .collect::<Vec<_>>(),
+        &[2, 3, 7, 6],
+    )
+    .unwrap();
+    gradcheck(
+        |t| t[0].max_pool2d(Pool2dOptions::new(3).stride(2).padding(1)),
+        &[x.clone()],
+    )
+    .unwrap();
+    gradcheck(
+        |t| t[0].avg_pool2d(Pool2dOptions::new(3).stride(2).padding(1), true),
+        &[x.clone()],
+    )
+    .unwrap();
+    gradcheck(
+        |t| t[0].avg_pool2d(Pool2dOptions::new(2).padding(1), false),
+        &[x.clone()],
+    )
+    .unwrap();
     gradcheck(|t| t[0].adaptive_avg_pool2d([4, 4]), &[x.clone()]).unwrap();
-    gradcheck(|t| t[0].transpose(2, 3)?.max_pool2d(Pool2dOptions::new(2)), &[x.clone()]).unwrap();
+    gradcheck(
+        |t| t[0].transpose(2, 3)?.max_pool2d(Pool2dOptions::new(2)),
+        &[x.clone()],
+    )
+    .unwrap();
     let (w, b) = (randn(8, &[3]), randn(9, &[3]));
     for training in [true, false] {
         let o = BatchNormOptions {
@@ -178,7 +220,10 @@ fn pooling_and_batch_norm_gradchecks() {
         };
         gradcheck(
             |t| {
-                let (rm, rv) = (Tensor::zeros([3])?.to_dtype(t[0].dtype())?, Tensor::ones([3])?.to_dtype(t[0].dtype())?);
+                let (rm, rv) = (
+                    Tensor::zeros([3])?.to_dtype(t[0].dtype())?,
+                    Tensor::ones([3])?.to_dtype(t[0].dtype())?,
+                );
                 t[0].batch_norm(Some((&rm, &rv)), Some(&t[1]), Some(&t[2]), o)
             },
             &[x.clone(), w.clone(), b.clone()],
@@ -197,15 +242,36 @@ fn bad_geometry_gets_errors_naming_the_shapes() {
     let x = Tensor::zeros([1, 3, 8, 8]).unwrap();
     let w = Tensor::zeros([4, 2, 3, 3]).unwrap();
     let e = x.conv2d(&w, None, Conv2dOptions::default()).unwrap_err().to_string();
-    assert!(e.contains("conv2d") && e.contains("[1, 3, 8, 8]") && e.contains("[4, 2, 3, 3]"), "{e}");
+    assert!(
+        e.contains("conv2d") && e.contains("[1, 3, 8, 8]") && e.contains("[4, 2, 3, 3]"),
+        "{e}"
+    );
     let big = Tensor::zeros([4, 3, 9, 9]).unwrap();
     let e = x.conv2d(&big, None, Conv2dOptions::default()).unwrap_err().to_string();
     assert!(e.contains("conv2d") && e.contains("[1, 3, 8, 8]"), "{e}");
-    let e = x.conv2d(&Tensor::zeros([4, 3, 3, 3]).unwrap(), Some(&Tensor::zeros([3]).unwrap()), Conv2dOptions::default()).unwrap_err().to_string();
+    let e = x
+        .conv2d(
+            &Tensor::zeros([4, 3, 3, 3]).unwrap(),
+            Some(&Tensor::zeros([3]).unwrap()),
+            Conv2dOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bias"), "{e}");
-    let e = x.conv2d(&Tensor::zeros([4, 1, 3, 3]).unwrap(), None, Conv2dOptions::default().groups(2)).unwrap_err().to_string();
+    let e = x
+        .conv2d(
+            &Tensor::zeros([4, 1, 3, 3]).unwrap(),
+            None,
+            Conv2dOptions::default().groups(2),
+        )
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("groups"), "{e}");
-    let e = Tensor::zeros([3, 8]).unwrap().conv2d(&w, None, Conv2dOptions::default()).unwrap_err().to_string();
+    let e = Tensor::zeros([3, 8])
+        .unwrap()
+        .conv2d(&w, None, Conv2dOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("[3, 8]"), "{e}");
     let e = x.max_pool2d(Pool2dOptions::new(2).padding(2)).unwrap_err().to_string();
     assert!(e.contains("max_pool2d") && e.contains("padding"), "{e}");
@@ -213,7 +279,15 @@ fn bad_geometry_gets_errors_naming_the_shapes() {
     assert!(e.contains("[1, 3, 8, 8]"), "{e}");
     let e = x.adaptive_avg_pool2d([0, 2]).unwrap_err().to_string();
     assert!(e.contains("adaptive_avg_pool2d"), "{e}");
-    let e = x.batch_norm(None, Some(&Tensor::ones([4]).unwrap()), None, BatchNormOptions::default()).unwrap_err().to_string();
+    let e = x
+        .batch_norm(
+            None,
+            Some(&Tensor::ones([4]).unwrap()),
+            None,
+            BatchNormOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("batch_norm") && e.contains("[4]"), "{e}");
     let one = Tensor::zeros([1, 3]).unwrap();
     assert!(one.batch_norm(None, None, None, BatchNormOptions::default()).is_err());
@@ -221,5 +295,9 @@ fn bad_geometry_gets_errors_naming_the_shapes() {
         training: false,
         ..Default::default()
     };
-    assert!(x.batch_norm(None, None, None, eval).unwrap_err().to_string().contains("running"));
+    assert!(x
+        .batch_norm(None, None, None, eval)
+        .unwrap_err()
+        .to_string()
+        .contains("running"));
 }

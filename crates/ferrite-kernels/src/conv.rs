@@ -39,6 +39,21 @@ impl ConvAxis {
             .checked_sub(self.padding)
             .filter(|&i| i < self.input)
     }
+
+    /// The output positions `lo..hi` whose tap `k` lands inside the input (a contiguous range:
+    /// the source index grows with the position), and the source index of `lo`.
+    #[inline]
+    fn valid(&self, k: usize, out: usize) -> (usize, usize, usize) {
+        let shift = k * self.dilation; // source = o·stride + shift − padding
+        let lo = self.padding.saturating_sub(shift).div_ceil(self.stride);
+        let hi = if self.input + self.padding > shift {
+            ((self.input + self.padding - shift - 1) / self.stride + 1).min(out)
+        } else {
+            0
+        };
+        let lo = lo.min(hi);
+        (lo, hi, (lo * self.stride + shift).saturating_sub(self.padding))
+    }
 }
 
 /// The geometry of a 2-D convolution over `[batch, channels, h, w]`.
@@ -74,21 +89,11 @@ pub fn unfold<T: Float>(src: &[T], g: &Conv2dGeometry) -> Vec<T> {
         return out;
     }
     let plane = g.h.input * g.w.input;
+    let taps = g.h.kernel * g.w.kernel;
     let fill = |r: usize, dst: &mut [T]| {
         let (n, row) = (r / rows, r % rows);
-        let (c, tap) = (row / (g.h.kernel * g.w.kernel), row % (g.h.kernel * g.w.kernel));
-        let (ki, kj) = (tap / g.w.kernel, tap % g.w.kernel);
-        let p = &src[(n * g.channels + c) * plane..][..plane];
-        let ow = g.w.output().unwrap_or(0);
-        for (oi, d) in dst.chunks_exact_mut(ow).enumerate() {
-            let Some(ih) = g.h.source(oi, ki) else { continue };
-            let line = &p[ih * g.w.input..][..g.w.input];
-            for (oj, v) in d.iter_mut().enumerate() {
-                if let Some(iw) = g.w.source(oj, kj) {
-                    *v = line[iw];
-                }
-            }
-        }
+        let c = row / taps;
+        unfold_row(&src[(n * g.channels + c) * plane..][..plane], g, row % taps, dst);
     };
     if threads::should_parallelize(out.len()) {
         threads::install(|_| out.par_chunks_mut(len).enumerate().for_each(|(r, d)| fill(r, d)));
@@ -96,6 +101,43 @@ pub fn unfold<T: Float>(src: &[T], g: &Conv2dGeometry) -> Vec<T> {
         out.chunks_mut(len).enumerate().for_each(|(r, d)| fill(r, d));
     }
     out
+}
+
+/// The columns of one sample: `src` `[C, H, W]` → `dst` `[C·kh·kw, OH·OW]` (every element written).
+pub(crate) fn unfold_sample<T: Float>(src: &[T], g: &Conv2dGeometry, dst: &mut [T]) {
+    let (len, plane, taps) = (g.col_len(), g.h.input * g.w.input, g.h.kernel * g.w.kernel);
+    if len == 0 {
+        return;
+    }
+    for (row, d) in dst.chunks_exact_mut(len).enumerate() {
+        unfold_row(&src[(row / taps) * plane..][..plane], g, row % taps, d);
+    }
+}
+
+/// One column row: kernel tap `tap` of one channel `plane` at every output position.
+fn unfold_row<T: Float>(plane: &[T], g: &Conv2dGeometry, tap: usize, dst: &mut [T]) {
+    let (ki, kj) = (tap / g.w.kernel, tap % g.w.kernel);
+    let ow = g.w.output().unwrap_or(0);
+    let (lo, hi, first) = g.w.valid(kj, ow);
+    for (oi, d) in dst.chunks_exact_mut(ow).enumerate() {
+        let Some(ih) = g.h.source(oi, ki) else {
+            d.fill(T::ZERO);
+            continue;
+        };
+        let line = &plane[ih * g.w.input..][..g.w.input];
+        d[..lo].fill(T::ZERO);
+        d[hi..].fill(T::ZERO);
+        if hi == lo {
+            continue; // every tap of this row lands in the padding (`first` may lie past the line)
+        }
+        if g.w.stride == 1 {
+            d[lo..hi].copy_from_slice(&line[first..first + (hi - lo)]);
+        } else {
+            for (v, &x) in d[lo..hi].iter_mut().zip(line[first..].iter().step_by(g.w.stride)) {
+                *v = x;
+            }
+        }
+    }
 }
 
 /// col2im, the adjoint of [`unfold`]: sums `[N, C·kh·kw, OH·OW]` columns back into `[N, C, H, W]`
@@ -108,23 +150,10 @@ pub fn fold<T: Float>(cols: &[T], g: &Conv2dGeometry) -> Vec<T> {
         return out;
     }
     let taps = g.h.kernel * g.w.kernel;
-    let ow = g.w.output().unwrap_or(0);
     // One output plane per task: each gathers from its own kh·kw rows, so no two tasks write alike.
     let sum_plane = |pi: usize, dst: &mut [T]| {
         let (n, c) = (pi / g.channels, pi % g.channels);
-        for tap in 0..taps {
-            let (ki, kj) = (tap / g.w.kernel, tap % g.w.kernel);
-            let col = &cols[(n * rows + c * taps + tap) * len..][..len];
-            for (oi, s) in col.chunks_exact(ow).enumerate() {
-                let Some(ih) = g.h.source(oi, ki) else { continue };
-                let line = &mut dst[ih * g.w.input..][..g.w.input];
-                for (oj, &v) in s.iter().enumerate() {
-                    if let Some(iw) = g.w.source(oj, kj) {
-                        line[iw] += v;
-                    }
-                }
-            }
-        }
+        fold_plane(&cols[(n * rows + c * taps) * len..][..taps * len], g, dst);
     };
     if threads::should_parallelize(cols.len()) {
         threads::install(|_| out.par_chunks_mut(plane).enumerate().for_each(|(p, d)| sum_plane(p, d)));
@@ -132,6 +161,44 @@ pub fn fold<T: Float>(cols: &[T], g: &Conv2dGeometry) -> Vec<T> {
         out.chunks_mut(plane).enumerate().for_each(|(p, d)| sum_plane(p, d));
     }
     out
+}
+
+/// Adds one sample's columns `[C·kh·kw, OH·OW]` into its image `dst` `[C, H, W]`.
+pub(crate) fn fold_sample<T: Float>(cols: &[T], g: &Conv2dGeometry, dst: &mut [T]) {
+    let (len, plane, taps) = (g.col_len(), g.h.input * g.w.input, g.h.kernel * g.w.kernel);
+    if len == 0 || plane == 0 {
+        return;
+    }
+    for (c, d) in dst.chunks_exact_mut(plane).enumerate() {
+        fold_plane(&cols[c * taps * len..][..taps * len], g, d);
+    }
+}
+
+/// Adds the `kh·kw` column rows of one channel into its plane.
+fn fold_plane<T: Float>(cols: &[T], g: &Conv2dGeometry, dst: &mut [T]) {
+    let (len, taps) = (g.col_len(), g.h.kernel * g.w.kernel);
+    let ow = g.w.output().unwrap_or(0);
+    for tap in 0..taps {
+        let (ki, kj) = (tap / g.w.kernel, tap % g.w.kernel);
+        let col = &cols[tap * len..][..len];
+        let (lo, hi, first) = g.w.valid(kj, ow);
+        for (oi, s) in col.chunks_exact(ow).enumerate() {
+            let Some(ih) = g.h.source(oi, ki) else { continue };
+            if hi == lo {
+                continue;
+            }
+            let line = &mut dst[ih * g.w.input..][..g.w.input];
+            if g.w.stride == 1 {
+                for (a, &v) in line[first..first + (hi - lo)].iter_mut().zip(&s[lo..hi]) {
+                    *a += v;
+                }
+            } else {
+                for (a, &v) in line[first..].iter_mut().step_by(g.w.stride).zip(&s[lo..hi]) {
+                    *a += v;
+                }
+            }
+        }
+    }
 }
 
 /// Pooling windows along one axis: for each output index, the input indices it reads and the
@@ -142,6 +209,19 @@ pub struct PoolAxis {
     pub input: usize,
     pub windows: Vec<Vec<usize>>,
     pub divisors: Vec<usize>,
+    /// `windows` as `start..end` ranges when every window is contiguous (no dilation), which
+    /// lets the kernels run tight loops without index lists.
+    pub ranges: Option<Vec<(usize, usize)>>,
+}
+
+fn as_ranges(windows: &[Vec<usize>]) -> Option<Vec<(usize, usize)>> {
+    windows
+        .iter()
+        .map(|w| {
+            let (&a, &b) = (w.first()?, w.last()?);
+            (b + 1 - a == w.len()).then_some((a, b + 1))
+        })
+        .collect()
 }
 
 impl PoolAxis {
@@ -161,6 +241,7 @@ impl PoolAxis {
         }
         Some(PoolAxis {
             input: a.input,
+            ranges: as_ranges(&windows),
             windows,
             divisors,
         })
@@ -174,6 +255,7 @@ impl PoolAxis {
         let divisors = windows.iter().map(Vec::len).collect();
         PoolAxis {
             input,
+            ranges: as_ranges(&windows),
             windows,
             divisors,
         }
@@ -207,27 +289,49 @@ pub fn max_pool2d<T: Float>(src: &[T], planes: usize, h: &PoolAxis, w: &PoolAxis
     let plane = h.input * w.input;
     per_plane(planes, h.output() * w.output(), src.len(), |p, dst| {
         let s = &src[p * plane..][..plane];
-        for (i, rows) in h.windows.iter().enumerate() {
-            for (j, cols) in w.windows.iter().enumerate() {
-                dst[i * w.output() + j] = window_argmax(s, w.input, rows, cols).1;
-            }
-        }
+        for_each_argmax(s, h, w, |o, _, v| dst[o] = v);
     })
 }
 
-/// The first position holding the window's maximum (a NaN wins) and that value.
+/// Calls `f(output index, input index, value)` with the winner of every window: the first
+/// maximum, or the last NaN (PyTorch's rule: a later element wins if greater or NaN).
 #[inline]
-fn window_argmax<T: Float>(s: &[T], width: usize, rows: &[usize], cols: &[usize]) -> (usize, T) {
-    let mut best = (usize::MAX, T::NEG_INFINITY);
-    for &r in rows {
-        for &c in cols {
-            let v = s[r * width + c];
-            if best.0 == usize::MAX || v > best.1 || (v.is_nan() && !best.1.is_nan()) {
-                best = (r * width + c, v);
+fn for_each_argmax<T: Float>(s: &[T], h: &PoolAxis, w: &PoolAxis, mut f: impl FnMut(usize, usize, T)) {
+    let width = w.input;
+    let ow = w.output();
+    if let (Some(hr), Some(wr)) = (&h.ranges, &w.ranges) {
+        for (i, &(r0, r1)) in hr.iter().enumerate() {
+            for (j, &(c0, c1)) in wr.iter().enumerate() {
+                let (mut bi, mut bv) = (r0 * width + c0, s[r0 * width + c0]);
+                for r in r0..r1 {
+                    let line = &s[r * width..][..c1];
+                    for (c, &v) in line.iter().enumerate().skip(c0) {
+                        if v > bv || v.is_nan() {
+                            (bi, bv) = (r * width + c, v);
+                        }
+                    }
+                }
+                f(i * ow + j, bi, bv);
+            }
+        }
+        return;
+    }
+    for (i, rows) in h.windows.iter().enumerate() {
+        for (j, cols) in w.windows.iter().enumerate() {
+            let (mut bi, mut bv) = (usize::MAX, T::NEG_INFINITY);
+            for &r in rows {
+                for &c in cols {
+                    let v = s[r * width + c];
+                    if bi == usize::MAX || v > bv || v.is_nan() {
+                        (bi, bv) = (r * width + c, v);
+                    }
+                }
+            }
+            if bi != usize::MAX {
+                f(i * ow + j, bi, bv);
             }
         }
     }
-    best
 }
 
 /// Backward of [`max_pool2d`]: each output's gradient goes to the position that won its window.
@@ -237,14 +341,7 @@ pub fn max_pool2d_backward<T: Float>(src: &[T], grad: &[T], planes: usize, h: &P
     per_plane(planes, plane, src.len(), |p, dst| {
         let s = &src[p * plane..][..plane];
         let g = &grad[p * out_plane..][..out_plane];
-        for (i, rows) in h.windows.iter().enumerate() {
-            for (j, cols) in w.windows.iter().enumerate() {
-                let (at, _) = window_argmax(s, w.input, rows, cols);
-                if at != usize::MAX {
-                    dst[at] += g[i * w.output() + j];
-                }
-            }
-        }
+        for_each_argmax(s, h, w, |o, at, _| dst[at] += g[o]);
     })
 }
 
@@ -328,6 +425,21 @@ mod tests {
         let lhs: f64 = u.iter().zip(&y).map(|(a, b)| a * b).sum();
         let rhs: f64 = x.iter().zip(&f).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-9, "{lhs} vs {rhs}");
+    }
+
+    #[test]
+    fn taps_that_only_see_padding_are_zero() {
+        // Width 2 with padding 3 and a 7-wide kernel: the outer taps never reach the input.
+        let g = Conv2dGeometry {
+            batch: 1,
+            channels: 1,
+            h: axis(1, 1, 1, 0, 1),
+            w: axis(2, 7, 1, 3, 1),
+        };
+        let u = unfold(&[1.0f32, 2.0], &g);
+        assert_eq!(u.len(), 7 * 2);
+        assert_eq!(&u[..2], &[0.0, 0.0]);
+        assert_eq!(fold(&vec![1.0f32; 14], &g), vec![2.0, 2.0]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 #[macro_use]
 pub mod simd;
 pub mod conv;
+pub mod conv_gemm;
 pub mod elementwise;
 pub mod float;
 pub mod index;

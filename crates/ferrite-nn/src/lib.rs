@@ -14,7 +14,7 @@ pub mod transformer;
 pub mod var_map;
 
 pub use init::Init;
-pub use layers::{Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit};
+pub use layers::{BatchNorm, Conv1d, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit, Pool2d};
 pub use loss::Loss;
 pub use module::{Activation, Module};
 pub use optim::{clip_grad_norm, clip_grad_value, Adam, LrSchedule, Optimizer, RmsProp, Sgd};

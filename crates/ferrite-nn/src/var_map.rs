@@ -14,9 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 struct Vars {
     order: Vec<String>,
     by_name: BTreeMap<String, Tensor>,
+    /// Names of buffers: state saved with the model but not trained (batch norm's running stats).
+    buffers: std::collections::HashSet<String>,
 }
 
-/// Trainable tensors by name, in creation order. Cheap to clone (shared).
+/// Trainable tensors (parameters) and non-trainable state (buffers) by name, in creation order.
+/// Cheap to clone (shared). Optimizers see [`vars`](Self::vars); checkpoints save and load
+/// [`state`](Self::state), which includes the buffers, as a PyTorch `state_dict` does.
 #[derive(Clone, Default)]
 pub struct VarMap(Arc<Mutex<Vars>>);
 
@@ -39,23 +43,44 @@ impl VarMap {
         t
     }
 
-    /// The tensor registered under `name`.
+    /// Registers `t` as a buffer under `name`: saved and loaded with the model, never trained.
+    pub fn insert_buffer(&self, name: &str, t: Tensor) -> Tensor {
+        let t = t.detach();
+        let mut v = self.lock();
+        if v.by_name.insert(name.to_string(), t.clone()).is_none() {
+            v.order.push(name.to_string());
+        }
+        v.buffers.insert(name.to_string());
+        t
+    }
+
+    /// The tensor (parameter or buffer) registered under `name`.
     pub fn get(&self, name: &str) -> Option<Tensor> {
         self.lock().by_name.get(name).cloned()
     }
 
-    /// All (name, tensor) pairs in creation order.
+    /// The trainable (name, tensor) pairs in creation order: what optimizers update.
     pub fn vars(&self) -> Vec<(String, Tensor)> {
+        let v = self.lock();
+        v.order
+            .iter()
+            .filter(|n| !v.buffers.contains(*n))
+            .map(|n| (n.clone(), v.by_name[n].clone()))
+            .collect()
+    }
+
+    /// Every (name, tensor) pair, parameters and buffers, in creation order: what checkpoints hold.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
         let v = self.lock();
         v.order.iter().map(|n| (n.clone(), v.by_name[n].clone())).collect()
     }
 
-    /// Total number of scalar parameters.
+    /// Total number of scalar trainable parameters (buffers excluded, as PyTorch counts).
     pub fn num_params(&self) -> usize {
-        self.lock().by_name.values().map(|t| t.numel()).sum()
+        self.vars().iter().map(|(_, t)| t.numel()).sum()
     }
 
-    /// Overwrites every parameter with the same-named tensor from `tensors`, in place.
+    /// Overwrites every parameter and buffer with the same-named tensor from `tensors`, in place.
     ///
     /// # Errors
     /// Lists missing and unexpected names, or names the first parameter whose shape differs.
@@ -76,7 +101,7 @@ impl VarMap {
         source: &str,
         may_be_missing: impl Fn(&str) -> bool,
     ) -> Result<Vec<String>> {
-        let vars = self.vars();
+        let vars = self.state();
         let (fresh, missing): (Vec<&str>, Vec<&str>) = vars
             .iter()
             .filter(|(n, _)| !tensors.contains_key(n))
@@ -186,6 +211,24 @@ impl VarBuilder {
             init.tensor(shape, &mut rng)?
         };
         Ok(self.map.insert(&full, t))
+    }
+
+    /// The buffer `name` under this prefix, created filled with `value` if it does not exist yet.
+    ///
+    /// # Errors
+    /// An existing tensor of that name with a different shape.
+    pub fn buffer(&self, shape: &[usize], name: &str, value: f64, dtype: ferrite_core::DType) -> Result<Tensor> {
+        let full = self.path(name);
+        if let Some(t) = self.map.get(&full) {
+            if t.shape() != shape {
+                return Err(Error::Invalid {
+                    op: "VarBuilder::buffer",
+                    detail: format!("buffer {full} exists with shape {:?}, requested {shape:?}", t.shape()),
+                });
+            }
+            return Ok(t);
+        }
+        Ok(self.map.insert_buffer(&full, Tensor::full_dtype(shape, value, dtype)?))
     }
 
     /// The map the parameters live in.

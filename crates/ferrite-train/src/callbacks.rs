@@ -45,7 +45,12 @@ fn higher_is_better(key: &str) -> bool {
 }
 
 fn snapshot(model: &Sequential) -> Result<BTreeMap<String, Tensor>> {
-    model.params.iter().map(|(n, p)| Ok((n.clone(), p.copy()))).collect()
+    model
+        .vars
+        .state()
+        .iter()
+        .map(|(n, p)| Ok((n.clone(), p.copy())))
+        .collect()
 }
 
 /// Stops when `monitor` has not improved by `min_delta` for `patience` epochs; optionally

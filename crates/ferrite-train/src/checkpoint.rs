@@ -56,15 +56,15 @@ impl Sequential {
         Ok(meta)
     }
 
-    /// Saves the parameters and architecture (no optimizer state).
+    /// Saves the parameters, buffers (batch-norm statistics) and architecture (no optimizer state).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let tensors: BTreeMap<String, Tensor> = self.params.iter().cloned().collect();
+        let tensors: BTreeMap<String, Tensor> = self.vars.state().into_iter().collect();
         save_safetensors(path, &tensors, Some(self.metadata(&BTreeMap::new())?))
     }
 
     /// Saves a resumable checkpoint: parameters, optimizer state and step, plus `extra` metadata.
     pub fn save_checkpoint(&self, path: impl AsRef<Path>, extra: &BTreeMap<String, String>) -> Result<()> {
-        let mut tensors: BTreeMap<String, Tensor> = self.params.iter().cloned().collect();
+        let mut tensors: BTreeMap<String, Tensor> = self.vars.state().into_iter().collect();
         let mut meta = self.metadata(extra)?;
         if let Some(c) = &self.compiled {
             for (k, v) in c.optimizer.state()? {

@@ -43,13 +43,32 @@ fn yes() -> bool {
     true
 }
 
+/// How `data.path` is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFormat {
+    /// A numeric CSV with a header row; `target` names the label column.
+    #[default]
+    Csv,
+    /// A directory of IDX files in the MNIST layout (`train-images-idx3-ubyte[.gz]`,
+    /// `train-labels-idx1-ubyte[.gz]`, `t10k-…`): the t10k files are the test split.
+    Idx,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// CSV file with a header row.
+    /// CSV file with a header row, or the IDX directory.
     pub path: PathBuf,
-    /// Target column.
+    #[serde(default)]
+    pub format: DataFormat,
+    /// Target column (CSV).
+    #[serde(default)]
     pub target: String,
+    /// Per-sample `[channels, height, width]` for image models: CSV feature columns are read in
+    /// row-major order into this shape (IDX files carry their own). Images are standardized
+    /// per channel (one mean and std per channel over all training pixels), not per pixel.
+    pub image_shape: Option<Vec<usize>>,
     /// Feature columns (default: every other column).
     #[serde(default)]
     pub features: Vec<String>,

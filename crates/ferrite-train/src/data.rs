@@ -123,6 +123,39 @@ impl Standardizer {
         Ok(Standardizer { mean, std })
     }
 
+    /// Fits one mean and population standard deviation per channel of `[N, C·H·W]` image rows
+    /// (channel-major), repeated for every pixel of that channel, so `transform` applies them.
+    pub fn fit_channels(x: &Tensor, channels: usize) -> Result<Self> {
+        let f = x.shape().get(1).copied().unwrap_or(0);
+        if x.ndim() != 2 || x.shape()[0] == 0 || channels == 0 || f % channels != 0 {
+            return Err(Error::Invalid {
+                op: "Standardizer::fit_channels",
+                detail: format!(
+                    "needs a non-empty [N, C·H·W] tensor with {channels} channels, got {:?}",
+                    x.shape()
+                ),
+            });
+        }
+        let v = x.contiguous()?.to_vec::<f32>()?;
+        let per = f / channels;
+        let (mut mean, mut std) = (Vec::with_capacity(f), Vec::with_capacity(f));
+        for c in 0..channels {
+            let vals = v.chunks(f).flat_map(|row| &row[c * per..(c + 1) * per]);
+            let (mut s, mut s2, mut n) = (0.0f64, 0.0f64, 0.0f64);
+            for &a in vals {
+                s += a as f64;
+                s2 += (a as f64) * (a as f64);
+                n += 1.0;
+            }
+            let m = s / n;
+            let var = (s2 / n - m * m).max(0.0);
+            let sd = if var > 0.0 { var.sqrt() } else { 1.0 };
+            mean.extend(std::iter::repeat_n(m, per));
+            std.extend(std::iter::repeat_n(sd, per));
+        }
+        Ok(Standardizer { mean, std })
+    }
+
     fn check(&self, x: &Tensor, op: &'static str) -> Result<()> {
         if x.ndim() != 2 || x.shape()[1] != self.mean.len() {
             return Err(Error::ShapeMismatch {

@@ -12,6 +12,7 @@ pub mod data;
 pub mod finetune;
 pub mod fit;
 pub mod history;
+pub mod idx;
 pub mod metrics;
 pub mod model;
 mod plot;

@@ -5,9 +5,11 @@
 //! are in `fit.rs`; saving and loading in `checkpoint.rs`.
 
 use crate::metrics::Metric;
+use ferrite_core::{Conv2dOptions, Pool2dOptions};
 use ferrite_core::{Error, Result, Tensor};
 use ferrite_nn::{
-    Activation, Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit, Loss, Module, Optimizer, VarBuilder, VarMap,
+    Activation, BatchNorm, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit, Loss, Module, Optimizer,
+    Pool2d, VarBuilder, VarMap,
 };
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,74 @@ fn yes() -> bool {
 }
 fn ln_eps() -> f64 {
     1e-5
+}
+fn bn_momentum() -> f64 {
+    0.1
+}
+fn one() -> usize {
+    1
+}
+fn one2() -> Size2 {
+    Size2::One(1)
+}
+
+/// A window size, stride, padding or dilation: one number for both spatial axes, or `[h, w]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size2 {
+    One(usize),
+    Two([usize; 2]),
+}
+
+impl Size2 {
+    pub fn pair(self) -> [usize; 2] {
+        match self {
+            Size2::One(v) => [v, v],
+            Size2::Two(v) => v,
+        }
+    }
+}
+
+/// Convolution padding: explicit sizes, or Keras' `"valid"` (none) / `"same"` (output size equals
+/// input size at stride 1; needs an odd dilated kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Padding {
+    Size(Size2),
+    Named(PaddingName),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaddingName {
+    Valid,
+    Same,
+}
+
+impl Default for Padding {
+    fn default() -> Self {
+        Padding::Size(Size2::One(0))
+    }
+}
+
+impl Padding {
+    fn resolve(self, kernel: [usize; 2], dilation: [usize; 2]) -> std::result::Result<[usize; 2], String> {
+        match self {
+            Padding::Size(s) => Ok(s.pair()),
+            Padding::Named(PaddingName::Valid) => Ok([0, 0]),
+            Padding::Named(PaddingName::Same) => {
+                let mut p = [0; 2];
+                for i in 0..2 {
+                    let span = dilation[i] * kernel[i].saturating_sub(1);
+                    if span % 2 == 1 {
+                        return Err(format!("padding \"same\" needs an odd kernel, got {kernel:?}"));
+                    }
+                    p[i] = span / 2;
+                }
+                Ok(p)
+            }
+        }
+    }
 }
 
 /// One layer of a `Sequential`, as written in a config file (`{type = "dense", units = 64, activation = "relu"}`).
@@ -44,6 +114,66 @@ pub enum LayerConfig {
         vocab: usize,
         dim: usize,
     },
+    /// 2-D convolution over `[channels, height, width]` samples (PyTorch's layout).
+    Conv2d {
+        filters: usize,
+        kernel_size: Size2,
+        #[serde(default = "one2")]
+        stride: Size2,
+        #[serde(default)]
+        padding: Padding,
+        #[serde(default = "one2")]
+        dilation: Size2,
+        #[serde(default = "one")]
+        groups: usize,
+        #[serde(default)]
+        activation: Activation,
+        #[serde(default = "yes")]
+        use_bias: bool,
+    },
+    MaxPool2d {
+        pool_size: Size2,
+        /// Default: the pool size.
+        stride: Option<Size2>,
+        #[serde(default)]
+        padding: Option<Size2>,
+    },
+    AvgPool2d {
+        pool_size: Size2,
+        stride: Option<Size2>,
+        #[serde(default)]
+        padding: Option<Size2>,
+        #[serde(default = "yes")]
+        count_include_pad: bool,
+    },
+    /// Average over height and width: `[C, H, W]` → `[C]` (Keras' GlobalAveragePooling2D).
+    GlobalAvgPool2d,
+    /// Batch normalization over the channel dim (features of a dense output, channels of a conv).
+    BatchNorm {
+        #[serde(default = "bn_momentum")]
+        momentum: f64,
+        #[serde(default = "ln_eps")]
+        eps: f64,
+    },
+}
+
+fn pool_options(pool_size: Size2, stride: Option<Size2>, padding: Option<Size2>) -> Pool2dOptions {
+    let kernel = pool_size.pair();
+    Pool2dOptions {
+        kernel,
+        stride: stride.map_or(kernel, Size2::pair),
+        padding: padding.map_or([0, 0], Size2::pair),
+        dilation: [1, 1],
+    }
+}
+
+/// Global average pooling followed by dropping the 1×1 spatial dims.
+struct GlobalAvgPool;
+
+impl Module for GlobalAvgPool {
+    fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        x.adaptive_avg_pool2d([1, 1])?.flatten(1, -1)
+    }
 }
 
 /// Builder for a dense layer: `Dense::new(64).activation(Activation::Relu)`.
@@ -169,6 +299,69 @@ impl Sequential {
                 let mut out = shape.clone();
                 out.push(*dim);
                 (Box::new(Embedding::new(&vb, *vocab, *dim)?), out)
+            }
+            LayerConfig::Conv2d {
+                filters,
+                kernel_size,
+                stride,
+                padding,
+                dilation,
+                groups,
+                activation,
+                use_bias,
+            } => {
+                if shape.len() != 3 {
+                    return Err(bad("conv2d needs [channels, height, width] samples"));
+                }
+                let (kernel, dilation) = (kernel_size.pair(), dilation.pair());
+                let padding = padding
+                    .resolve(kernel, dilation)
+                    .map_err(|e| bad(&format!("conv2d: {e}")))?;
+                let opts = Conv2dOptions {
+                    stride: stride.pair(),
+                    padding,
+                    dilation,
+                    groups: *groups,
+                };
+                let conv = Conv2d::new(&vb, shape[0], *filters, kernel, opts, *use_bias, self.init)
+                    .map_err(|e| bad(&format!("conv2d: {e}")))?
+                    .with_activation(*activation);
+                let out = conv
+                    .output_shape(&shape)
+                    .ok_or_else(|| bad(&format!("conv2d with kernel {kernel:?}, padding {padding:?}")))?;
+                (Box::new(conv), out)
+            }
+            LayerConfig::MaxPool2d {
+                pool_size,
+                stride,
+                padding,
+            } => {
+                let p = Pool2d::Max(pool_options(*pool_size, *stride, *padding));
+                let out = p.output_shape(&shape).ok_or_else(|| bad("max_pool2d"))?;
+                (Box::new(p), out)
+            }
+            LayerConfig::AvgPool2d {
+                pool_size,
+                stride,
+                padding,
+                count_include_pad,
+            } => {
+                let p = Pool2d::Avg {
+                    options: pool_options(*pool_size, *stride, *padding),
+                    count_include_pad: *count_include_pad,
+                };
+                let out = p.output_shape(&shape).ok_or_else(|| bad("avg_pool2d"))?;
+                (Box::new(p), out)
+            }
+            LayerConfig::GlobalAvgPool2d => {
+                if shape.len() != 3 {
+                    return Err(bad("global_avg_pool2d needs [channels, height, width] samples"));
+                }
+                (Box::new(GlobalAvgPool), vec![shape[0]])
+            }
+            LayerConfig::BatchNorm { momentum, eps } => {
+                let c = *shape.first().ok_or_else(|| bad("batch_norm"))?;
+                (Box::new(BatchNorm::new(&vb, c, *momentum, *eps)?), shape.clone())
             }
         };
         self.layers.push(module);

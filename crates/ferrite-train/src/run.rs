@@ -5,7 +5,7 @@
 //! Layer: train.
 
 use crate::callbacks::{Callback, EarlyStopping, EpochLogger, ReduceLrOnPlateau};
-use crate::config::{Task, TrainConfig};
+use crate::config::{DataFormat, Task, TrainConfig};
 use crate::csv::Table;
 use crate::data::{train_test_indices, Dataset, Standardizer};
 use crate::fit::FitOptions;
@@ -29,6 +29,32 @@ pub struct Scalers {
     pub task: Task,
     pub x: Option<Standardizer>,
     pub y: Option<Standardizer>,
+    /// Per-sample `[C, H, W]` of image data (absent for tabular runs).
+    #[serde(default)]
+    pub image_shape: Option<Vec<usize>>,
+}
+
+impl Scalers {
+    /// The model's per-sample input shape.
+    pub fn input_shape(&self) -> Vec<usize> {
+        self.image_shape.clone().unwrap_or_else(|| vec![self.features.len()])
+    }
+
+    /// Standardizes `[N, F]` feature rows and shapes them as the model's input.
+    pub fn prepare_x(&self, x: &Tensor) -> Result<Tensor> {
+        let x = match &self.x {
+            Some(s) => s.transform(x)?,
+            None => x.clone(),
+        };
+        match &self.image_shape {
+            Some(shape) => {
+                let mut full = vec![x.shape()[0]];
+                full.extend(shape);
+                x.reshape(full)
+            }
+            None => Ok(x),
+        }
+    }
 }
 
 /// Train and test data, standardized.
@@ -46,42 +72,131 @@ fn targets(table: &Table, cfg: &TrainConfig) -> Result<Tensor> {
     }
 }
 
-/// Loads the CSV, splits it by seed, and standardizes with statistics of the training rows
-/// (or with `saved` scalers from an earlier run).
-pub fn prepare_data(cfg: &TrainConfig, saved: Option<&Scalers>) -> Result<Prepared> {
+/// Features `[N, F]`, targets, their names, the train/test row split and the image shape.
+struct RawData {
+    features: Vec<String>,
+    x: Tensor,
+    y: Tensor,
+    train: Vec<usize>,
+    test: Vec<usize>,
+    image_shape: Option<Vec<usize>>,
+}
+
+fn read_csv_data(cfg: &TrainConfig) -> Result<RawData> {
+    if cfg.data.target.is_empty() {
+        return Err(Error::file(
+            &cfg.data.path,
+            "the config's [data] section needs target = \"COLUMN\"",
+        ));
+    }
     let table = Table::read(&cfg.data.path)?;
     let features = if cfg.data.features.is_empty() {
         table.other_columns(std::slice::from_ref(&cfg.data.target))
     } else {
         cfg.data.features.clone()
     };
+    if let Some(shape) = &cfg.data.image_shape {
+        let n: usize = shape.iter().product();
+        if shape.len() != 3 || n != features.len() {
+            return Err(Error::file(
+                &cfg.data.path,
+                format!(
+                    "image_shape {shape:?} must be [channels, height, width] holding the {} feature columns",
+                    features.len()
+                ),
+            ));
+        }
+    }
     let x = table.select(&features)?;
     let y = targets(&table, cfg)?;
-    let (tr, te) = train_test_indices(table.rows.len(), cfg.data.test_split, cfg.seed)?;
-    let all = Dataset::new(x, y)?;
-    let (mut train, mut test) = (all.subset(&tr)?, all.subset(&te)?);
+    let (train, test) = train_test_indices(table.rows.len(), cfg.data.test_split, cfg.seed)?;
+    Ok(RawData {
+        features,
+        x,
+        y,
+        train,
+        test,
+        image_shape: cfg.data.image_shape.clone(),
+    })
+}
+
+/// Reads an MNIST-layout IDX directory: the train files, then the t10k (test) files.
+fn read_idx_data(cfg: &TrainConfig) -> Result<RawData> {
+    let dir = &cfg.data.path;
+    let (tr_img, tr_lab) = crate::idx::read_idx_split(dir, "train")?;
+    let (te_img, te_lab) = crate::idx::read_idx_split(dir, "t10k")?;
+    if tr_img.dims[1..] != te_img.dims[1..] {
+        return Err(Error::file(
+            dir,
+            format!(
+                "train images are {:?} but test images {:?}",
+                &tr_img.dims[1..],
+                &te_img.dims[1..]
+            ),
+        ));
+    }
+    if let Some(shape) = &cfg.data.image_shape {
+        if shape[..] != [1, tr_img.dims[1], tr_img.dims[2]] {
+            return Err(Error::file(
+                dir,
+                format!(
+                    "image_shape {shape:?} differs from the files' [1, {}, {}]",
+                    tr_img.dims[1], tr_img.dims[2]
+                ),
+            ));
+        }
+    }
+    let (n_tr, n_te) = (tr_img.dims[0], te_img.dims[0]);
+    let pixels = tr_img.dims[1] * tr_img.dims[2];
+    let x: Vec<f32> = tr_img.data.iter().chain(&te_img.data).map(|&b| b as f32).collect();
+    let y: Vec<i64> = tr_lab.data.iter().chain(&te_lab.data).map(|&b| b as i64).collect();
+    Ok(RawData {
+        features: (0..pixels).map(|i| format!("pixel{i}")).collect(),
+        x: Tensor::from_vec(x, [n_tr + n_te, pixels])?,
+        y: Tensor::from_vec(y, [n_tr + n_te])?,
+        train: (0..n_tr).collect(),
+        test: (n_tr..n_tr + n_te).collect(),
+        image_shape: Some(vec![1, tr_img.dims[1], tr_img.dims[2]]),
+    })
+}
+
+/// Loads the data (CSV or IDX), splits it (by seed for CSV; the files' own split for IDX), and
+/// standardizes with statistics of the training rows (or with `saved` scalers from an earlier
+/// run). Image data ends up `[N, C, H, W]`.
+pub fn prepare_data(cfg: &TrainConfig, saved: Option<&Scalers>) -> Result<Prepared> {
+    let raw = match cfg.data.format {
+        DataFormat::Csv => read_csv_data(cfg)?,
+        DataFormat::Idx => read_idx_data(cfg)?,
+    };
+    if cfg.data.task == Task::Regression && raw.image_shape.is_some() && cfg.data.format == DataFormat::Idx {
+        return Err(Error::file(
+            &cfg.data.path,
+            "IDX data holds class labels: set task = \"classification\"",
+        ));
+    }
+    let all = Dataset::new(raw.x, raw.y)?;
+    let (mut train, mut test) = (all.subset(&raw.train)?, all.subset(&raw.test)?);
     let scalers = match saved {
         Some(s) => s.clone(),
         None => Scalers {
-            features: features.clone(),
+            features: raw.features.clone(),
             target: cfg.data.target.clone(),
             task: cfg.data.task,
-            x: if cfg.data.standardize_x {
-                Some(Standardizer::fit(&train.x)?)
-            } else {
-                None
+            x: match (&raw.image_shape, cfg.data.standardize_x) {
+                (_, false) => None,
+                (Some(shape), true) => Some(Standardizer::fit_channels(&train.x, shape[0])?),
+                (None, true) => Some(Standardizer::fit(&train.x)?),
             },
             y: if cfg.data.standardize_y && cfg.data.task == Task::Regression {
                 Some(Standardizer::fit(&train.y)?)
             } else {
                 None
             },
+            image_shape: raw.image_shape.clone(),
         },
     };
     for ds in [&mut train, &mut test] {
-        if let Some(s) = &scalers.x {
-            ds.x = s.transform(&ds.x)?;
-        }
+        ds.x = scalers.prepare_x(&ds.x)?;
         if let Some(s) = &scalers.y {
             ds.y = s.transform(&ds.y)?;
         }
@@ -90,8 +205,8 @@ pub fn prepare_data(cfg: &TrainConfig, saved: Option<&Scalers>) -> Result<Prepar
 }
 
 /// Builds and compiles the configured model.
-pub fn build_model(cfg: &TrainConfig, n_features: usize) -> Result<Sequential> {
-    let mut model = Sequential::with_options(&[n_features], cfg.seed, cfg.model.init);
+pub fn build_model(cfg: &TrainConfig, input_shape: &[usize]) -> Result<Sequential> {
+    let mut model = Sequential::with_options(input_shape, cfg.seed, cfg.model.init);
     for l in &cfg.model.layers {
         model = model.add(l.clone())?;
     }
@@ -235,7 +350,7 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
         None
     };
     let data = prepare_data(&cfg, saved.as_ref())?;
-    let mut model = build_model(&cfg, data.scalers.features.len())?;
+    let mut model = build_model(&cfg, &data.scalers.input_shape())?;
     let mut early = cfg.early_stopping.as_ref().map(|e| {
         let mut es = EarlyStopping::new(&e.monitor, e.patience, e.restore_best_weights);
         es.min_delta = e.min_delta;
@@ -340,10 +455,10 @@ pub struct SavedRun {
 pub fn open_run(dir: &Path) -> Result<SavedRun> {
     let config = TrainConfig::from_file(dir.join("config.toml"))?;
     let scalers: Scalers = read_json(&dir.join("scaler.json"))?;
-    let model = build_model(&config, scalers.features.len())?;
+    let model = build_model(&config, &scalers.input_shape())?;
     let loaded = Sequential::load(dir.join("model.safetensors"))?;
     model.vars.load(
-        &loaded.params.iter().cloned().collect(),
+        &loaded.vars.state().into_iter().collect(),
         &dir.join("model.safetensors").display().to_string(),
     )?;
     Ok(SavedRun { config, scalers, model })
@@ -361,10 +476,7 @@ pub fn eval_run(dir: &Path) -> Result<BTreeMap<String, f64>> {
 pub fn predict_run(dir: &Path, input: &Path) -> Result<Vec<f64>> {
     let run = open_run(dir)?;
     let table = Table::read(input)?;
-    let mut x = table.select(&run.scalers.features)?;
-    if let Some(s) = &run.scalers.x {
-        x = s.transform(&x)?;
-    }
+    let x = run.scalers.prepare_x(&table.select(&run.scalers.features)?)?;
     let mut pred = run.model.predict(&x, 1024)?;
     if run.scalers.task == Task::Classification {
         return Ok(pred.argmax(-1, false)?.to_f64_vec());

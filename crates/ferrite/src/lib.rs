@@ -14,8 +14,8 @@
 
 pub use ferrite_core as core;
 pub use ferrite_core::{
-    manual_seed, no_grad, num_threads, set_num_threads, testing, with_no_grad, CrossEntropyOptions, DType, Error,
-    GradStore, Result, Rng, Tensor,
+    manual_seed, no_grad, num_threads, set_num_threads, testing, with_no_grad, BatchNormOptions, Conv1dOptions,
+    Conv2dOptions, CrossEntropyOptions, DType, Error, GradStore, Pool2dOptions, Result, Rng, Tensor,
 };
 pub use ferrite_kernels as kernels;
 pub use ferrite_models as models;
@@ -26,9 +26,12 @@ pub use ferrite_train as train;
 /// The names most programs need.
 pub mod prelude {
     pub use ferrite_core::{
-        manual_seed, no_grad, set_num_threads, with_no_grad, CrossEntropyOptions, DType, Error, GradStore, Result,
-        Tensor,
+        manual_seed, no_grad, set_num_threads, with_no_grad, Conv2dOptions, CrossEntropyOptions, DType, Error,
+        GradStore, Pool2dOptions, Result, Tensor,
     };
-    pub use ferrite_nn::{Activation, Adam, Loss, LrSchedule, Module, Optimizer, RmsProp, Sgd, VarBuilder, VarMap};
+    pub use ferrite_nn::{
+        Activation, Adam, BatchNorm, Conv2d, LinearInit, Loss, LrSchedule, Module, Optimizer, Pool2d, RmsProp, Sgd,
+        VarBuilder, VarMap,
+    };
     pub use ferrite_train::{Callback, Dataset, Dense, EarlyStopping, FitOptions, History, Metric, Sequential};
 }

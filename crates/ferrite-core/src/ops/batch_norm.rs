@@ -70,7 +70,10 @@ impl Tensor {
             if per_channel <= 1 {
                 return Err(Error::invalid(
                     OP,
-                    format!("training needs more than one value per channel, got input {:?}", self.shape()),
+                    format!(
+                        "training needs more than one value per channel, got input {:?}",
+                        self.shape()
+                    ),
                 ));
             }
             let mean = self.mean(&dims, true)?;
@@ -81,7 +84,10 @@ impl Tensor {
                     let m = opts.momentum;
                     let unbiased = per_channel as f64 / (per_channel - 1) as f64;
                     rm.assign_(&rm.mul_scalar(1.0 - m)?.add(&mean.reshape([c])?.mul_scalar(m)?)?)?;
-                    rv.assign_(&rv.mul_scalar(1.0 - m)?.add(&var.reshape([c])?.mul_scalar(m * unbiased)?)?)
+                    rv.assign_(
+                        &rv.mul_scalar(1.0 - m)?
+                            .add(&var.reshape([c])?.mul_scalar(m * unbiased)?)?,
+                    )
                 })?;
             }
             (centered, var.add_scalar(opts.eps)?.rsqrt()?)

@@ -1,15 +1,17 @@
-//! Convolution: `unfold` (im2col) and `fold` (col2im) as recorded primitives, and conv1d/conv2d
-//! built on them as `unfold → matmul (+ bias)`.
+//! Convolution: conv2d as one fused primitive (per sample: unfold into a small buffer, then GEMM;
+//! backward recomputes the columns), conv1d as a conv2d of height 1, and `unfold` (im2col) /
+//! `fold` (col2im) as recorded primitives of their own.
 //!
-//! Layer: core (ops). Building convolution from unfold + the GEMM means it needs no backward rule
-//! of its own: the matmul rule gives the weight and column gradients, and fold (the adjoint of
-//! unfold) carries the column gradient back to the image.
+//! Layer: core (ops). The fused kernels are in `ferrite_kernels::conv_gemm`; they never build the
+//! batch's whole column tensor, which for real layers is larger than the allocator keeps around.
 
 use crate::error::{Error, Result};
 use crate::op::Op;
 use crate::storage::{contig, map_float, Storage};
 use crate::tensor::Tensor;
-use ferrite_kernels::conv::{self as kc, ConvAxis, Conv2dGeometry};
+use ferrite_kernels::conv::{self as kc, Conv2dGeometry, ConvAxis};
+use ferrite_kernels::conv_gemm::{self as kg, ConvShape};
+use ferrite_kernels::Float;
 
 /// Stride, padding, dilation and groups of a 2-D convolution (PyTorch's defaults: 1, 0, 1, 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +85,10 @@ pub(crate) fn geometry(
     if x.ndim() != 4 {
         return Err(Error::invalid(
             op,
-            format!("expected a 4-D [batch, channels, height, width] input, got shape {:?}", x.shape()),
+            format!(
+                "expected a 4-D [batch, channels, height, width] input, got shape {:?}",
+                x.shape()
+            ),
         ));
     }
     let s = x.shape();
@@ -128,9 +133,11 @@ impl Tensor {
     pub(crate) fn unfold_geometry(&self, g: Conv2dGeometry) -> Result<Tensor> {
         let (oh, ow) = g.out_hw();
         let s = map_float!("unfold2d", &*self.read(), |v| kc::unfold(&contig(v, self.layout()), &g))?;
-        Ok(Tensor::from_op(s, vec![g.batch, g.col_rows(), oh * ow], || Op::Unfold {
-            x: self.clone(),
-            geometry: g,
+        Ok(Tensor::from_op(s, vec![g.batch, g.col_rows(), oh * ow], || {
+            Op::Unfold {
+                x: self.clone(),
+                geometry: g,
+            }
         }))
     }
 
@@ -140,7 +147,12 @@ impl Tensor {
         let (oh, ow) = g.out_hw();
         let want = [g.batch, g.col_rows(), oh * ow];
         if self.shape() != want {
-            return Err(Error::shape("fold2d", self.shape(), &want, "columns must match the geometry"));
+            return Err(Error::shape(
+                "fold2d",
+                self.shape(),
+                &want,
+                "columns must match the geometry",
+            ));
         }
         let s = map_float!("fold2d", &*self.read(), |v| kc::fold(&contig(v, self.layout()), &g))?;
         Ok(Tensor::from_op(
@@ -196,29 +208,55 @@ impl Tensor {
         }
         if let Some(b) = bias {
             if b.shape() != [out_c] {
-                return Err(Error::shape(OP, b.shape(), &[out_c], "bias must have one value per output channel"));
+                return Err(Error::shape(
+                    OP,
+                    b.shape(),
+                    &[out_c],
+                    "bias must have one value per output channel",
+                ));
             }
         }
-        let g = geometry(OP, self, [ws[2], ws[3]], opts.stride, opts.padding, opts.dilation)?;
-        let (n, (oh, ow)) = (xs[0], g.out_hw());
-        let pointwise = ws[2] == 1 && ws[3] == 1 && opts.stride == [1, 1] && opts.padding == [0, 0];
-        let cols = if pointwise {
-            self.reshape([n, xs[1], oh * ow])?
-        } else {
-            self.unfold_geometry(g)?
+        let geometry = geometry(OP, self, [ws[2], ws[3]], opts.stride, opts.padding, opts.dilation)?;
+        let shape = ConvShape {
+            geometry,
+            out_channels: out_c,
+            groups,
         };
-        let k = g.col_rows() / groups;
-        let out = if groups == 1 {
-            weight.reshape([out_c, k])?.matmul(&cols)?
-        } else {
-            let w = weight.reshape([groups, out_c / groups, k])?;
-            w.matmul(&cols.reshape([n, groups, k, oh * ow])?)?
-        };
-        let out = out.reshape([n, out_c, oh, ow])?;
-        match bias {
-            Some(b) => out.add(&b.reshape([1, out_c, 1, 1])?),
-            None => Ok(out),
+        let (oh, ow) = geometry.out_hw();
+        let b64 = bias.map(|b| b.to_f64_vec());
+        fn fwd<T: Float>(x: &[T], w: &[T], b: Option<&Vec<f64>>, s: &ConvShape) -> Vec<T> {
+            let b: Option<Vec<T>> = b.map(|b| b.iter().map(|&v| T::from_f64(v)).collect());
+            kg::conv2d_forward(x, w, b.as_deref(), s)
         }
+        let s = super::read2(self, weight, |xs, wsto| match (xs, wsto) {
+            (Storage::F32(x), Storage::F32(w)) => Ok(Storage::F32(fwd(
+                &contig(x, self.layout()),
+                &contig(w, weight.layout()),
+                b64.as_ref(),
+                &shape,
+            ))),
+            (Storage::F64(x), Storage::F64(w)) => Ok(Storage::F64(fwd(
+                &contig(x, self.layout()),
+                &contig(w, weight.layout()),
+                b64.as_ref(),
+                &shape,
+            ))),
+            (a, b) if a.dtype() != b.dtype() => Err(Error::dtype(
+                OP,
+                format!(
+                    "input and weight dtypes must match, got {:?} and {:?}",
+                    a.dtype(),
+                    b.dtype()
+                ),
+            )),
+            (a, _) => Err(Error::unsupported_dtype(OP, a.dtype())),
+        })?;
+        Ok(Tensor::from_op(s, vec![xs[0], out_c, oh, ow], || Op::Conv2d {
+            x: self.clone(),
+            weight: weight.clone(),
+            bias: bias.cloned(),
+            shape,
+        }))
     }
 
     /// 1-D convolution (`torch.nn.functional.conv1d`): input `[N, C, L]`, weight `[O, C/groups, k]`,
@@ -243,4 +281,41 @@ impl Tensor {
         };
         self.unsqueeze(2)?.conv2d(&weight.unsqueeze(2)?, bias, o)?.squeeze(2)
     }
+}
+
+/// Gradients of a fused conv2d: (input, weight, bias) for the output gradient `g`.
+pub(crate) fn conv2d_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    g: &Tensor,
+    s: &ConvShape,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "conv2d backward";
+    let gs = g.read();
+    let parts = super::read2(x, weight, |xs, ws| match (xs, ws, &*gs) {
+        (Storage::F32(a), Storage::F32(w), Storage::F32(gv)) => {
+            let (dx, dw, db) = kg::conv2d_backward(
+                &contig(a, x.layout()),
+                &contig(w, weight.layout()),
+                &contig(gv, g.layout()),
+                s,
+            );
+            Ok((Storage::F32(dx), Storage::F32(dw), Storage::F32(db)))
+        }
+        (Storage::F64(a), Storage::F64(w), Storage::F64(gv)) => {
+            let (dx, dw, db) = kg::conv2d_backward(
+                &contig(a, x.layout()),
+                &contig(w, weight.layout()),
+                &contig(gv, g.layout()),
+                s,
+            );
+            Ok((Storage::F64(dx), Storage::F64(dw), Storage::F64(db)))
+        }
+        (a, _, _) => Err(Error::unsupported_dtype(OP, a.dtype())),
+    })?;
+    Ok((
+        Tensor::from_storage(parts.0, x.shape().to_vec()),
+        Tensor::from_storage(parts.1, weight.shape().to_vec()),
+        Tensor::from_storage(parts.2, vec![s.out_channels]),
+    ))
 }

@@ -102,8 +102,11 @@ fn write_products<T: Float>(out: &mut [MaybeUninit<T>], a: &[T], la: &Layout, b:
         };
         matmul_uninit(m, n, k, dst, n, lhs, rhs, threads_ok);
     };
+    // Small products, or enough of them to keep every thread busy (a convolution's per-sample
+    // products), run one per thread; a few large ones are split inside instead.
+    let many = batches >= 4 * threads::num_threads();
     let parallel_batches =
-        batches >= 2 && m * n * k < SMALL_PRODUCT && threads::should_parallelize(batches * m * n * k / 8);
+        batches >= 2 && (m * n * k < SMALL_PRODUCT || many) && threads::should_parallelize(batches * m * n * k / 8);
     if parallel_batches {
         threads::install(|_| {
             out.par_chunks_mut(m * n)

@@ -13,9 +13,10 @@ mod pool;
 mod reduce;
 mod view;
 
-pub(crate) use index::index_add_zeros;
 pub use batch_norm::BatchNormOptions;
+pub(crate) use conv::conv2d_backward;
 pub use conv::{Conv1dOptions, Conv2dOptions};
+pub(crate) use index::index_add_zeros;
 pub use nn::CrossEntropyOptions;
 pub(crate) use pool::pool2d_backward;
 pub use pool::Pool2dOptions;

@@ -48,7 +48,10 @@ fn check_input(op: &'static str, x: &Tensor) -> Result<(usize, usize, usize)> {
     if x.ndim() < 3 {
         return Err(Error::invalid(
             op,
-            format!("expected a [batch, channels, height, width] or [channels, height, width] input, got shape {:?}", x.shape()),
+            format!(
+                "expected a [batch, channels, height, width] or [channels, height, width] input, got shape {:?}",
+                x.shape()
+            ),
         ));
     }
     let s = x.shape();
@@ -147,10 +150,16 @@ impl Tensor {
         if output_size.contains(&0) || h == 0 || w == 0 {
             return Err(Error::invalid(
                 OP,
-                format!("output size {output_size:?} and input {:?} must be non-empty", self.shape()),
+                format!(
+                    "output size {output_size:?} and input {:?} must be non-empty",
+                    self.shape()
+                ),
             ));
         }
-        let (ah, aw) = (PoolAxis::adaptive(h, output_size[0]), PoolAxis::adaptive(w, output_size[1]));
+        let (ah, aw) = (
+            PoolAxis::adaptive(h, output_size[0]),
+            PoolAxis::adaptive(w, output_size[1]),
+        );
         self.pool2d(OP, PoolKind::Avg, ah, aw)
     }
 }

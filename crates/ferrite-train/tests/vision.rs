@@ -1,0 +1,164 @@
+//! Image models in `Sequential`: conv/pool/batch-norm layers from configs, batch-norm statistics
+//! saved and restored with the weights, and clear errors for bad image data (truncated IDX files,
+//! train and test images of different sizes, channel counts that do not match the first layer).
+
+use ferrite_core::{DType, Tensor};
+use ferrite_nn::LinearInit;
+use ferrite_train::model::{LayerConfig, Padding, Size2};
+use ferrite_train::run::prepare_data;
+use ferrite_train::{Sequential, TrainConfig};
+use std::path::{Path, PathBuf};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrite-vision-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn small_cnn() -> Sequential {
+    let conv = LayerConfig::Conv2d {
+        filters: 4,
+        kernel_size: Size2::One(3),
+        stride: Size2::One(1),
+        padding: Padding::Size(Size2::One(1)),
+        dilation: Size2::One(1),
+        groups: 1,
+        activation: Default::default(),
+        use_bias: true,
+    };
+    let layers = vec![
+        conv,
+        LayerConfig::BatchNorm {
+            momentum: 0.1,
+            eps: 1e-5,
+        },
+        LayerConfig::MaxPool2d {
+            pool_size: Size2::One(2),
+            stride: None,
+            padding: None,
+        },
+        LayerConfig::GlobalAvgPool2d,
+        LayerConfig::Dense {
+            units: 3,
+            activation: Default::default(),
+            use_bias: true,
+        },
+    ];
+    let mut m = Sequential::with_options(&[2, 6, 6], 0, LinearInit::Pytorch);
+    for l in layers {
+        m = m.add(l).unwrap();
+    }
+    m
+}
+
+#[test]
+fn shapes_flow_through_conv_layers_and_batch_norm_state_is_saved() {
+    let m = small_cnn();
+    assert_eq!(m.output_shape(), &[3]);
+    // Buffers are state, not parameters: the optimizer never sees them.
+    assert!(m.parameters().iter().all(|(n, _)| !n.contains("running")));
+    assert!(m.var_map().state().iter().any(|(n, _)| n == "1.running_var"));
+    let x = Tensor::randn([8, 2, 6, 6]).unwrap();
+    m.forward(&x, true).unwrap();
+    let rm = m.var_map().get("1.running_mean").unwrap().to_vec::<f32>().unwrap();
+    assert!(rm.iter().any(|v| *v != 0.0), "training forward updates running_mean");
+    let tracked = m.var_map().get("1.num_batches_tracked").unwrap();
+    assert_eq!(tracked.dtype(), DType::I64);
+    assert_eq!(tracked.to_vec::<i64>().unwrap(), vec![1]);
+    let before = m.forward(&x, false).unwrap().to_vec::<f32>().unwrap();
+
+    let dir = tmp("ckpt");
+    m.save(dir.join("m.safetensors")).unwrap();
+    let back = Sequential::load(dir.join("m.safetensors")).unwrap();
+    assert_eq!(
+        back.var_map().get("1.running_mean").unwrap().to_vec::<f32>().unwrap(),
+        rm
+    );
+    assert_eq!(back.forward(&x, false).unwrap().to_vec::<f32>().unwrap(), before);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn wrong_channel_count_names_both_shapes() {
+    let m = small_cnn();
+    let e = m
+        .forward(&Tensor::zeros([1, 3, 6, 6]).unwrap(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[1, 3, 6, 6]") && e.contains("[1, 2, 6, 6]"), "{e}");
+    // A conv that cannot follow a flat input, and a kernel larger than the image.
+    let flat = Sequential::new(&[10]).add(LayerConfig::Conv2d {
+        filters: 1,
+        kernel_size: Size2::One(3),
+        stride: Size2::One(1),
+        padding: Padding::default(),
+        dilation: Size2::One(1),
+        groups: 1,
+        activation: Default::default(),
+        use_bias: true,
+    });
+    assert!(flat.err().unwrap().to_string().contains("[10]"));
+}
+
+fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    dims.iter().for_each(|d| b.extend(d.to_be_bytes()));
+    b.extend(data);
+    std::fs::write(path, b).unwrap();
+}
+
+fn idx_config(dir: &Path) -> TrainConfig {
+    let text = format!(
+        "epochs = 1\n[data]\npath = \"{}\"\nformat = \"idx\"\ntask = \"classification\"\n[model]\nlayers = [{{ type = \"flatten\" }}, {{ type = \"dense\", units = 10 }}]\n[optimizer]\nname = \"adam\"\nlr = 0.001\n",
+        dir.display()
+    );
+    let p = dir.join("c.toml");
+    std::fs::write(&p, text).unwrap();
+    TrainConfig::from_file(&p).unwrap()
+}
+
+#[test]
+fn bad_idx_data_gets_clear_errors() {
+    let dir = tmp("idx");
+    write_idx(&dir.join("train-images-idx3-ubyte"), &[4, 5, 5], &[1; 100]);
+    write_idx(&dir.join("train-labels-idx1-ubyte"), &[4], &[0, 1, 2, 3]);
+    write_idx(&dir.join("t10k-images-idx3-ubyte"), &[2, 5, 5], &[1; 50]);
+    write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[2], &[0, 1]);
+    let cfg = idx_config(&dir);
+    let d = prepare_data(&cfg, None).unwrap();
+    assert_eq!(d.train.x.shape(), &[4, 1, 5, 5]);
+    assert_eq!(d.test.x.shape(), &[2, 1, 5, 5]);
+
+    // Test images of another size than the training images.
+    write_idx(&dir.join("t10k-images-idx3-ubyte"), &[2, 4, 4], &[1; 32]);
+    let e = prepare_data(&cfg, None).err().unwrap().to_string();
+    assert!(e.contains("[5, 5]") && e.contains("[4, 4]"), "{e}");
+    // A truncated image file.
+    write_idx(&dir.join("t10k-images-idx3-ubyte"), &[2, 5, 5], &[1; 31]);
+    let e = prepare_data(&cfg, None).err().unwrap().to_string();
+    assert!(e.contains("t10k-images-idx3-ubyte") && e.contains("truncated"), "{e}");
+    // Labels that do not match the images.
+    write_idx(&dir.join("t10k-images-idx3-ubyte"), &[2, 5, 5], &[1; 50]);
+    write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[3], &[0, 1, 2]);
+    let e = prepare_data(&cfg, None).err().unwrap().to_string();
+    assert!(e.contains("t10k-labels-idx1-ubyte"), "{e}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn csv_image_shape_must_hold_the_feature_columns() {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let mut cfg = TrainConfig::from_file(root.join("examples/digits-cnn.toml")).unwrap();
+    let d = prepare_data(&cfg, None).unwrap();
+    assert_eq!(d.train.x.shape()[1..], [1, 8, 8]);
+    // Standardized per channel: the training pixels have mean 0 and std 1 overall.
+    let v = d.train.x.to_vec::<f32>().unwrap();
+    let mean = v.iter().map(|&a| a as f64).sum::<f64>() / v.len() as f64;
+    assert!(mean.abs() < 1e-4, "{mean}");
+    cfg.data.image_shape = Some(vec![1, 8, 7]);
+    let e = prepare_data(&cfg, None).err().unwrap().to_string();
+    assert!(
+        e.contains("digits.csv") && e.contains("[1, 8, 7]") && e.contains("64"),
+        "{e}"
+    );
+}
