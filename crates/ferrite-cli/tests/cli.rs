@@ -89,6 +89,13 @@ fn digits_cnn_trains_to_95_percent_and_reloads() {
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
     let acc = v["test_accuracy"].as_f64().expect("test_accuracy");
     assert!(acc >= 0.95, "digits CNN test accuracy {acc} < 0.95");
+    for picture in ["confusion_matrix.png", "misclassified.png", "loss_curve.png"] {
+        let bytes = std::fs::read(out.join(picture)).unwrap_or_else(|e| panic!("{picture}: {e}"));
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 1000,
+            "{picture} is not a PNG image"
+        );
+    }
 
     let e = ferrite(&["eval", out.to_str().unwrap()]);
     assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));

@@ -151,6 +151,17 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
             let gb = Tensor::where_cond(cond, &zero, g)?.sum_to(b.shape())?;
             vec![None, Some(ga), Some(gb)]
         }
+        Op::BatchNorm { x, weight, bias, saved } => {
+            let (dx, dw, db) = crate::ops::batch_norm_backward(x, weight.as_ref(), g, saved)?;
+            let mut v = vec![Some(dx)];
+            if weight.is_some() {
+                v.push(Some(dw));
+            }
+            if bias.is_some() {
+                v.push(Some(db));
+            }
+            v
+        }
         Op::Conv2d { x, weight, bias, shape } => {
             let (dx, dw, db) = crate::ops::conv2d_backward(x, weight, g, shape)?;
             let mut v = vec![Some(dx), Some(dw)];

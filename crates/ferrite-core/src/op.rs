@@ -115,6 +115,13 @@ pub enum Op {
         bias: Option<Tensor>,
         shape: ConvShape,
     },
+    /// Fused batch normalization over channel dim 1.
+    BatchNorm {
+        x: Tensor,
+        weight: Option<Tensor>,
+        bias: Option<Tensor>,
+        saved: crate::ops::BatchNormSaved,
+    },
     /// im2col: `[N, C, H, W]` → `[N, C·kh·kw, OH·OW]`; backward folds.
     Unfold {
         x: Tensor,
@@ -179,6 +186,12 @@ impl Op {
                 v
             }
             Op::CrossEntropy { logits, targets, .. } => vec![logits, targets],
+            Op::BatchNorm { x, weight, bias, .. } => {
+                let mut v = vec![x];
+                v.extend(weight.iter());
+                v.extend(bias.iter());
+                v
+            }
             Op::Conv2d { x, weight, bias, .. } => {
                 let mut v = vec![x, weight];
                 v.extend(bias.iter());

@@ -69,6 +69,9 @@ pub struct DataConfig {
     /// row-major order into this shape (IDX files carry their own). Images are standardized
     /// per channel (one mean and std per channel over all training pixels), not per pixel.
     pub image_shape: Option<Vec<usize>>,
+    /// Names of the classes 0, 1, … (classification), used in the confusion-matrix and
+    /// misclassified-image pictures.
+    pub class_names: Option<Vec<String>>,
     /// Feature columns (default: every other column).
     #[serde(default)]
     pub features: Vec<String>,

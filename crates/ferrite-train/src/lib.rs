@@ -16,6 +16,7 @@ pub mod idx;
 pub mod metrics;
 pub mod model;
 mod plot;
+pub mod plot_classes;
 mod progress;
 pub mod run;
 pub mod seq2seq;

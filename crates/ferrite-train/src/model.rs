@@ -7,6 +7,7 @@
 use crate::metrics::Metric;
 use ferrite_core::{Conv2dOptions, Pool2dOptions};
 use ferrite_core::{Error, Result, Tensor};
+use ferrite_nn::transformer::{ClassTokenPool, EncoderStack, PatchEmbedding, TransformerLayerConfig};
 use ferrite_nn::{
     Activation, BatchNorm, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit, Loss, Module, Optimizer,
     Pool2d, VarBuilder, VarMap,
@@ -24,6 +25,9 @@ fn bn_momentum() -> f64 {
 }
 fn one() -> usize {
     1
+}
+fn gelu() -> Activation {
+    Activation::Gelu
 }
 fn one2() -> Size2 {
     Size2::One(1)
@@ -148,6 +152,28 @@ pub enum LayerConfig {
     },
     /// Average over height and width: `[C, H, W]` → `[C]` (Keras' GlobalAveragePooling2D).
     GlobalAvgPool2d,
+    /// Vision Transformer input: `[C, H, W]` → `[1 + patches, dim]` (patch projection, a learned
+    /// class token, learned position embeddings).
+    PatchEmbed {
+        patch: usize,
+        dim: usize,
+    },
+    /// `layers` Transformer encoder layers over `[tokens, dim]` samples (pre-LN unless
+    /// `norm_first = false`; GELU unless `activation` says otherwise).
+    TransformerEncoder {
+        heads: usize,
+        ffn: usize,
+        #[serde(default = "one")]
+        layers: usize,
+        #[serde(default)]
+        dropout: f64,
+        #[serde(default = "gelu")]
+        activation: Activation,
+        #[serde(default = "yes")]
+        norm_first: bool,
+    },
+    /// `[tokens, dim]` → `[dim]`: the class token's final state.
+    ClassToken,
     /// Batch normalization over the channel dim (features of a dense output, channels of a conv).
     BatchNorm {
         #[serde(default = "bn_momentum")]
@@ -358,6 +384,46 @@ impl Sequential {
                     return Err(bad("global_avg_pool2d needs [channels, height, width] samples"));
                 }
                 (Box::new(GlobalAvgPool), vec![shape[0]])
+            }
+            LayerConfig::PatchEmbed { patch, dim } => {
+                let [c, h, w] = shape[..] else {
+                    return Err(bad("patch_embed needs [channels, height, width] samples"));
+                };
+                let pe = PatchEmbedding::new(&vb, [c, h, w], *patch, *dim, self.init)
+                    .map_err(|e| bad(&format!("patch_embed: {e}")))?;
+                let out = vec![pe.tokens(), *dim];
+                (Box::new(pe), out)
+            }
+            LayerConfig::TransformerEncoder {
+                heads,
+                ffn,
+                layers,
+                dropout,
+                activation,
+                norm_first,
+            } => {
+                let [_, d] = shape[..] else {
+                    return Err(bad("transformer_encoder needs [tokens, dim] samples"));
+                };
+                if *heads == 0 || d % heads != 0 {
+                    return Err(bad(&format!("transformer_encoder: {heads} heads must divide dim {d}")));
+                }
+                let c = TransformerLayerConfig {
+                    d_model: d,
+                    heads: *heads,
+                    ffn: *ffn,
+                    dropout: *dropout,
+                    activation: *activation,
+                    norm_first: *norm_first,
+                    eps: 1e-5,
+                };
+                (Box::new(EncoderStack::new(&vb, &c, *layers)?), shape.clone())
+            }
+            LayerConfig::ClassToken => {
+                let [_, d] = shape[..] else {
+                    return Err(bad("class_token needs [tokens, dim] samples"));
+                };
+                (Box::new(ClassTokenPool), vec![d])
             }
             LayerConfig::BatchNorm { momentum, eps } => {
                 let c = *shape.first().ok_or_else(|| bad("batch_norm"))?;

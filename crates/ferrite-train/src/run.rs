@@ -419,6 +419,9 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     model.save(dir.join("model.safetensors"))?;
     let history = read_history(&dir.join("metrics.jsonl"))?;
     plot_loss_curve(&history, &dir.join("loss_curve.png"))?;
+    if cfg.data.task == Task::Classification {
+        plot_test_classes(&model, &data, &cfg, &dir)?;
+    }
     let summary = RunSummary {
         run_dir: dir.display().to_string(),
         epochs: history.epochs.len(),
@@ -430,6 +433,59 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     };
     write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+/// Writes `confusion_matrix.png` for a classification run, and `misclassified.png` (the first 24
+/// misclassified test images) when the inputs are images.
+fn plot_test_classes(model: &Sequential, data: &Prepared, cfg: &TrainConfig, dir: &Path) -> Result<()> {
+    use crate::plot_classes::{confusion_counts, plot_confusion_matrix, plot_image_grid, Example};
+    let classes = model.output_shape().last().copied().unwrap_or(0);
+    let labels: Vec<String> = match &cfg.data.class_names {
+        Some(names) if names.len() != classes => {
+            return Err(Error::Invalid {
+                op: "train",
+                detail: format!(
+                    "class_names has {} names but the model has {classes} classes",
+                    names.len()
+                ),
+            })
+        }
+        Some(names) => names.clone(),
+        None => (0..classes).map(|i| i.to_string()).collect(),
+    };
+    let pred: Vec<usize> = model
+        .predict(&data.test.x, 1024)?
+        .argmax(-1, false)?
+        .to_f64_vec()
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let truth: Vec<usize> = data.test.y.to_f64_vec().iter().map(|&v| v.max(0.0) as usize).collect();
+    plot_confusion_matrix(
+        &confusion_counts(&truth, &pred, classes),
+        &labels,
+        &dir.join("confusion_matrix.png"),
+    )?;
+    if let Some(shape) = &data.scalers.image_shape {
+        let x = data.test.x.contiguous()?.to_vec::<f32>()?;
+        let per: usize = shape.iter().product();
+        let errors = (0..truth.len()).filter(|&i| truth[i] != pred[i]).count();
+        let wrong: Vec<Example> = (0..truth.len())
+            .filter(|&i| truth[i] != pred[i])
+            .take(24)
+            .map(|i| Example {
+                pixels: &x[i * per..(i + 1) * per],
+                truth: truth[i],
+                predicted: pred[i],
+            })
+            .collect();
+        let title = format!(
+            "Misclassified test images (true → predicted): {} shown of {errors}",
+            wrong.len()
+        );
+        plot_image_grid(&wrong, shape, &labels, &title, &dir.join("misclassified.png"))?;
+    }
+    Ok(())
 }
 
 /// Reads a run's `metrics.jsonl` back into a `History`.

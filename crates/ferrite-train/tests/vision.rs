@@ -162,3 +162,55 @@ fn csv_image_shape_must_hold_the_feature_columns() {
         "{e}"
     );
 }
+
+/// A tiny Vision Transformer (2×2 patches of the 8×8 digits → 16 tokens + class token) built from
+/// config layers learns the digits: the whole ViT path (patch embedding, class token, positions,
+/// pre-LN encoder layers, class-token pooling) trains end to end.
+#[test]
+fn tiny_vit_learns_digits() {
+    use ferrite_nn::{Activation, Adam, Loss};
+    use ferrite_train::{FitOptions, Metric};
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let cfg = TrainConfig::from_file(root.join("examples/digits-cnn.toml")).unwrap();
+    let data = prepare_data(&cfg, None).unwrap();
+    let layers = [
+        LayerConfig::PatchEmbed { patch: 2, dim: 32 },
+        LayerConfig::TransformerEncoder {
+            heads: 4,
+            ffn: 64,
+            layers: 2,
+            dropout: 0.0,
+            activation: Activation::Gelu,
+            norm_first: true,
+        },
+        LayerConfig::LayerNorm { eps: 1e-5 },
+        LayerConfig::ClassToken,
+        LayerConfig::Dense {
+            units: 10,
+            activation: Activation::Linear,
+            use_bias: true,
+        },
+    ];
+    let mut m = Sequential::with_options(&[1, 8, 8], 0, LinearInit::Pytorch);
+    for l in layers {
+        m = m.add(l).unwrap();
+    }
+    assert_eq!(m.output_shape(), &[10]);
+    assert!(m.parameters().iter().any(|(n, _)| n == "0.class_token"));
+    m.compile(
+        Adam::new(3e-3),
+        Loss::parse("cross_entropy").unwrap(),
+        &[Metric::Accuracy],
+    );
+    let opts = FitOptions {
+        epochs: 8,
+        batch_size: 32,
+        ..Default::default()
+    };
+    m.fit(&data.train, &opts, &mut []).unwrap();
+    let acc = m.evaluate(&data.test, 256).unwrap()["accuracy"];
+    assert!(acc >= 0.85, "tiny ViT digits accuracy {acc}");
+    // Patches must tile the image.
+    let bad = Sequential::new(&[1, 8, 8]).add(LayerConfig::PatchEmbed { patch: 3, dim: 8 });
+    assert!(bad.err().unwrap().to_string().contains("patch size 3"));
+}

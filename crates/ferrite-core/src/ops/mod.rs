@@ -14,6 +14,7 @@ mod reduce;
 mod view;
 
 pub use batch_norm::BatchNormOptions;
+pub(crate) use batch_norm::{batch_norm_backward, BatchNormSaved};
 pub(crate) use conv::conv2d_backward;
 pub use conv::{Conv1dOptions, Conv2dOptions};
 pub(crate) use index::index_add_zeros;
