@@ -387,10 +387,10 @@ pub fn avg_pool2d_backward<T: Float>(grad: &[T], planes: usize, h: &PoolAxis, w:
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn axis(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> ConvAxis {
+    pub(crate) fn axis(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> ConvAxis {
         ConvAxis {
             input,
             kernel,

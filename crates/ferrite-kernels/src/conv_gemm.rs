@@ -159,17 +159,8 @@ pub fn conv2d_backward<T: Float>(x: &[T], w: &[T], gy: &[T], s: &ConvShape) -> (
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conv::{fold, unfold, ConvAxis};
-
-    fn axis(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> ConvAxis {
-        ConvAxis {
-            input,
-            kernel,
-            stride,
-            padding,
-            dilation,
-        }
-    }
+    use crate::conv::tests::axis;
+    use crate::conv::{fold, unfold};
 
     fn vals(n: usize, seed: usize) -> Vec<f64> {
         (0..n).map(|i| (((i + seed) * 7919 % 23) as f64 - 11.0) / 7.0).collect()

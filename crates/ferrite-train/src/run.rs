@@ -320,14 +320,18 @@ pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> 
 /// Test metrics for a trained model: loss-appropriate names (`test_mse`, `test_mae` or
 /// `test_accuracy`, plus `test_loss`).
 pub fn test_metrics(model: &Sequential, test: &Dataset, task: Task) -> Result<BTreeMap<String, f64>> {
-    let pred = model.predict(&test.x, 1024)?;
+    test_metrics_for(model, test, task, &model.predict(&test.x, 1024)?)
+}
+
+/// [`test_metrics`] for predictions `pred` already made on `test.x`.
+fn test_metrics_for(model: &Sequential, test: &Dataset, task: Task, pred: &Tensor) -> Result<BTreeMap<String, f64>> {
     let metrics: &[Metric] = match task {
         Task::Regression => &[Metric::Mse, Metric::Mae],
         Task::Classification => &[Metric::Accuracy, Metric::F1],
     };
     let mut out = BTreeMap::new();
     for m in metrics {
-        out.insert(format!("test_{}", m.name()), m.compute(&pred, &test.y)?);
+        out.insert(format!("test_{}", m.name()), m.compute(pred, &test.y)?);
     }
     out.insert("test_loss".into(), model.evaluate(test, 1024)?["loss"]);
     Ok(out)
@@ -419,8 +423,9 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     model.save(dir.join("model.safetensors"))?;
     let history = read_history(&dir.join("metrics.jsonl"))?;
     plot_loss_curve(&history, &dir.join("loss_curve.png"))?;
+    let test_pred = model.predict(&data.test.x, 1024)?;
     if cfg.data.task == Task::Classification {
-        plot_test_classes(&model, &data, &cfg, &dir)?;
+        plot_test_classes(&model, &data, &cfg, &test_pred, &dir)?;
     }
     let summary = RunSummary {
         run_dir: dir.display().to_string(),
@@ -428,7 +433,7 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
         best_epoch: run_ckpt.early.as_ref().and_then(|e| e.best_epoch.map(|b| b + 1)),
         train_loss: history.last("loss").unwrap_or(f64::NAN),
         val_loss: history.last("val_loss"),
-        test: test_metrics(&model, &data.test, cfg.data.task)?,
+        test: test_metrics_for(&model, &data.test, cfg.data.task, &test_pred)?,
         seconds,
     };
     write_json(&dir.join("summary.json"), &summary)?;
@@ -437,7 +442,7 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
 
 /// Writes `confusion_matrix.png` for a classification run, and `misclassified.png` (the first 24
 /// misclassified test images) when the inputs are images.
-fn plot_test_classes(model: &Sequential, data: &Prepared, cfg: &TrainConfig, dir: &Path) -> Result<()> {
+fn plot_test_classes(model: &Sequential, data: &Prepared, cfg: &TrainConfig, pred: &Tensor, dir: &Path) -> Result<()> {
     use crate::plot_classes::{confusion_counts, plot_confusion_matrix, plot_image_grid, Example};
     let classes = model.output_shape().last().copied().unwrap_or(0);
     let labels: Vec<String> = match &cfg.data.class_names {
@@ -453,8 +458,7 @@ fn plot_test_classes(model: &Sequential, data: &Prepared, cfg: &TrainConfig, dir
         Some(names) => names.clone(),
         None => (0..classes).map(|i| i.to_string()).collect(),
     };
-    let pred: Vec<usize> = model
-        .predict(&data.test.x, 1024)?
+    let pred: Vec<usize> = pred
         .argmax(-1, false)?
         .to_f64_vec()
         .iter()
