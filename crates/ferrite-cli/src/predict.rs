@@ -1,4 +1,5 @@
-//! `ferrite predict RUN_DIR --input FILE.csv`: predictions for each row (in the target's units).
+//! `ferrite predict RUN_DIR --input FILE.csv`: predictions for each row (in the target's units or
+//! class ids); image runs also take an image file or a directory of images (sorted by name).
 
 use clap::Args;
 use ferrite::train::run::predict_run;
@@ -9,7 +10,8 @@ use std::path::PathBuf;
 pub struct PredictArgs {
     /// A run directory written by `ferrite train`.
     run_dir: PathBuf,
-    /// CSV with the run's feature columns (other columns are ignored).
+    /// CSV with the run's feature columns (other columns are ignored), or for image runs an image
+    /// file or a directory of images.
     #[arg(long)]
     input: PathBuf,
     /// Print a JSON array instead of one value per line.

@@ -3,6 +3,7 @@
 //!
 //! Layer: train. Relative data paths are resolved against the config file's directory.
 
+use crate::augment::AugmentConfig;
 use crate::fit::ScheduleUnit;
 use crate::model::LayerConfig;
 use ferrite_core::{Error, Result};
@@ -25,6 +26,8 @@ pub struct TrainConfig {
     pub training: TrainingConfig,
     pub early_stopping: Option<EarlyStoppingConfig>,
     pub reduce_lr_on_plateau: Option<PlateauConfig>,
+    /// Random crops and flips of training images (image data only).
+    pub augment: Option<AugmentConfig>,
 }
 
 /// Regression (float targets) or classification (integer class ids).
@@ -53,12 +56,16 @@ pub enum DataFormat {
     /// A directory of IDX files in the MNIST layout (`train-images-idx3-ubyte[.gz]`,
     /// `train-labels-idx1-ubyte[.gz]`, `t10k-…`): the t10k files are the test split.
     Idx,
+    /// A directory of image files (PNG, JPEG, BMP) in torchvision's `ImageFolder` layout, one
+    /// sub-directory per class. With `train/` and `test/` sub-directories those are the splits;
+    /// otherwise the test split is drawn by seed like a CSV's.
+    ImageFolder,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// CSV file with a header row, or the IDX directory.
+    /// CSV file with a header row, the IDX directory, or the image folder.
     pub path: PathBuf,
     #[serde(default)]
     pub format: DataFormat,
@@ -69,6 +76,9 @@ pub struct DataConfig {
     /// row-major order into this shape (IDX files carry their own). Images are standardized
     /// per channel (one mean and std per channel over all training pixels), not per pixel.
     pub image_shape: Option<Vec<usize>>,
+    /// Image folders: resize every image to `[height, width]` (bilinear) instead of requiring
+    /// all images to share the first one's size.
+    pub resize: Option<[usize; 2]>,
     /// Names of the classes 0, 1, … (classification), used in the confusion-matrix and
     /// misclassified-image pictures.
     pub class_names: Option<Vec<String>>,

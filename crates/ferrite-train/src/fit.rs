@@ -5,6 +5,7 @@
 //! generators seeded by (seed, epoch) alone, so a run resumed from a checkpoint after epoch k
 //! continues exactly as the uninterrupted run would (same thread count → same numbers).
 
+use crate::augment::Augment;
 use crate::callbacks::Callback;
 use crate::data::{splitmix64, DataLoader, Dataset};
 use crate::history::{History, Logs};
@@ -14,8 +15,10 @@ use ferrite_core::{manual_seed, no_grad, DType, Error, Result, Rng, Tensor};
 use ferrite_nn::{clip_grad_norm, clip_grad_value, LrSchedule};
 use std::time::Instant;
 
-/// Mixed into the seed so dropout masks and shuffle orders come from unrelated streams.
+/// Mixed into the seed so dropout masks, shuffle orders and augmentations come from unrelated
+/// streams.
 const DROPOUT_STREAM: u64 = 0xD0D0_5EED_0000_0000;
+const AUGMENT_STREAM: u64 = 0xA060_5EED_0000_0000;
 
 /// Whether a schedule counts epochs or optimizer steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -44,6 +47,8 @@ pub struct FitOptions {
     pub initial_epoch: usize,
     /// Learning-rate schedule and what it counts.
     pub schedule: Option<(LrSchedule, ScheduleUnit)>,
+    /// Random crops/flips applied to each training batch (never to validation data).
+    pub augment: Option<Augment>,
     /// Print progress (a bar on a terminal, one line per epoch otherwise).
     pub verbose: bool,
 }
@@ -60,6 +65,7 @@ impl Default for FitOptions {
             seed: 0,
             initial_epoch: 0,
             schedule: None,
+            augment: None,
             verbose: false,
         }
     }
@@ -135,6 +141,7 @@ impl Sequential {
             let started = Instant::now();
             manual_seed(splitmix64(opts.seed ^ DROPOUT_STREAM ^ epoch as u64));
             let mut rng = Rng::new(splitmix64(opts.seed.wrapping_add(epoch as u64)));
+            let mut augment_rng = Rng::new(splitmix64(opts.seed ^ AUGMENT_STREAM ^ epoch as u64));
             if let Some((s, ScheduleUnit::Epoch)) = &opts.schedule {
                 self.optimizer_mut()?.set_lr(s.lr(base_lr, epoch));
             }
@@ -151,7 +158,11 @@ impl Sequential {
                     self.optimizer_mut()?.set_lr(s.lr(base_lr, t));
                 }
                 let w = Self::sample_weights(&opts.class_weight, &b.y)?;
-                let l = self.train_step(&b.x, &b.y, w.as_ref())?;
+                let x = match &opts.augment {
+                    Some(a) => a.apply(&b.x, &mut augment_rng)?,
+                    None => b.x.clone(),
+                };
+                let l = self.train_step(&x, &b.y, w.as_ref())?;
                 if !l.is_finite() {
                     return Err(Error::Invalid {
                         op: "fit",

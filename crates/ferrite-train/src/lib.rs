@@ -4,6 +4,7 @@
 //!
 //! Layer: train (`cli → train → nn → core`). `fit` is a thin loop over `Sequential::train_step`.
 
+pub mod augment;
 pub mod callbacks;
 pub mod checkpoint;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod finetune;
 pub mod fit;
 pub mod history;
 pub mod idx;
+pub mod image_folder;
 pub mod metrics;
 pub mod model;
 mod plot;
@@ -21,6 +23,7 @@ mod progress;
 pub mod run;
 pub mod seq2seq;
 
+pub use augment::{Augment, AugmentConfig};
 pub use callbacks::{Callback, EarlyStopping, EpochLogger, LrScheduler, ModelCheckpoint, ReduceLrOnPlateau};
 pub use config::TrainConfig;
 pub use data::{DataLoader, Dataset, Standardizer};

@@ -4,6 +4,7 @@
 //!
 //! Layer: train.
 
+use crate::augment::{Augment, AugmentConfig};
 use crate::callbacks::{Callback, EarlyStopping, EpochLogger, ReduceLrOnPlateau};
 use crate::config::{DataFormat, Task, TrainConfig};
 use crate::csv::Table;
@@ -32,6 +33,9 @@ pub struct Scalers {
     /// Per-sample `[C, H, W]` of image data (absent for tabular runs).
     #[serde(default)]
     pub image_shape: Option<Vec<usize>>,
+    /// Names of the classes (from the config, or an image folder's class directories).
+    #[serde(default)]
+    pub class_names: Option<Vec<String>>,
 }
 
 impl Scalers {
@@ -80,6 +84,7 @@ struct RawData {
     train: Vec<usize>,
     test: Vec<usize>,
     image_shape: Option<Vec<usize>>,
+    class_names: Option<Vec<String>>,
 }
 
 fn read_csv_data(cfg: &TrainConfig) -> Result<RawData> {
@@ -117,6 +122,7 @@ fn read_csv_data(cfg: &TrainConfig) -> Result<RawData> {
         train,
         test,
         image_shape: cfg.data.image_shape.clone(),
+        class_names: None,
     })
 }
 
@@ -157,6 +163,65 @@ fn read_idx_data(cfg: &TrainConfig) -> Result<RawData> {
         train: (0..n_tr).collect(),
         test: (n_tr..n_tr + n_te).collect(),
         image_shape: Some(vec![1, tr_img.dims[1], tr_img.dims[2]]),
+        class_names: None,
+    })
+}
+
+/// Reads an image folder: `train/` and `test/` sub-directories when present, else one folder
+/// split by seed. Classes are the (sorted) class directories of the training folder.
+fn read_image_folder_data(cfg: &TrainConfig) -> Result<RawData> {
+    use crate::image_folder::{folder_classes, read_image_folder, ImageOptions};
+    let dir = &cfg.data.path;
+    let opts = ImageOptions {
+        channels: cfg.data.image_shape.as_ref().and_then(|s| s.first().copied()),
+        resize: cfg.data.resize,
+    };
+    let (train_dir, test_dir) = (dir.join("train"), dir.join("test"));
+    let split = train_dir.is_dir() && test_dir.is_dir();
+    let classes = folder_classes(if split { &train_dir } else { dir })?;
+    let (set, train, test) = if split {
+        let mut set = read_image_folder(&train_dir, &classes, opts)?;
+        let opts = ImageOptions {
+            channels: Some(set.shape[0]),
+            ..opts
+        };
+        let test_set = read_image_folder(&test_dir, &classes, opts)?;
+        if test_set.shape != set.shape {
+            return Err(Error::file(
+                &test_dir,
+                format!(
+                    "test images are {:?} but training images {:?} ([C, H, W]); set resize = [H, W]",
+                    test_set.shape, set.shape
+                ),
+            ));
+        }
+        let (n_tr, n_te) = (set.len(), test_set.len());
+        set.pixels.extend(test_set.pixels);
+        set.labels.extend(test_set.labels);
+        (set, (0..n_tr).collect(), (n_tr..n_tr + n_te).collect())
+    } else {
+        let set = read_image_folder(dir, &classes, opts)?;
+        let (train, test) = train_test_indices(set.len(), cfg.data.test_split, cfg.seed)?;
+        (set, train, test)
+    };
+    if let Some(shape) = &cfg.data.image_shape {
+        if shape[..] != set.shape {
+            return Err(Error::file(
+                dir,
+                format!("image_shape {shape:?} differs from the images' {:?}", set.shape),
+            ));
+        }
+    }
+    let n = set.labels.len();
+    let per: usize = set.shape.iter().product();
+    Ok(RawData {
+        features: (0..per).map(|i| format!("pixel{i}")).collect(),
+        x: Tensor::from_vec(set.pixels, [n, per])?,
+        y: Tensor::from_vec(set.labels, [n])?,
+        train,
+        test,
+        image_shape: Some(set.shape.to_vec()),
+        class_names: Some(classes),
     })
 }
 
@@ -167,11 +232,12 @@ pub fn prepare_data(cfg: &TrainConfig, saved: Option<&Scalers>) -> Result<Prepar
     let raw = match cfg.data.format {
         DataFormat::Csv => read_csv_data(cfg)?,
         DataFormat::Idx => read_idx_data(cfg)?,
+        DataFormat::ImageFolder => read_image_folder_data(cfg)?,
     };
-    if cfg.data.task == Task::Regression && raw.image_shape.is_some() && cfg.data.format == DataFormat::Idx {
+    if cfg.data.task == Task::Regression && cfg.data.format != DataFormat::Csv {
         return Err(Error::file(
             &cfg.data.path,
-            "IDX data holds class labels: set task = \"classification\"",
+            "IDX files and image folders hold class labels: set task = \"classification\"",
         ));
     }
     let all = Dataset::new(raw.x, raw.y)?;
@@ -193,6 +259,7 @@ pub fn prepare_data(cfg: &TrainConfig, saved: Option<&Scalers>) -> Result<Prepar
                 None
             },
             image_shape: raw.image_shape.clone(),
+            class_names: cfg.data.class_names.clone().or(raw.class_names),
         },
     };
     for ds in [&mut train, &mut test] {
@@ -400,6 +467,7 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
         seed: cfg.seed,
         initial_epoch,
         schedule: cfg.training.schedule.clone().map(|s| (s, cfg.training.schedule_unit)),
+        augment: cfg.augment.as_ref().map(|a| augmenter(a, &data.scalers)).transpose()?,
         verbose: opts.verbose,
         ..FitOptions::default()
     };
@@ -425,7 +493,7 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     plot_loss_curve(&history, &dir.join("loss_curve.png"))?;
     let test_pred = model.predict(&data.test.x, 1024)?;
     if cfg.data.task == Task::Classification {
-        plot_test_classes(&model, &data, &cfg, &test_pred, &dir)?;
+        plot_test_classes(&model, &data, &test_pred, &dir)?;
     }
     let summary = RunSummary {
         run_dir: dir.display().to_string(),
@@ -440,12 +508,29 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     Ok(summary)
 }
 
+/// The configured augmentation for this run's images; padded pixels get each channel's
+/// standardized value of a raw 0.
+fn augmenter(cfg: &AugmentConfig, scalers: &Scalers) -> Result<Augment> {
+    let shape = scalers.image_shape.as_ref().ok_or_else(|| Error::Invalid {
+        op: "augment",
+        detail: "[augment] needs image data (image_shape, an IDX directory or an image folder)".into(),
+    })?;
+    let per: usize = shape[1..].iter().product();
+    let fill = (0..shape[0])
+        .map(|c| match &scalers.x {
+            Some(s) => (-s.mean[c * per] / s.std[c * per]) as f32,
+            None => 0.0,
+        })
+        .collect();
+    Ok(Augment::new(cfg, fill))
+}
+
 /// Writes `confusion_matrix.png` for a classification run, and `misclassified.png` (the first 24
 /// misclassified test images) when the inputs are images.
-fn plot_test_classes(model: &Sequential, data: &Prepared, cfg: &TrainConfig, pred: &Tensor, dir: &Path) -> Result<()> {
+fn plot_test_classes(model: &Sequential, data: &Prepared, pred: &Tensor, dir: &Path) -> Result<()> {
     use crate::plot_classes::{confusion_counts, plot_confusion_matrix, plot_image_grid, Example};
     let classes = model.output_shape().last().copied().unwrap_or(0);
-    let labels: Vec<String> = match &cfg.data.class_names {
+    let labels: Vec<String> = match &data.scalers.class_names {
         Some(names) if names.len() != classes => {
             return Err(Error::Invalid {
                 op: "train",
@@ -492,6 +577,26 @@ fn plot_test_classes(model: &Sequential, data: &Prepared, cfg: &TrainConfig, pre
     Ok(())
 }
 
+/// Images of `input` (a file or a directory) as `[N, C·H·W]` raw pixel rows of the run's shape.
+fn read_image_rows(input: &Path, shape: &[usize], resize: Option<[usize; 2]>) -> Result<Tensor> {
+    use crate::image_folder::{image_files, read_images, ImageOptions};
+    let files = image_files(input)?;
+    let opts = ImageOptions {
+        channels: shape.first().copied(),
+        resize,
+    };
+    let set = read_images(&files, vec![0; files.len()], opts)
+        .map_err(|e| if files.is_empty() { Error::file(input, "no image files") } else { e })?;
+    if set.shape[..] != shape[..] {
+        return Err(Error::file(
+            input,
+            format!("images are {:?} but the model was trained on {shape:?} ([C, H, W])", set.shape),
+        ));
+    }
+    let (n, per) = (set.len(), set.pixels.len() / set.len());
+    Tensor::from_vec(set.pixels, [n, per])
+}
+
 /// Reads a run's `metrics.jsonl` back into a `History`.
 pub fn read_history(path: &Path) -> Result<History> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
@@ -532,11 +637,17 @@ pub fn eval_run(dir: &Path) -> Result<BTreeMap<String, f64>> {
 }
 
 /// Predictions for the rows of a CSV that has the run's feature columns (`ferrite predict`),
-/// in the target's original units (or class ids).
+/// in the target's original units (or class ids). For image runs `input` may also be an image
+/// file or a directory of images (predicted in sorted file-name order).
 pub fn predict_run(dir: &Path, input: &Path) -> Result<Vec<f64>> {
     let run = open_run(dir)?;
-    let table = Table::read(input)?;
-    let x = run.scalers.prepare_x(&table.select(&run.scalers.features)?)?;
+    let raw = match &run.scalers.image_shape {
+        Some(shape) if input.is_dir() || crate::image_folder::is_image_file(input) => {
+            read_image_rows(input, shape, run.config.data.resize)?
+        }
+        _ => Table::read(input)?.select(&run.scalers.features)?,
+    };
+    let x = run.scalers.prepare_x(&raw)?;
     let mut pred = run.model.predict(&x, 1024)?;
     if run.scalers.task == Task::Classification {
         return Ok(pred.argmax(-1, false)?.to_f64_vec());

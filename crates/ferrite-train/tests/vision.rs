@@ -214,3 +214,81 @@ fn tiny_vit_learns_digits() {
     let bad = Sequential::new(&[1, 8, 8]).add(LayerConfig::PatchEmbed { patch: 3, dim: 8 });
     assert!(bad.err().unwrap().to_string().contains("patch size 3"));
 }
+
+/// Writes the digits as 8-bit grayscale PNGs in `ImageFolder` layout: `root/{train,test}/<digit>/`.
+fn write_digit_folders(root: &Path) {
+    let table = ferrite_train::csv::Table::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.csv")).unwrap();
+    let (train, test) = ferrite_train::data::train_test_indices(table.rows.len(), 0.2, 0).unwrap();
+    for (split, rows) in [("train", train), ("test", test)] {
+        for i in rows {
+            let row = &table.rows[i];
+            let label = row[64] as usize;
+            let dir = root.join(split).join(format!("digit{label}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let img = image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(row[(y * 8 + x) as usize] * 255.0 / 16.0).round() as u8]));
+            img.save(dir.join(format!("{i:04}.png"))).unwrap();
+        }
+    }
+}
+
+/// An image folder of PNGs trains like the CSV digits, with random crops; the class names come
+/// from the directories; `predict` reads image files; and size or channel problems are named.
+#[test]
+fn image_folder_with_augmentation_trains_and_predicts() {
+    use ferrite_train::run::{predict_run, train_from_config, RunOptions};
+    let root = tmp("folder");
+    write_digit_folders(&root.join("digits"));
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/digits-cnn.toml")).unwrap();
+    let model_part = &example[example.find("[model]").unwrap()..];
+    let config = format!(
+        "seed = 0\nepochs = 12\n[data]\npath = \"digits\"\nformat = \"image_folder\"\ntask = \"classification\"\n[augment]\ncrop_padding = 1\n{model_part}"
+    );
+    std::fs::write(root.join("c.toml"), &config).unwrap();
+    let cfg = TrainConfig::from_file(root.join("c.toml")).unwrap();
+    let data = prepare_data(&cfg, None).unwrap();
+    assert_eq!(data.train.x.shape(), &[1438, 1, 8, 8]);
+    assert_eq!(data.test.x.shape(), &[359, 1, 8, 8]);
+    let names: Vec<String> = (0..10).map(|d| format!("digit{d}")).collect();
+    assert_eq!(data.scalers.class_names.as_ref().unwrap(), &names);
+
+    let run = root.join("run");
+    let opts = RunOptions {
+        out: Some(run.clone()),
+        ..Default::default()
+    };
+    let summary = train_from_config(&root.join("c.toml"), &opts).unwrap();
+    let acc = summary.test["test_accuracy"];
+    eprintln!("image folder run: {summary:?}");
+    assert!(acc >= 0.95, "image-folder digits with random crops: accuracy {acc}");
+    assert!(run.join("confusion_matrix.png").exists() && run.join("misclassified.png").exists());
+    let preds = predict_run(&run, &root.join("digits/test/digit3")).unwrap();
+    let threes = preds.iter().filter(|&&p| p == 3.0).count();
+    assert!(threes as f64 >= 0.9 * preds.len() as f64, "{preds:?}");
+    let one = predict_run(&run, &root.join("digits/test/digit3").join(
+        std::fs::read_dir(root.join("digits/test/digit3")).unwrap().next().unwrap().unwrap().file_name(),
+    ))
+    .unwrap();
+    assert_eq!(one.len(), 1);
+
+    // An RGB image where the run expects grayscale is converted; one of another size is named.
+    let odd = root.join("digits/test/digit3/zz-odd.png");
+    image::RgbImage::new(9, 8).save(&odd).unwrap();
+    let e = prepare_data(&cfg, None).err().unwrap().to_string();
+    assert!(e.contains("zz-odd.png") && e.contains("8×9") && e.contains("8×8"), "{e}");
+    let e = predict_run(&run, &odd).unwrap_err().to_string();
+    assert!(e.contains("[1, 8, 9]") && e.contains("[1, 8, 8]"), "{e}");
+    // A test class the training folder does not have.
+    std::fs::remove_file(&odd).unwrap();
+    std::fs::create_dir_all(root.join("digits/test/letterA")).unwrap();
+    let e = prepare_data(&cfg, None).err().unwrap().to_string();
+    assert!(e.contains("'letterA'"), "{e}");
+    // Augmentation needs images.
+    let csv_cfg = TrainConfig::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/seed-mlp.toml")).unwrap();
+    let text = toml::to_string(&csv_cfg).unwrap() + "\n[augment]\nhorizontal_flip = true\n";
+    std::fs::write(root.join("mlp.toml"), text).unwrap();
+    let e = train_from_config(&root.join("mlp.toml"), &RunOptions { out: Some(root.join("mlp")), ..Default::default() })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[augment] needs image data"), "{e}");
+    std::fs::remove_dir_all(root).ok();
+}
