@@ -31,4 +31,4 @@ pub use fit::{FitOptions, ScheduleUnit};
 pub use history::{History, Logs};
 pub use metrics::Metric;
 pub use model::{Dense, LayerConfig, Sequential};
-pub use plot::plot_loss_curve;
+pub use plot::{ensure_font, plot_loss_curve};

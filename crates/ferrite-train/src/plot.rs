@@ -12,7 +12,9 @@ use std::sync::Once;
 
 static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
-pub(crate) fn ensure_font() {
+/// Registers the bundled DejaVu Sans as plotters' "sans-serif" (once per process), so pictures
+/// render text on machines without system fonts.
+pub fn ensure_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bytes are a valid TTF shipped with the crate; failure would only drop text.

@@ -21,7 +21,8 @@ pub fn confusion_counts(truth: &[usize], pred: &[usize], classes: usize) -> Vec<
     m
 }
 
-fn draw_err<'a>(path: &'a Path, what: &str) -> impl Fn(String) -> Error + 'a {
+/// A picture-drawing error naming the file and what was being drawn.
+pub fn draw_err<'a>(path: &'a Path, what: &str) -> impl Fn(String) -> Error + 'a {
     let what = what.to_string();
     move |e| Error::file(path, format!("cannot draw {what}: {e}"))
 }

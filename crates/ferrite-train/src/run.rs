@@ -578,7 +578,7 @@ fn plot_test_classes(model: &Sequential, data: &Prepared, pred: &Tensor, dir: &P
 }
 
 /// Images of `input` (a file or a directory) as `[N, C·H·W]` raw pixel rows of the run's shape.
-fn read_image_rows(input: &Path, shape: &[usize], resize: Option<[usize; 2]>) -> Result<Tensor> {
+pub fn read_image_rows(input: &Path, shape: &[usize], resize: Option<[usize; 2]>) -> Result<Tensor> {
     use crate::image_folder::{image_files, read_images, ImageOptions};
     let files = image_files(input)?;
     let opts = ImageOptions {

@@ -1,0 +1,19 @@
+//! ferrite-explain: why a model gave its answer. Gradient attributions (saliency, input ×
+//! gradient, SmoothGrad, integrated gradients with a completeness check), occlusion, and
+//! pictures of them, with Captum's semantics so results can be compared number for number.
+//!
+//! Layer: explain (`cli → explain → train → nn → core`). Methods take the model as a function
+//! from inputs to outputs ([`Forward`]) and a [`Target`] output per sample.
+
+pub mod gradient_methods;
+pub mod integrated;
+pub mod occlusion;
+pub mod pictures;
+pub mod run;
+pub mod target;
+
+pub use gradient_methods::{input_x_gradient, saliency, smooth_grad, SmoothGradOptions};
+pub use integrated::{integrated_gradients, IgOptions, IgResult, Quadrature};
+pub use occlusion::{occlusion, OcclusionOptions};
+pub use run::{explain_run, Baseline, ExplainOptions, Explanation, Method};
+pub use target::{gradients, target_values, Forward, Target};
