@@ -8,6 +8,7 @@ mod bench_transformer;
 mod data;
 mod embed;
 mod eval;
+mod explain;
 mod finetune;
 mod predict;
 mod train;
@@ -31,6 +32,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Predict with a saved run.
     Predict(predict::PredictArgs),
+    /// Explain a saved run's answer for one input (attributions and a picture).
+    Explain(explain::ExplainArgs),
     /// Translate sentences with a trained translation run.
     Translate(translate::TranslateArgs),
     /// Prepare datasets (gettext translation pairs).
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Translate(args) => translate::run(args),
         Command::Data(args) => data::run(args),
         Command::Bench(args) => bench::run(args),

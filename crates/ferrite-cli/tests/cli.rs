@@ -109,5 +109,44 @@ fn digits_cnn_trains_to_95_percent_and_reloads() {
     assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
     let preds: Vec<f64> = serde_json::from_slice(&p.stdout).unwrap();
     assert_eq!(preds.len(), 1797);
+
+    // Why row 5 is a 5: integrated gradients sum to f(x) − f(black) within 1% (512 steps: see
+    // ferrite-explain's tests for 64), and a PNG is drawn.
+    let png = out.join("ig.png");
+    let x = ferrite(&[
+        "explain",
+        out.to_str().unwrap(),
+        "--input",
+        "data/digits.csv",
+        "--row",
+        "5",
+        "--method",
+        "ig",
+        "--steps",
+        "512",
+        "--quadrature",
+        "gausslegendre",
+        "--out",
+        png.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&x.stdout).unwrap();
+    assert_eq!(j["target"], 5);
+    assert_eq!(j["attributions"].as_array().unwrap().len(), 64);
+    let gap = j["completeness_gap"].as_f64().expect("completeness_gap");
+    assert!(gap < 0.01, "completeness gap {gap}");
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    let bad = ferrite(&[
+        "explain",
+        out.to_str().unwrap(),
+        "--input",
+        "data/digits.csv",
+        "--target",
+        "12",
+    ]);
+    assert!(!bad.status.success());
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(msg.contains("target 12") && msg.contains("10 outputs"), "{msg}");
     std::fs::remove_dir_all(out).ok();
 }

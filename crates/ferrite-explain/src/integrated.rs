@@ -57,7 +57,10 @@ impl Quadrature {
         match self {
             Quadrature::GaussLegendre => {
                 let (x, w) = gauss_legendre(n);
-                (x.iter().map(|v| 0.5 * (v + 1.0)).collect(), w.iter().map(|v| 0.5 * v).collect())
+                (
+                    x.iter().map(|v| 0.5 * (v + 1.0)).collect(),
+                    w.iter().map(|v| 0.5 * v).collect(),
+                )
             }
             Quadrature::RiemannLeft => (lin(0.0, 1.0 - 1.0 / nf), vec![1.0 / nf; n]),
             Quadrature::RiemannRight => (lin(1.0 / nf, 1.0), vec![1.0 / nf; n]),
@@ -264,17 +267,33 @@ mod tests {
         // f(x) = Σ tanh(x_j)·x_j per sample: IG attributions sum to f(x) − f(0).
         let model = |x: &Tensor| x.tanh()?.mul(x)?.sum(&[1], false);
         let x = Tensor::from_vec(vec![0.3f32, -1.2, 2.0, 0.7, 1.5, -0.4], [2, 3]).unwrap();
-        let r = integrated_gradients(&model, &x, &Tensor::zeros([3]).unwrap(), &Target::All(0), &IgOptions::default())
-            .unwrap();
-        assert!(r.completeness_gap().iter().all(|g| *g < 1e-5), "{:?}", r.completeness_gap());
+        let r = integrated_gradients(
+            &model,
+            &x,
+            &Tensor::zeros([3]).unwrap(),
+            &Target::All(0),
+            &IgOptions::default(),
+        )
+        .unwrap();
+        assert!(
+            r.completeness_gap().iter().all(|g| *g < 1e-5),
+            "{:?}",
+            r.completeness_gap()
+        );
         // Separable f: each attribution is exactly its own term tanh(x_j)·x_j.
         let a = r.attributions.to_vec::<f32>().unwrap();
         for (ai, xi) in a.iter().zip(x.to_vec::<f32>().unwrap()) {
             assert!((ai - xi.tanh() * xi).abs() < 1e-5);
         }
-        let e = integrated_gradients(&model, &x, &Tensor::zeros([2]).unwrap(), &Target::All(0), &IgOptions::default())
-            .unwrap_err()
-            .to_string();
+        let e = integrated_gradients(
+            &model,
+            &x,
+            &Tensor::zeros([2]).unwrap(),
+            &Target::All(0),
+            &IgOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("[2, 3]") && e.contains("[2]"), "{e}");
     }
 }

@@ -46,16 +46,17 @@ fn starts(size: usize, window: usize, stride: usize) -> Vec<usize> {
 /// window, or a window larger than the input (each naming the shapes).
 pub fn occlusion(model: &Forward, x: &Tensor, target: &Target, opts: &OcclusionOptions) -> Result<Tensor> {
     let dims = &x.shape()[1.min(x.ndim())..];
-    let bad = |detail: String| Error::Invalid { op: "occlusion", detail };
+    let bad = |detail: String| Error::Invalid {
+        op: "occlusion",
+        detail,
+    };
     if opts.window.len() != dims.len() || opts.strides.len() != dims.len() {
         return Err(bad(format!(
             "window {:?} and strides {:?} need one entry per axis of a sample {dims:?}",
             opts.window, opts.strides
         )));
     }
-    if opts.window.iter().chain(&opts.strides).any(|&v| v == 0)
-        || opts.window.iter().zip(dims).any(|(w, d)| w > d)
-    {
+    if opts.window.iter().chain(&opts.strides).any(|&v| v == 0) || opts.window.iter().zip(dims).any(|(w, d)| w > d) {
         return Err(bad(format!(
             "window {:?} / strides {:?} must be positive and fit in a sample {dims:?}",
             opts.window, opts.strides

@@ -24,7 +24,9 @@ fn diverging(v: f32) -> RGBColor {
 
 /// One attribution per pixel: channels summed (as Captum's visualizer does for `sign="all"`).
 fn per_pixel(attr: &[f32], c: usize, plane: usize) -> Vec<f32> {
-    (0..plane).map(|i| (0..c).map(|ch| attr[ch * plane + i]).sum()).collect()
+    (0..plane)
+        .map(|i| (0..c).map(|ch| attr[ch * plane + i]).sum())
+        .collect()
 }
 
 /// Draws `image` `[C, H, W]` (any value range; shown min–max scaled), its attribution map and the
@@ -120,7 +122,10 @@ pub fn plot_feature_attribution(names: &[String], values: &[f32], caption: &str,
     order.truncate(30);
     let max = values.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
     let (left, top, bar_h, half) = (150, 60, 22, 260);
-    let size = ((left + 2 * half + 90) as u32, (top + order.len() as i32 * bar_h + 30) as u32);
+    let size = (
+        (left + 2 * half + 90) as u32,
+        (top + order.len() as i32 * bar_h + 30) as u32,
+    );
     let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     root.draw(&Text::new(caption.to_string(), (10, 10), ("sans-serif", 15)))
@@ -134,15 +139,30 @@ pub fn plot_feature_attribution(names: &[String], values: &[f32], caption: &str,
     for (row, &j) in order.iter().enumerate() {
         let y = top + row as i32 * bar_h;
         let len = (half as f32 * values[j] / max) as i32;
-        let color = if values[j] >= 0.0 { RGBColor(214, 39, 40) } else { RGBColor(31, 119, 180) };
-        let (x0, x1) = if len >= 0 { (axis, axis + len) } else { (axis + len, axis) };
-        root.draw(&Rectangle::new([(x0, y + 3), (x1.max(x0 + 1), y + bar_h - 3)], color.filled()))
-            .map_err(|e| err(e.to_string()))?;
+        let color = if values[j] >= 0.0 {
+            RGBColor(214, 39, 40)
+        } else {
+            RGBColor(31, 119, 180)
+        };
+        let (x0, x1) = if len >= 0 {
+            (axis, axis + len)
+        } else {
+            (axis + len, axis)
+        };
+        root.draw(&Rectangle::new(
+            [(x0, y + 3), (x1.max(x0 + 1), y + bar_h - 3)],
+            color.filled(),
+        ))
+        .map_err(|e| err(e.to_string()))?;
         root.draw(&Text::new(names[j].clone(), (10, y + 4), ("sans-serif", 13)))
             .map_err(|e| err(e.to_string()))?;
         let label_x = if len >= 0 { x1 + 6 } else { axis + 6 };
-        root.draw(&Text::new(format!("{:+.4}", values[j]), (label_x, y + 4), ("sans-serif", 12)))
-            .map_err(|e| err(e.to_string()))?;
+        root.draw(&Text::new(
+            format!("{:+.4}", values[j]),
+            (label_x, y + 4),
+            ("sans-serif", 12),
+        ))
+        .map_err(|e| err(e.to_string()))?;
     }
     root.present().map_err(|e| err(e.to_string()))
 }

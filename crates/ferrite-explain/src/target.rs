@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn out_of_range_targets_are_named() {
         let e = Target::All(3).resolve(2, 3).unwrap_err().to_string();
-        assert!(e.contains("target 3") && e.contains("3 outputs") && e.contains("0..=2"), "{e}");
+        assert!(
+            e.contains("target 3") && e.contains("3 outputs") && e.contains("0..=2"),
+            "{e}"
+        );
         let e = Target::PerSample(vec![0]).resolve(2, 3).unwrap_err().to_string();
         assert!(e.contains("1 targets given for 2 samples"), "{e}");
         assert_eq!(Target::PerSample(vec![2, 0]).resolve(2, 3).unwrap(), [2, 0]);

@@ -19,7 +19,11 @@ const ATOL: f64 = 1e-4;
 const RTOL: f64 = 1e-4;
 
 fn reference() -> Value {
-    load_reference(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/reference/explain.json")).unwrap()
+    load_reference(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/reference/explain.json"
+    ))
+    .unwrap()
 }
 
 fn tensor(v: &Value) -> Tensor {
@@ -73,9 +77,22 @@ fn attributions_match_captum() {
         let m = &models[case["model"].as_str().unwrap()];
         let f = |x: &Tensor| m.forward(x, false);
         let x = tensor(&case["x"]);
-        let target = Target::PerSample(case["target"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as usize).collect());
+        let target = Target::PerSample(
+            case["target"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as usize)
+                .collect(),
+        );
         let out = f(&x).unwrap().to_f64_vec();
-        assert_close(&out, &tensor(&case["output"]).to_f64_vec(), ATOL, RTOL, &format!("{name}: model output"));
+        assert_close(
+            &out,
+            &tensor(&case["output"]).to_f64_vec(),
+            ATOL,
+            RTOL,
+            &format!("{name}: model output"),
+        );
         let flag = |k: &str| case[k].as_bool().unwrap_or(true);
         let got = match case["method"].as_str().unwrap() {
             "saliency" => saliency(&f, &x, &target, flag("abs")).unwrap(),
@@ -94,14 +111,26 @@ fn attributions_match_captum() {
                 let steps = case["n_steps"].as_u64().unwrap() as usize;
                 let (alphas, weights) = q.points(steps);
                 assert_close(&alphas, &floats(&case["alphas"]), 1e-7, 0.0, &format!("{name}: alphas"));
-                assert_close(&weights, &floats(&case["weights"]), 1e-7, 0.0, &format!("{name}: weights"));
+                assert_close(
+                    &weights,
+                    &floats(&case["weights"]),
+                    1e-7,
+                    0.0,
+                    &format!("{name}: weights"),
+                );
                 let opts = IgOptions {
                     steps,
                     quadrature: q,
                     batch_rows: 7, // several batches of path points, one of them partial
                 };
                 let res = integrated_gradients(&f, &x, &tensor(&case["baseline"]), &target, &opts).unwrap();
-                assert_close(&res.delta, &tensor(&case["delta"]).to_f64_vec(), ATOL, RTOL, &format!("{name}: delta"));
+                assert_close(
+                    &res.delta,
+                    &tensor(&case["delta"]).to_f64_vec(),
+                    ATOL,
+                    RTOL,
+                    &format!("{name}: delta"),
+                );
                 res.attributions
             }
             "occlusion" => {

@@ -140,18 +140,20 @@ mod tests {
         let mut shifts = std::collections::BTreeSet::new();
         for (s, o) in src.chunks(24).zip(out.chunks(24)) {
             // Find the shift that explains the output: every pixel is the shifted source or the fill.
-            let found = (-1..=1isize).flat_map(|dy| (-1..=1isize).map(move |dx| (dy, dx))).find(|&(dy, dx)| {
-                (0..24).all(|i| {
-                    let (ch, y, xx) = (i / 12, (i / 4) % 3, i % 4);
-                    let (sy, sx) = (y as isize + dy, xx as isize + dx);
-                    let expect = if (0..3).contains(&sy) && (0..4).contains(&sx) {
-                        s[ch * 12 + sy as usize * 4 + sx as usize]
-                    } else {
-                        [-1.0, -2.0][ch]
-                    };
-                    o[i] == expect
-                })
-            });
+            let found = (-1..=1isize)
+                .flat_map(|dy| (-1..=1isize).map(move |dx| (dy, dx)))
+                .find(|&(dy, dx)| {
+                    (0..24).all(|i| {
+                        let (ch, y, xx) = (i / 12, (i / 4) % 3, i % 4);
+                        let (sy, sx) = (y as isize + dy, xx as isize + dx);
+                        let expect = if (0..3).contains(&sy) && (0..4).contains(&sx) {
+                            s[ch * 12 + sy as usize * 4 + sx as usize]
+                        } else {
+                            [-1.0, -2.0][ch]
+                        };
+                        o[i] == expect
+                    })
+                });
             shifts.insert(found.expect("output is a shifted copy"));
         }
         assert_eq!(shifts.len(), 9, "all nine offsets occur in 64 samples");

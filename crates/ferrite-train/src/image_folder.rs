@@ -231,11 +231,19 @@ mod tests {
         };
         let set = read_images(&[dir.join("zebra/c.bmp")], vec![0], opts).unwrap();
         assert_eq!(set.shape, [3, 2, 3]);
-        assert_eq!(set.pixels, [0., 1., 2., 0., 1., 2., 100., 100., 100., 100., 100., 100., 200., 200., 200., 200., 200., 200.]);
+        assert_eq!(
+            set.pixels,
+            [0., 1., 2., 0., 1., 2., 100., 100., 100., 100., 100., 100., 200., 200., 200., 200., 200., 200.]
+        );
         // A different size is named, unless resized.
         write_gray(&dir.join("zebra/d.png"), 4, 4, |_, _| 0);
-        let err = read_image_folder(&dir, &classes, ImageOptions::default()).unwrap_err().to_string();
-        assert!(err.contains("d.png") && err.contains("4×4") && err.contains("2×3"), "{err}");
+        let err = read_image_folder(&dir, &classes, ImageOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("d.png") && err.contains("4×4") && err.contains("2×3"),
+            "{err}"
+        );
         let opts = ImageOptions {
             channels: None,
             resize: Some([2, 3]),
@@ -245,7 +253,9 @@ mod tests {
         std::fs::write(dir.join("ant/broken.png"), b"not a png").unwrap();
         let err = read_image_folder(&dir, &classes, opts).unwrap_err().to_string();
         assert!(err.contains("broken.png") && err.contains("decode"), "{err}");
-        let err = read_image_folder(&dir, &["ant".to_string()], opts).unwrap_err().to_string();
+        let err = read_image_folder(&dir, &["ant".to_string()], opts)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("'zebra'"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -585,12 +585,20 @@ pub fn read_image_rows(input: &Path, shape: &[usize], resize: Option<[usize; 2]>
         channels: shape.first().copied(),
         resize,
     };
-    let set = read_images(&files, vec![0; files.len()], opts)
-        .map_err(|e| if files.is_empty() { Error::file(input, "no image files") } else { e })?;
+    let set = read_images(&files, vec![0; files.len()], opts).map_err(|e| {
+        if files.is_empty() {
+            Error::file(input, "no image files")
+        } else {
+            e
+        }
+    })?;
     if set.shape[..] != shape[..] {
         return Err(Error::file(
             input,
-            format!("images are {:?} but the model was trained on {shape:?} ([C, H, W])", set.shape),
+            format!(
+                "images are {:?} but the model was trained on {shape:?} ([C, H, W])",
+                set.shape
+            ),
         ));
     }
     let (n, per) = (set.len(), set.pixels.len() / set.len());

@@ -225,7 +225,9 @@ fn write_digit_folders(root: &Path) {
             let label = row[64] as usize;
             let dir = root.join(split).join(format!("digit{label}"));
             std::fs::create_dir_all(&dir).unwrap();
-            let img = image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(row[(y * 8 + x) as usize] * 255.0 / 16.0).round() as u8]));
+            let img = image::GrayImage::from_fn(8, 8, |x, y| {
+                image::Luma([(row[(y * 8 + x) as usize] * 255.0 / 16.0).round() as u8])
+            });
             img.save(dir.join(format!("{i:04}.png"))).unwrap();
         }
     }
@@ -238,7 +240,8 @@ fn image_folder_with_augmentation_trains_and_predicts() {
     use ferrite_train::run::{predict_run, train_from_config, RunOptions};
     let root = tmp("folder");
     write_digit_folders(&root.join("digits"));
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/digits-cnn.toml")).unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/digits-cnn.toml")).unwrap();
     let model_part = &example[example.find("[model]").unwrap()..];
     let config = format!(
         "seed = 0\nepochs = 12\n[data]\npath = \"digits\"\nformat = \"image_folder\"\ntask = \"classification\"\n[augment]\ncrop_padding = 1\n{model_part}"
@@ -264,9 +267,17 @@ fn image_folder_with_augmentation_trains_and_predicts() {
     let preds = predict_run(&run, &root.join("digits/test/digit3")).unwrap();
     let threes = preds.iter().filter(|&&p| p == 3.0).count();
     assert!(threes as f64 >= 0.9 * preds.len() as f64, "{preds:?}");
-    let one = predict_run(&run, &root.join("digits/test/digit3").join(
-        std::fs::read_dir(root.join("digits/test/digit3")).unwrap().next().unwrap().unwrap().file_name(),
-    ))
+    let one = predict_run(
+        &run,
+        &root.join("digits/test/digit3").join(
+            std::fs::read_dir(root.join("digits/test/digit3"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .file_name(),
+        ),
+    )
     .unwrap();
     assert_eq!(one.len(), 1);
 
@@ -274,7 +285,10 @@ fn image_folder_with_augmentation_trains_and_predicts() {
     let odd = root.join("digits/test/digit3/zz-odd.png");
     image::RgbImage::new(9, 8).save(&odd).unwrap();
     let e = prepare_data(&cfg, None).err().unwrap().to_string();
-    assert!(e.contains("zz-odd.png") && e.contains("8×9") && e.contains("8×8"), "{e}");
+    assert!(
+        e.contains("zz-odd.png") && e.contains("8×9") && e.contains("8×8"),
+        "{e}"
+    );
     let e = predict_run(&run, &odd).unwrap_err().to_string();
     assert!(e.contains("[1, 8, 9]") && e.contains("[1, 8, 8]"), "{e}");
     // A test class the training folder does not have.
@@ -286,9 +300,15 @@ fn image_folder_with_augmentation_trains_and_predicts() {
     let csv_cfg = TrainConfig::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/seed-mlp.toml")).unwrap();
     let text = toml::to_string(&csv_cfg).unwrap() + "\n[augment]\nhorizontal_flip = true\n";
     std::fs::write(root.join("mlp.toml"), text).unwrap();
-    let e = train_from_config(&root.join("mlp.toml"), &RunOptions { out: Some(root.join("mlp")), ..Default::default() })
-        .unwrap_err()
-        .to_string();
+    let e = train_from_config(
+        &root.join("mlp.toml"),
+        &RunOptions {
+            out: Some(root.join("mlp")),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("[augment] needs image data"), "{e}");
     std::fs::remove_dir_all(root).ok();
 }

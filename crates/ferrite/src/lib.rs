@@ -17,6 +17,7 @@ pub use ferrite_core::{
     manual_seed, no_grad, num_threads, set_num_threads, testing, with_no_grad, BatchNormOptions, Conv1dOptions,
     Conv2dOptions, CrossEntropyOptions, DType, Error, GradStore, Pool2dOptions, Result, Rng, Tensor,
 };
+pub use ferrite_explain as explain;
 pub use ferrite_kernels as kernels;
 pub use ferrite_models as models;
 pub use ferrite_nn as nn;
