@@ -1,21 +1,41 @@
 //! `ferrite explain RUN_DIR --input FILE --method saliency|grad_x_input|smoothgrad|ig|occlusion
-//! --out FILE.png`: why a trained run gave its answer for one input (a CSV row or an image file).
+//! --out FILE.png`: why a trained run gave its answer for one input (a CSV row or an image file);
+//! `ferrite explain RUN_DIR --text "…" --method ig|saliency|grad_x_input|smoothgrad|attention
+//! --out FILE.html|png` for a fine-tuned text classifier.
 
 use clap::Args;
-use ferrite::explain::{explain_run, Baseline, ExplainOptions, Method, Quadrature};
-use ferrite::Result;
+use ferrite::explain::{
+    explain_run, explain_text_run, is_sequential_run, AttentionPart, Baseline, ExplainOptions, Explanation, Method,
+    Quadrature, TextRequest,
+};
+use ferrite::{Error, Result};
 use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ExplainArgs {
-    /// A run directory written by `ferrite train`.
+    /// A run directory written by `ferrite train` or `ferrite finetune`, or a Hugging Face
+    /// sequence-classification model directory.
     run_dir: PathBuf,
     /// A CSV with the run's feature columns (see --row), or an image file for image runs.
-    #[arg(long)]
-    input: PathBuf,
-    /// saliency, grad_x_input, smoothgrad, ig (integrated gradients) or occlusion.
+    #[arg(long, required_unless_present = "text")]
+    input: Option<PathBuf>,
+    /// The text to explain (text classifiers).
+    #[arg(long, conflicts_with = "input")]
+    text: Option<String>,
+    /// saliency, grad_x_input, smoothgrad, ig (integrated gradients), occlusion (images and
+    /// tables) or attention (text classifiers).
     #[arg(long, default_value = "ig")]
     method: String,
+    /// Attention: the layer to show (default: the last).
+    #[arg(long)]
+    layer: Option<usize>,
+    /// Attention: one head (default: every head and their mean).
+    #[arg(long)]
+    head: Option<usize>,
+    /// Attention of a translation run: cross (output over source tokens, the default),
+    /// encoder or decoder.
+    #[arg(long)]
+    part: Option<String>,
     /// Output (class) to explain; default: the predicted class (output 0 for regression).
     #[arg(long)]
     target: Option<usize>,
@@ -44,7 +64,8 @@ pub struct ExplainArgs {
     window: Option<Vec<usize>>,
     #[arg(long, value_delimiter = ',')]
     strides: Option<Vec<usize>>,
-    /// The picture to write (PNG).
+    /// The picture to write: PNG, or for text classifiers `.html` (coloured tokens, or
+    /// attention maps with a layer/head picker).
     #[arg(long, default_value = "explanation.png")]
     out: PathBuf,
     /// Print the attributions, target and (ig) completeness gap as one JSON object.
@@ -53,6 +74,20 @@ pub struct ExplainArgs {
 }
 
 pub fn run(args: ExplainArgs) -> Result<()> {
+    if let Some(text) = &args.text {
+        return run_text(&args, text);
+    }
+    let input = args.input.clone().ok_or_else(|| Error::Invalid {
+        op: "explain",
+        detail: "give --input (a CSV or an image) or --text".into(),
+    })?;
+    let opts = options(&args)?;
+    let e = explain_run(&args.run_dir, &input, &opts, &args.out)?;
+    print_explanation(&e, args.json);
+    Ok(())
+}
+
+fn options(args: &ExplainArgs) -> Result<ExplainOptions> {
     let mut opts = ExplainOptions::new(Method::parse(&args.method)?);
     opts.target = args.target;
     opts.row = args.row;
@@ -61,10 +96,49 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     opts.ig.quadrature = Quadrature::parse(&args.quadrature)?;
     opts.smooth.samples = args.samples;
     opts.smooth.stdev = args.stdev;
-    opts.window = args.window;
-    opts.strides = args.strides;
-    let e = explain_run(&args.run_dir, &args.input, &opts, &args.out)?;
+    opts.window = args.window.clone();
+    opts.strides = args.strides.clone();
+    Ok(opts)
+}
+
+fn run_text(args: &ExplainArgs, text: &str) -> Result<()> {
+    if is_sequential_run(&args.run_dir) {
+        return Err(Error::Invalid {
+            op: "explain",
+            detail: format!(
+                "{} is a `ferrite train` run: give --input (a CSV or an image), not --text",
+                args.run_dir.display()
+            ),
+        });
+    }
+    let request = if args.method == "attention" {
+        TextRequest::Attention {
+            layer: args.layer,
+            head: args.head,
+            part: args.part.as_deref().map(AttentionPart::parse).transpose()?,
+        }
+    } else {
+        TextRequest::Attribution(options(args)?)
+    };
+    let v = explain_text_run(&args.run_dir, text, &request, &args.out)?;
     if args.json {
+        println!("{v}");
+    } else {
+        println!("{} for {:?}: picture {}", v["method"], text, args.out.display());
+        if let (Some(tokens), Some(scores)) = (v["tokens"].as_array(), v["token_scores"].as_array()) {
+            for (t, s) in tokens.iter().zip(scores) {
+                println!("{:>16} {:+.5}", t.as_str().unwrap_or(""), s.as_f64().unwrap_or(0.0));
+            }
+        }
+        if let Some(gap) = v["completeness_gap"].as_f64() {
+            println!("completeness gap {:.4}%", 100.0 * gap);
+        }
+    }
+    Ok(())
+}
+
+fn print_explanation(e: &Explanation, json: bool) {
+    if json {
         println!("{}", serde_json::to_string(&e).unwrap_or_default());
     } else {
         let name = e.target_name.clone().unwrap_or_else(|| e.target.to_string());
@@ -88,5 +162,4 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             }
         }
     }
-    Ok(())
 }

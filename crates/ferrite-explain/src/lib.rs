@@ -6,14 +6,21 @@
 //! from inputs to outputs ([`Forward`]) and a [`Target`] output per sample.
 
 pub mod gradient_methods;
+pub mod html;
 pub mod integrated;
 pub mod occlusion;
 pub mod pictures;
 pub mod run;
+pub mod seq2seq;
 pub mod target;
+pub mod text;
+pub mod text_run;
 
 pub use gradient_methods::{input_x_gradient, saliency, smooth_grad, SmoothGradOptions};
 pub use integrated::{integrated_gradients, IgOptions, IgResult, Quadrature};
 pub use occlusion::{occlusion, OcclusionOptions};
 pub use run::{explain_run, Baseline, ExplainOptions, Explanation, Method};
+pub use seq2seq::{translation_attention, AttentionPart, TranslationAttention};
 pub use target::{gradients, target_values, Forward, Target};
+pub use text::{attention_maps, explain_text, AttentionMaps, TokenExplanation};
+pub use text_run::{explain_text_run, is_sequential_run, TextRequest};

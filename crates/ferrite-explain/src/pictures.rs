@@ -167,6 +167,71 @@ pub fn plot_feature_attribution(names: &[String], values: &[f32], caption: &str,
     root.present().map_err(|e| err(e.to_string()))
 }
 
+/// Attention heatmaps of one layer: the given head, or every head plus their mean when `head` is
+/// `None`; tokens label both axes (rows: queries, columns: keys), darker = more attention.
+///
+/// # Errors
+/// A layer or head that does not exist (named), or the file cannot be written.
+pub fn plot_attention(maps: &crate::text::AttentionMaps, layer: usize, head: Option<usize>, path: &Path) -> Result<()> {
+    ensure_font();
+    let err = draw_err(path, "attention map");
+    let panels: Vec<(String, Vec<f32>)> = match head {
+        Some(h) => vec![(format!("layer {layer}, head {h}"), maps.select(layer, Some(h))?)],
+        None => std::iter::once(Ok((format!("layer {layer}, mean of heads"), maps.select(layer, None)?)))
+            .chain((0..maps.heads).map(|h| Ok((format!("head {h}"), maps.select(layer, Some(h))?))))
+            .collect::<Result<_>>()?,
+    };
+    let (q, k) = (maps.queries.len().max(1) as i32, maps.keys.len().max(1) as i32);
+    let side = q.max(k);
+    let cell = if panels.len() == 1 {
+        (560 / side).clamp(4, 36)
+    } else {
+        (260 / side).clamp(3, 20)
+    };
+    let labels = cell >= 9;
+    let margin = if labels { 90 } else { 8 };
+    let (pw, ph) = (margin + k * cell + 16, margin + q * cell + 34);
+    let cols = (panels.len() as i32).min(if panels.len() == 1 { 1 } else { 4 });
+    let rows = (panels.len() as i32 + cols - 1) / cols;
+    let size = ((cols * pw + 20) as u32, (rows * ph + 50) as u32);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let title = format!("Attention — rows attend to columns — “{}”", maps.text);
+    let title: String = title.chars().take(140).collect();
+    root.draw(&Text::new(title, (10, 10), ("sans-serif", 14)))
+        .map_err(|e| err(e.to_string()))?;
+    let font = ("sans-serif", (cell - 1).clamp(8, 13));
+    let short = |s: &str| s.chars().take(11).collect::<String>();
+    for (n, (name, m)) in panels.iter().enumerate() {
+        let (x0, y0) = (10 + (n as i32 % cols) * pw, 40 + (n as i32 / cols) * ph);
+        root.draw(&Text::new(name.clone(), (x0, y0), ("sans-serif", 13)))
+            .map_err(|e| err(e.to_string()))?;
+        let (gx, gy) = (x0 + margin, y0 + 20 + margin);
+        for i in 0..q {
+            for j in 0..k {
+                let v = m[(i * k + j) as usize].clamp(0.0, 1.0);
+                let fade = |c: f32| (255.0 - (255.0 - c) * v) as u8;
+                let color = RGBColor(fade(8.0), fade(48.0), fade(107.0));
+                let (px, py) = (gx + j * cell, gy + i * cell);
+                root.draw(&Rectangle::new([(px, py), (px + cell, py + cell)], color.filled()))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        if labels {
+            for (i, tok) in maps.queries.iter().enumerate() {
+                root.draw(&Text::new(short(tok), (x0, gy + i as i32 * cell + 1), font))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            for (j, tok) in maps.keys.iter().enumerate() {
+                let style = TextStyle::from(font.into_font()).transform(FontTransform::Rotate270);
+                root.draw(&Text::new(short(tok), (gx + j as i32 * cell + 1, gy - 4), style))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+    }
+    root.present().map_err(|e| err(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

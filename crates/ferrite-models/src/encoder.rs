@@ -240,11 +240,34 @@ impl Encoder {
         Tensor::from_vec(pos, [b, t])
     }
 
-    fn embed(&self, input: &EncoderInput, b: usize, t: usize, train: bool) -> Result<Tensor> {
+    /// The word embeddings of `ids` (`[B, T]` → `[B, T, H]`): the input that attribution methods
+    /// differentiate with respect to (see [`forward_embeds`](Self::forward_embeds)).
+    ///
+    /// # Errors
+    /// Ids outside the vocabulary.
+    pub fn word_embeddings(&self, ids: &Tensor) -> Result<Tensor> {
+        check_ids(ids, self.config.vocab_size, "input_ids")?;
+        self.embeddings.word.embedding(ids)
+    }
+
+    fn embed(&self, input: &EncoderInput, words: Option<&Tensor>, b: usize, t: usize, train: bool) -> Result<Tensor> {
         let e = &self.embeddings;
         let ids = &input.input_ids;
-        check_ids(ids, self.config.vocab_size, "input_ids")?;
-        let mut x = e.word.embedding(ids)?;
+        let mut x = match words {
+            Some(w) => {
+                let want = [b, t, self.config.hidden_size];
+                if w.shape() != want {
+                    return Err(Error::ShapeMismatch {
+                        op: "encoder",
+                        lhs: want.to_vec(),
+                        rhs: w.shape().to_vec(),
+                        detail: "word embeddings must be [batch, len, hidden] like input_ids".into(),
+                    });
+                }
+                w.clone()
+            }
+            None => self.word_embeddings(ids)?,
+        };
         x = x.add(&e.position.embedding(&self.position_ids(ids, b, t)?)?)?;
         if let Some(table) = &e.token_type {
             let types = match &input.token_type_ids {
@@ -271,8 +294,34 @@ impl Encoder {
     /// Inputs of the wrong shape or dtype, ids outside the vocabulary, or a sequence longer than
     /// the position table (the message says to truncate).
     pub fn forward(&self, input: &EncoderInput, train: bool, output_attentions: bool) -> Result<EncoderOutput> {
+        self.forward_from(input, None, train, output_attentions)
+    }
+
+    /// Runs the encoder on given word embeddings `[B, T, H]` instead of looking up
+    /// `input.input_ids` (Hugging Face's `inputs_embeds`); the ids still set positions (RoBERTa
+    /// counts them over non-pad tokens) and the shape. Gradients flow back to `words`.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), and `words` of another shape than `[B, T, hidden]`.
+    pub fn forward_embeds(
+        &self,
+        input: &EncoderInput,
+        words: &Tensor,
+        train: bool,
+        output_attentions: bool,
+    ) -> Result<EncoderOutput> {
+        self.forward_from(input, Some(words), train, output_attentions)
+    }
+
+    fn forward_from(
+        &self,
+        input: &EncoderInput,
+        words: Option<&Tensor>,
+        train: bool,
+        output_attentions: bool,
+    ) -> Result<EncoderOutput> {
         let (b, t) = input.check(&self.config)?;
-        let mut x = self.embed(input, b, t, train)?;
+        let mut x = self.embed(input, words, b, t, train)?;
         // 1 = may not attend, as MultiHeadAttention expects.
         let key_padding = input.attention_mask.to_dtype(DType::F32)?.lt_scalar(0.5)?;
         let need = if output_attentions {

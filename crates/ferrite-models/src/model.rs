@@ -188,6 +188,16 @@ impl PretrainedModel {
         self.head_logits(&out, train)
     }
 
+    /// Class logits from word embeddings `[B, T, H]` in place of the ids' (see
+    /// [`Encoder::forward_embeds`]): what attributions with respect to the input embeddings use.
+    ///
+    /// # Errors
+    /// As [`logits`](Self::logits), and embeddings of the wrong shape.
+    pub fn logits_from_embeds(&self, input: &EncoderInput, words: &Tensor, train: bool) -> Result<Tensor> {
+        let out = self.encoder.forward_embeds(input, words, train, false)?;
+        self.head_logits(&out, train)
+    }
+
     /// Applies the task head to an encoder output.
     ///
     /// # Errors

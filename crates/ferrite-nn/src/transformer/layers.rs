@@ -78,42 +78,39 @@ impl EncoderLayer {
         attn_mask: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
-        let p = self.cfg.dropout;
-        let sa = |h: &Tensor| -> Result<Tensor> {
-            let (o, _) = self
-                .self_attn
-                .forward(h, h, h, key_padding_mask, attn_mask, NeedWeights::No, train)?;
-            o.dropout(p, train)
-        };
-        let ff = |h: &Tensor| self.ff.forward(h, train)?.dropout(p, train);
-        if self.cfg.norm_first {
-            let x = x.add(&sa(&self.norm1.forward(x, train)?)?)?;
-            x.add(&ff(&self.norm2.forward(&x, train)?)?)
-        } else {
-            let x = self.norm1.forward(&x.add(&sa(x)?)?, train)?;
-            self.norm2.forward(&x.add(&ff(&x)?)?, train)
-        }
+        Ok(self
+            .forward_weights(x, key_padding_mask, attn_mask, NeedWeights::No, train)?
+            .0)
     }
 
-    /// Self-attention weights `[B, H, T, T]` of this layer for `x` (for visualization).
-    pub fn attention_weights(
+    /// [`forward`](Self::forward), also returning the self-attention weights `[B, H, T, T]` when
+    /// `need` asks for them (attention maps for explanation; the normal path never builds them).
+    pub fn forward_weights(
         &self,
         x: &Tensor,
         key_padding_mask: Option<&Tensor>,
         attn_mask: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        let h = if self.cfg.norm_first {
-            self.norm1.forward(x, false)?
-        } else {
-            x.clone()
+        need: NeedWeights,
+        train: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let p = self.cfg.dropout;
+        let mut weights = None;
+        let mut sa = |h: &Tensor| -> Result<Tensor> {
+            let (o, w) = self
+                .self_attn
+                .forward(h, h, h, key_padding_mask, attn_mask, need, train)?;
+            weights = w;
+            o.dropout(p, train)
         };
-        let (_, w) = self
-            .self_attn
-            .forward(&h, &h, &h, key_padding_mask, attn_mask, NeedWeights::PerHead, false)?;
-        w.ok_or_else(|| ferrite_core::Error::Invalid {
-            op: "attention_weights",
-            detail: "weights were not produced".into(),
-        })
+        let ff = |h: &Tensor| self.ff.forward(h, train)?.dropout(p, train);
+        let out = if self.cfg.norm_first {
+            let x = x.add(&sa(&self.norm1.forward(x, train)?)?)?;
+            x.add(&ff(&self.norm2.forward(&x, train)?)?)?
+        } else {
+            let x = self.norm1.forward(&x.add(&sa(x)?)?, train)?;
+            self.norm2.forward(&x.add(&ff(&x)?)?, train)?
+        };
+        Ok((out, weights))
     }
 }
 
@@ -154,25 +151,37 @@ impl DecoderLayer {
 
     /// `x` `[B, Tt, d]` attends to itself (masked) and to `memory` `[B, Ts, d]`.
     pub fn forward(&self, x: &Tensor, memory: &Tensor, m: DecoderMasks<'_>, train: bool) -> Result<Tensor> {
+        Ok(self.forward_weights(x, memory, m, NeedWeights::No, train)?.0)
+    }
+
+    /// [`forward`](Self::forward), also returning the self-attention `[B, H, Tt, Tt]` and
+    /// cross-attention `[B, H, Tt, Ts]` weights when `need` asks for them.
+    #[allow(clippy::type_complexity)]
+    pub fn forward_weights(
+        &self,
+        x: &Tensor,
+        memory: &Tensor,
+        m: DecoderMasks<'_>,
+        need: NeedWeights,
+        train: bool,
+    ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>)> {
+        let (mut self_w, mut cross_w) = (None, None);
         let sa = |h: &Tensor| -> Result<Tensor> {
-            let (o, _) = self
+            let (o, w) = self
                 .self_attn
-                .forward(h, h, h, m.tgt_key_padding_mask, m.tgt_mask, NeedWeights::No, train)?;
+                .forward(h, h, h, m.tgt_key_padding_mask, m.tgt_mask, need, train)?;
+            self_w = w;
             Ok(o)
         };
         let ca = |h: &Tensor| -> Result<Tensor> {
-            let (o, _) = self.cross_attn.forward(
-                h,
-                memory,
-                memory,
-                m.memory_key_padding_mask,
-                None,
-                NeedWeights::No,
-                train,
-            )?;
+            let (o, w) = self
+                .cross_attn
+                .forward(h, memory, memory, m.memory_key_padding_mask, None, need, train)?;
+            cross_w = w;
             Ok(o)
         };
-        self.sublayers(x, sa, ca, train)
+        let out = self.sublayers(x, sa, ca, train)?;
+        Ok((out, self_w, cross_w))
     }
 
     /// Incremental decoding: `x` `[B, Tn, d]` holds only the new positions; their keys and values

@@ -8,6 +8,7 @@
 //! masked out of every attention. Incremental decoding keeps a [`KvCache`].
 
 use super::layers::{DecoderLayer, DecoderMasks, EncoderLayer, LayerCache, LayerConfig};
+use super::mha::NeedWeights;
 use super::positional::PositionalEncoding;
 use super::{causal_mask, padding_mask};
 use crate::init::Init;
@@ -213,6 +214,18 @@ pub(crate) fn pad_ids<'a>(seqs: impl ExactSizeIterator<Item = &'a [u32]> + Clone
     Tensor::from_vec(v, [b, t])
 }
 
+/// Attention probabilities of every layer of a seq2seq model (see
+/// [`Transformer::attention_maps`]).
+#[derive(Clone, Debug, Default)]
+pub struct Seq2SeqAttention {
+    /// Per encoder layer, `[B, H, Ts, Ts]`.
+    pub encoder: Vec<Tensor>,
+    /// Per decoder layer, `[B, H, Tt, Tt]` (causal: zero above the diagonal).
+    pub decoder: Vec<Tensor>,
+    /// Per decoder layer, `[B, H, Tt, Ts]`.
+    pub cross: Vec<Tensor>,
+}
+
 /// Encoder output plus what the decoder needs to attend to it.
 #[derive(Clone)]
 pub struct Memory {
@@ -376,6 +389,52 @@ impl Transformer {
         self.project(x)
     }
 
+    /// Every attention map for source `src` `[B, Ts]` (row lengths `src_lens`) and decoder input
+    /// `tgt_in` `[B, Tt]`, in inference mode and without recording gradients: per layer, encoder
+    /// self-attention `[B, H, Ts, Ts]`, decoder self-attention `[B, H, Tt, Tt]` and
+    /// cross-attention `[B, H, Tt, Ts]` (row = decoder position, column = source token).
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode) and [`decode`](Self::decode).
+    pub fn attention_maps(&self, src: &Tensor, src_lens: &[usize], tgt_in: &Tensor) -> Result<Seq2SeqAttention> {
+        let _g = ferrite_core::no_grad();
+        let need = NeedWeights::PerHead;
+        self.check_ids(src, "source ids")?;
+        self.check_ids(tgt_in, "decoder input ids")?;
+        if src_lens.len() != src.shape()[0] {
+            return Err(Error::Invalid {
+                op: "Transformer::attention_maps",
+                detail: format!("{} lengths for a batch of {}", src_lens.len(), src.shape()[0]),
+            });
+        }
+        let key_padding = padding_mask(src_lens, src.shape()[1])?;
+        let mut out = Seq2SeqAttention::default();
+        let mut x = self.embed(&self.src_embed, src, &self.encoder.pos, 0, false)?;
+        for l in &self.encoder.layers {
+            let (y, w) = l.forward_weights(&x, Some(&key_padding), None, need, false)?;
+            out.encoder.extend(w);
+            x = y;
+        }
+        if let Some(n) = &self.encoder.norm {
+            x = n.forward(&x, false)?;
+        }
+        let t = tgt_in.shape()[1];
+        let causal = causal_mask(t, t)?;
+        let masks = DecoderMasks {
+            tgt_mask: Some(&causal),
+            tgt_key_padding_mask: None,
+            memory_key_padding_mask: Some(&key_padding),
+        };
+        let mut y = self.embed(&self.tgt_embed, tgt_in, &self.decoder.pos, 0, false)?;
+        for l in &self.decoder.layers {
+            let (z, sw, cw) = l.forward_weights(&y, &x, masks, need, false)?;
+            out.decoder.extend(sw);
+            out.cross.extend(cw);
+            y = z;
+        }
+        Ok(out)
+    }
+
     /// Logits for a teacher-forced batch.
     pub fn forward(&self, batch: &Seq2SeqBatch, train: bool) -> Result<Tensor> {
         let memory = self.encode(&batch.src, &batch.src_lens, train)?;
@@ -451,6 +510,40 @@ mod tests {
         };
         let m = Transformer::new(&VarBuilder::new(&map, 3), &cfg).unwrap();
         (map, m)
+    }
+
+    #[test]
+    fn attention_maps_are_probabilities_with_masks_respected() {
+        let (_map, m) = tiny(true);
+        let src = Tensor::from_vec(vec![3i64, 4, 5, 0, 6, 7, 8, 9], [2, 4]).unwrap();
+        let tgt = Tensor::from_vec(vec![1i64, 5, 6, 1, 7, 8], [2, 3]).unwrap();
+        let a = m.attention_maps(&src, &[3, 4], &tgt).unwrap();
+        assert_eq!((a.encoder.len(), a.decoder.len(), a.cross.len()), (2, 2, 2));
+        assert_eq!(a.cross[0].shape(), &[2, 4, 3, 4]);
+        assert_eq!(a.decoder[1].shape(), &[2, 4, 3, 3]);
+        for maps in [&a.encoder, &a.decoder, &a.cross] {
+            for w in maps.iter() {
+                let k = w.shape()[3];
+                let v = w.to_vec::<f32>().unwrap();
+                for row in v.chunks(k) {
+                    assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                }
+            }
+        }
+        // Sample 0's padded source position gets no attention; the decoder never looks ahead.
+        let cross = a.cross[0].to_vec::<f32>().unwrap();
+        assert!((0..12).all(|r| cross[r * 4 + 3] == 0.0));
+        let dec = a.decoder[0].to_vec::<f32>().unwrap();
+        assert!(dec.chunks(9).all(|m| m[1] == 0.0 && m[2] == 0.0 && m[5] == 0.0));
+        // Asking for the maps does not change what a layer computes.
+        let x = Tensor::randn([2, 4, 16]).unwrap();
+        let layer = &m.encoder.layers[0];
+        let plain = layer.forward(&x, None, None, false).unwrap().to_vec::<f32>().unwrap();
+        let (with, w) = layer
+            .forward_weights(&x, None, None, NeedWeights::PerHead, false)
+            .unwrap();
+        assert_eq!(with.to_vec::<f32>().unwrap(), plain);
+        assert_eq!(w.unwrap().shape(), &[2, 4, 4, 4]);
     }
 
     #[test]
