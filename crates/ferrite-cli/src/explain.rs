@@ -98,6 +98,8 @@ fn options(args: &ExplainArgs) -> Result<ExplainOptions> {
     opts.smooth.stdev = args.stdev;
     opts.window = args.window.clone();
     opts.strides = args.strides.clone();
+    opts.layer = args.layer;
+    opts.head = args.head;
     Ok(opts)
 }
 

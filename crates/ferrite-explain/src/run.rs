@@ -27,6 +27,9 @@ pub enum Method {
     SmoothGrad,
     IntegratedGradients,
     Occlusion,
+    /// Attention of the class token over the image patches (Vision Transformer runs) or, for
+    /// text models, the attention maps (see `text_run`).
+    Attention,
 }
 
 impl Method {
@@ -39,17 +42,12 @@ impl Method {
             "smoothgrad" | "smooth_grad" => Method::SmoothGrad,
             "ig" | "integrated_gradients" => Method::IntegratedGradients,
             "occlusion" => Method::Occlusion,
-            "attention" => {
-                return Err(Error::Invalid {
-                    op: "explain",
-                    detail: "attention maps need a Transformer model; this run is a Sequential network (use saliency, grad_x_input, smoothgrad, ig or occlusion)".into(),
-                })
-            }
+            "attention" => Method::Attention,
             other => {
                 return Err(Error::Invalid {
                     op: "explain",
                     detail: format!(
-                        "unknown method '{other}' (saliency, grad_x_input, smoothgrad, ig, occlusion)"
+                        "unknown method '{other}' (saliency, grad_x_input, smoothgrad, ig, occlusion, attention)"
                     ),
                 })
             }
@@ -96,6 +94,9 @@ pub struct ExplainOptions {
     /// with half-window strides, single features for tables.
     pub window: Option<Vec<usize>>,
     pub strides: Option<Vec<usize>>,
+    /// Attention: the layer (default: the last) and head (default: the mean over heads).
+    pub layer: Option<usize>,
+    pub head: Option<usize>,
 }
 
 impl ExplainOptions {
@@ -117,6 +118,8 @@ impl ExplainOptions {
             smooth: SmoothGradOptions::default(),
             window: None,
             strides: None,
+            layer: None,
+            head: None,
         }
     }
 }
@@ -180,6 +183,54 @@ fn default_window(shape: &[usize]) -> (Vec<usize>, Vec<usize>) {
     }
 }
 
+/// The class token's attention over the patches (layer `opts.layer`, default the last; head
+/// `opts.head`, default the mean over heads), spread over each patch's pixels: `[1, C, H, W]`.
+fn class_token_attention(run: &SavedRun, x: &Tensor, opts: &ExplainOptions) -> Result<Tensor> {
+    use crate::text::split_heads;
+    let patch = run.model.layer_configs().iter().find_map(|l| match l {
+        ferrite_train::LayerConfig::PatchEmbed { patch, .. } => Some(*patch),
+        _ => None,
+    });
+    let (Some(patch), &[c, h, w]) = (patch, &x.shape()[1..]) else {
+        return Err(Error::Invalid {
+            op: "explain",
+            detail: "attention needs a Vision Transformer run (patch_embed + transformer_encoder layers); use ig, saliency, grad_x_input, smoothgrad or occlusion".into(),
+        });
+    };
+    let (_, attentions) = run.model.forward_with_attention(x)?;
+    let (heads, maps) = split_heads(&attentions)?;
+    let maps = crate::text::AttentionMaps {
+        text: String::new(),
+        queries: Vec::new(),
+        keys: Vec::new(),
+        layers: maps.len(),
+        heads,
+        maps,
+    };
+    let layer = opts.layer.unwrap_or(maps.layers.saturating_sub(1));
+    let m = maps.select(layer, opts.head)?;
+    let (gh, gw) = (h / patch, w / patch);
+    let tokens = 1 + gh * gw;
+    if m.len() != tokens * tokens {
+        return Err(Error::Invalid {
+            op: "explain",
+            detail: format!(
+                "attention over {} tokens, expected {tokens} (class token + {gh}×{gw} patches)",
+                (m.len() as f64).sqrt()
+            ),
+        });
+    }
+    let mut px = vec![0.0f32; c * h * w];
+    for ch in 0..c {
+        for y in 0..h {
+            for xx in 0..w {
+                px[(ch * h + y) * w + xx] = m[1 + (y / patch) * gw + xx / patch];
+            }
+        }
+    }
+    Tensor::from_vec(px, [1, c, h, w])
+}
+
 /// Explains one input of the run in `dir` and writes the picture to `out` (PNG).
 ///
 /// # Errors
@@ -233,19 +284,26 @@ pub fn explain_run(dir: &Path, input: &Path, opts: &ExplainOptions, out: &Path) 
             o.baseline = baseline.to_vec::<f32>()?;
             occlusion(&model, &x, &target, &o)?
         }
+        Method::Attention => class_token_attention(&run, &x, opts)?,
     };
     let attributions = attr.to_vec::<f32>()?;
     let names = run.scalers.class_names.clone().or(run.config.data.class_names.clone());
     let name_of = |i: usize| names.as_ref().and_then(|n| n.get(i).cloned());
-    let mut caption = format!(
-        "{} for {} (output {:.3})",
-        serde_json::to_value(opts.method)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        name_of(target_id).map_or(format!("output {target_id}"), |n| format!("class '{n}'")),
-        y[target_id]
-    );
+    let mut caption = if opts.method == Method::Attention {
+        let head = opts.head.map_or("mean of heads".to_string(), |h| format!("head {h}"));
+        let layer = opts.layer.map_or("last layer".to_string(), |l| format!("layer {l}"));
+        format!("class-token attention over the patches ({layer}, {head})")
+    } else {
+        format!(
+            "{} for {} (output {:.3})",
+            serde_json::to_value(opts.method)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            name_of(target_id).map_or(format!("output {target_id}"), |n| format!("class '{n}'")),
+            y[target_id]
+        )
+    };
     if let Some(p) = predicted {
         caption += &format!(", predicted {}", name_of(p).unwrap_or(p.to_string()));
     }

@@ -168,11 +168,13 @@ fn attribute(
             };
             (r.attributions, Some(done))
         }
-        Method::Occlusion => {
+        Method::Occlusion | Method::Attention => {
             return Err(Error::Invalid {
                 op: "explain",
-                detail: "occlusion is for images and tables; for text use ig, saliency, grad_x_input or smoothgrad"
-                    .into(),
+                detail: format!(
+                    "{:?} gives no token attributions; use ig, saliency, grad_x_input or smoothgrad (attention maps: TextRequest::Attention)",
+                    opts.method
+                ),
             })
         }
     })

@@ -175,6 +175,48 @@ fn saliency_changes_when_weights_are_randomized() {
     std::fs::remove_dir_all(dir_b).ok();
 }
 
+/// A small Vision Transformer on the digits: the class token's attention over the 4×4 grid of
+/// 2×2 patches, spread over the pixels, is what `--method attention` draws.
+#[test]
+fn vision_transformer_attention_over_patches() {
+    let dir = tmp("vit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let example = std::fs::read_to_string(root().join("examples/digits-cnn.toml")).unwrap();
+    let data_part = &example[example.find("[data]").unwrap()..example.find("[model]").unwrap()];
+    let data_part = data_part.replace(
+        "../data/digits.csv",
+        &root().join("data/digits.csv").display().to_string(),
+    );
+    let config = format!(
+        "seed = 0\nepochs = 3\n{data_part}[model]\nlayers = [\n  {{ type = \"patch_embed\", patch = 2, dim = 16 }},\n  {{ type = \"transformer_encoder\", heads = 2, ffn = 32, layers = 2 }},\n  {{ type = \"layer_norm\" }},\n  {{ type = \"class_token\" }},\n  {{ type = \"dense\", units = 10 }},\n]\n[optimizer]\nname = \"adam\"\nlr = 3e-3\n[training]\nloss = \"sparse_categorical_crossentropy\"\n"
+    );
+    std::fs::write(dir.join("vit.toml"), config).unwrap();
+    let run = dir.join("run");
+    let opts = RunOptions {
+        out: Some(run.clone()),
+        ..Default::default()
+    };
+    train_from_config(&dir.join("vit.toml"), &opts).unwrap();
+    let png = dir.join("attention.png");
+    let csv = root().join("data/digits.csv");
+    let mut o = ExplainOptions::new(Method::Attention);
+    let e = explain_run(&run, &csv, &o, &png).unwrap();
+    assert_eq!(e.shape, [1, 8, 8]);
+    // Each 2×2 patch's pixels share its attention; the class token keeps the rest of the row.
+    let a = &e.attributions;
+    assert!((0..8).all(|y| (0..8).all(|x| a[y * 8 + x] == a[(y / 2 * 2) * 8 + x / 2 * 2])));
+    let patch_sum: f32 = (0..4).flat_map(|gy| (0..4).map(move |gx| a[gy * 16 + gx * 2])).sum();
+    assert!(patch_sum > 0.0 && patch_sum <= 1.0 + 1e-5, "{patch_sum}");
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    o.layer = Some(0);
+    o.head = Some(1);
+    explain_run(&run, &csv, &o, &png).unwrap();
+    o.head = Some(2);
+    let err = explain_run(&run, &csv, &o, &png).unwrap_err().to_string();
+    assert!(err.contains("head 2") && err.contains("2 heads"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn missing_targets_rows_and_windows_are_named() {
     let dir = tmp("errors");

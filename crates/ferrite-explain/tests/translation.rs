@@ -66,9 +66,14 @@ fn translation_attention_maps() {
     };
     let e = explain_text_run(&run, "two one", &bad, &png).unwrap_err().to_string();
     assert!(e.contains("layer 2") && e.contains("2 layers"), "{e}");
-    let e = explain_text_run(&run, "two", &TextRequest::Attribution(ExplainOptions::new(Method::Saliency)), &png)
-        .unwrap_err()
-        .to_string();
+    let e = explain_text_run(
+        &run,
+        "two",
+        &TextRequest::Attribution(ExplainOptions::new(Method::Saliency)),
+        &png,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("--method attention"), "{e}");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -10,6 +10,14 @@ use ferrite_core::{Result, Tensor};
 pub trait Module: Send + Sync {
     /// Applies the module. `train` enables training-only behaviour such as dropout.
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor>;
+
+    /// Inference-mode [`forward`](Self::forward) that also appends the attention weights of
+    /// every attention layer inside (`[N, heads, T, T]` each) to `attentions`, for explaining a
+    /// model. Modules without attention just run forward.
+    fn forward_with_attention(&self, x: &Tensor, attentions: &mut Vec<Tensor>) -> Result<Tensor> {
+        let _ = attentions;
+        self.forward(x, false)
+    }
 }
 
 /// Elementwise activation functions by name (Keras' `activation=` strings).

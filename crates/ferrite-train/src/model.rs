@@ -451,6 +451,30 @@ impl Sequential {
     /// # Errors
     /// An input whose per-sample shape is not the model's input shape (both shapes are named).
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.check_input(x)?;
+        let mut h = x.clone();
+        for l in &self.layers {
+            h = l.forward(&h, train)?;
+        }
+        Ok(h)
+    }
+
+    /// Inference-mode forward that also returns the attention weights of every attention layer
+    /// (`[N, heads, T, T]` each, in order; empty for models without attention), for explanations.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward).
+    pub fn forward_with_attention(&self, x: &Tensor) -> Result<(Tensor, Vec<Tensor>)> {
+        self.check_input(x)?;
+        let mut attentions = Vec::new();
+        let mut h = x.clone();
+        for l in &self.layers {
+            h = l.forward_with_attention(&h, &mut attentions)?;
+        }
+        Ok((h, attentions))
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<()> {
         if x.ndim() != self.input_shape.len() + 1 || x.shape()[1..] != self.input_shape[..] {
             let mut want = vec![x.shape().first().copied().unwrap_or(0)];
             want.extend(&self.input_shape);
@@ -461,11 +485,7 @@ impl Sequential {
                 detail: format!("the model's input shape is {:?} per sample", self.input_shape),
             });
         }
-        let mut h = x.clone();
-        for l in &self.layers {
-            h = l.forward(&h, train)?;
-        }
-        Ok(h)
+        Ok(())
     }
 
     /// Named parameters in creation order.

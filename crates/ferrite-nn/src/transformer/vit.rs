@@ -77,6 +77,7 @@ impl Module for PatchEmbedding {
 }
 
 /// `layers` encoder layers applied in turn to `[N, T, d]` (no masks: every patch sees every patch).
+/// Its attention maps are available through `Module::forward_with_attention`.
 pub struct EncoderStack {
     layers: Vec<EncoderLayer>,
 }
@@ -95,6 +96,16 @@ impl Module for EncoderStack {
         let mut h = x.clone();
         for l in &self.layers {
             h = l.forward(&h, None, None, train)?;
+        }
+        Ok(h)
+    }
+
+    fn forward_with_attention(&self, x: &Tensor, attentions: &mut Vec<Tensor>) -> Result<Tensor> {
+        let mut h = x.clone();
+        for l in &self.layers {
+            let (y, w) = l.forward_weights(&h, None, None, super::mha::NeedWeights::PerHead, false)?;
+            attentions.extend(w);
+            h = y;
         }
         Ok(h)
     }
