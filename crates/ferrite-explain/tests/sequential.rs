@@ -235,10 +235,10 @@ fn missing_targets_rows_and_windows_are_named() {
     occ.window = Some(vec![11]);
     let e = explain_run(&dir, &csv, &occ, &png).unwrap_err().to_string();
     assert!(e.contains("[11]") && e.contains("[10]"), "{e}");
-    assert!(Method::parse("attention")
+    let e = explain_run(&dir, &csv, &ExplainOptions::new(Method::Attention), &png)
         .unwrap_err()
-        .to_string()
-        .contains("Transformer"));
+        .to_string();
+    assert!(e.contains("needs a Vision Transformer run"), "{e}");
     assert!(Method::parse("lime")
         .unwrap_err()
         .to_string()
