@@ -374,6 +374,11 @@ impl Gguf {
             .collect()
     }
 
+    /// `len` bytes of the file from `start` (a range a `TensorInfo` of this file gave).
+    pub fn bytes(&self, start: usize, len: usize) -> &[u8] {
+        &self.data[start..start + len]
+    }
+
     /// A tensor's description and bytes.
     ///
     /// # Errors

@@ -5,7 +5,9 @@
 //! Layer: llm (`cli → llm → core/kernels`), beside the training stack: inference only.
 
 pub mod gguf;
+pub mod llama;
 pub mod tokenizer;
 
 pub use gguf::{GgmlType, Gguf, TensorInfo, Value};
+pub use llama::{KvCache, Llama, LlamaConfig};
 pub use tokenizer::tokenizer_from_gguf;
