@@ -10,6 +10,7 @@ mod embed;
 mod eval;
 mod explain;
 mod finetune;
+mod generate;
 mod predict;
 mod train;
 mod translate;
@@ -48,6 +49,10 @@ enum Command {
     Finetune(finetune::FinetuneArgs),
     /// Classify texts with a fine-tuned model.
     Classify(finetune::ClassifyArgs),
+    /// Continue a prompt with a GGUF language model (streamed).
+    Generate(generate::GenerateArgs),
+    /// Chat with a GGUF instruct model (ChatML), one user line per turn.
+    Chat(generate::ChatArgs),
 }
 
 /// Keeps freed tensor buffers in the process heap instead of returning them to the OS.
@@ -95,6 +100,8 @@ fn main() -> ExitCode {
         Command::Similarity(args) => embed::run_similarity(args),
         Command::Finetune(args) => finetune::run_finetune(args),
         Command::Classify(args) => finetune::run_classify(args),
+        Command::Generate(args) => generate::run_generate(args),
+        Command::Chat(args) => generate::run_chat(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

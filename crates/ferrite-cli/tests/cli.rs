@@ -150,3 +150,55 @@ fn digits_cnn_trains_to_95_percent_and_reloads() {
     assert!(msg.contains("target 12") && msg.contains("10 outputs"), "{msg}");
     std::fs::remove_dir_all(out).ok();
 }
+
+/// `ferrite generate --json` with SmolLM2 (fetched by `scripts/fetch-assets.sh smollm2`): the
+/// issue's prompt and greedy ids, timing fields, and `ferrite chat` answering from stdin.
+#[test]
+fn generate_and_chat_with_smollm2() {
+    let file = "SmolLM2-135M-Instruct.Q4_1.gguf";
+    let model = ferrite::testing::cached_asset(&root(), "smollm2", file).join(file);
+    let m = model.to_str().unwrap();
+    let o = ferrite(&[
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "Once upon a time, there was a little",
+        "--max-tokens",
+        "12",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<u64> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [8180, 3365, 20391, 617, 5732, 288, 1238, 281, 260, 2388, 30, 2306]);
+    assert_eq!(v["text"], " girl named Emma who loved to play in the sun. She");
+    assert!(v["generated_tokens_per_s"].as_f64().unwrap() > 0.0);
+
+    let mut chat = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["chat", "--model", m, "--max-tokens", "24", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    chat.stdin
+        .take()
+        .unwrap()
+        .write_all(b"What is the capital of France?\n")
+        .unwrap();
+    let out = chat.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let reply: serde_json::Value = serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert!(reply["text"].as_str().unwrap().contains("Paris"), "{reply}");
+    assert_eq!(reply["prompt_ids"][0], 1, "the ChatML prompt starts with <|im_start|>");
+
+    let bad = ferrite(&["generate", "--model", "Cargo.toml", "--prompt", "x"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a GGUF file"));
+}
