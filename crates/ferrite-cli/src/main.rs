@@ -13,6 +13,7 @@ mod finetune;
 mod generate;
 mod predict;
 mod train;
+mod transcribe;
 mod translate;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +54,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Chat with a GGUF instruct model (ChatML), one user line per turn.
     Chat(generate::ChatArgs),
+    /// Speech to text with a Whisper model (CTranslate2 format).
+    Transcribe(transcribe::TranscribeArgs),
 }
 
 /// Keeps freed tensor buffers in the process heap instead of returning them to the OS.
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => finetune::run_classify(args),
         Command::Generate(args) => generate::run_generate(args),
         Command::Chat(args) => generate::run_chat(args),
+        Command::Transcribe(args) => transcribe::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,14 +4,18 @@
 //!
 //! Layer: llm (`cli → llm → core/kernels`), beside the training stack: inference only.
 
+pub mod audio;
+pub mod ct2;
 pub mod generate;
 pub mod gguf;
 pub mod llama;
 pub mod session;
 pub mod tokenizer;
+pub mod whisper;
 
 pub use generate::{chatml_default_system, chatml_prompt, generate, Generation, Message, Sampler, SamplingOptions};
 pub use gguf::{GgmlType, Gguf, TensorInfo, Value};
 pub use llama::{KvCache, Llama, LlamaConfig};
 pub use session::LanguageModel;
 pub use tokenizer::tokenizer_from_gguf;
+pub use whisper::{Transcript, Whisper};

@@ -1,0 +1,412 @@
+//! Whisper speech recognition (Radford et al. 2022) from a CTranslate2 model directory
+//! (`model.bin`, `config.json`, `tokenizer.json`): log-mel features → a convolutional front end
+//! and Transformer encoder → a decoder with cross-attention and a KV cache, greedy decoding
+//! from the `<|startoftranscript|>` prompt, audio longer than 30 s in consecutive windows.
+//!
+//! Layer: llm. Inference on `ferrite_core` tensors without gradient recording. CTranslate2's
+//! names: fused QKV projections (`self_attention/linear_0`, `[3·d, d]`), cross-attention query
+//! `attention/linear_0` and fused key/value `attention/linear_1` (`[2·d, d]`), pre-LN layers,
+//! GELU feed-forward; the output projection is tied to the token embedding (an alias).
+
+use crate::audio::{log_mel, read_wav, resample, HOP, N_MELS, SAMPLE_RATE};
+use crate::ct2::Ct2Model;
+use ferrite_core::{no_grad, Conv1dOptions, Error, Result, Tensor};
+use serde::Serialize;
+use std::path::Path;
+use tokenizers::Tokenizer;
+
+/// Frames in one 30-second window.
+const WINDOW_FRAMES: usize = 3000;
+
+struct Norm {
+    gamma: Tensor,
+    beta: Tensor,
+}
+
+impl Norm {
+    fn load(m: &Ct2Model, prefix: &str) -> Result<Self> {
+        Ok(Norm {
+            gamma: m.tensor(&format!("{prefix}/gamma"))?,
+            beta: m.tensor(&format!("{prefix}/beta"))?,
+        })
+    }
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        x.layer_norm(self.gamma.shape(), Some(&self.gamma), Some(&self.beta), 1e-5)
+    }
+}
+
+struct Linear {
+    w: Tensor,
+    b: Option<Tensor>,
+}
+
+impl Linear {
+    fn load(m: &Ct2Model, prefix: &str) -> Result<Self> {
+        let b = m.tensor(&format!("{prefix}/bias")).ok();
+        Ok(Linear {
+            w: m.tensor(&format!("{prefix}/weight"))?,
+            b,
+        })
+    }
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        x.linear(&self.w, self.b.as_ref())
+    }
+}
+
+struct Ffn {
+    norm: Norm,
+    up: Linear,
+    down: Linear,
+}
+
+impl Ffn {
+    fn load(m: &Ct2Model, prefix: &str) -> Result<Self> {
+        Ok(Ffn {
+            norm: Norm::load(m, &format!("{prefix}/layer_norm"))?,
+            up: Linear::load(m, &format!("{prefix}/linear_0"))?,
+            down: Linear::load(m, &format!("{prefix}/linear_1"))?,
+        })
+    }
+    /// x + FFN(LN(x))
+    fn residual(&self, x: &Tensor) -> Result<Tensor> {
+        x.add(&self.down.apply(&self.up.apply(&self.norm.apply(x)?)?.gelu(false)?)?)
+    }
+}
+
+struct EncoderLayer {
+    norm: Norm,
+    qkv: Linear,
+    out: Linear,
+    ffn: Ffn,
+}
+
+struct DecoderLayer {
+    self_norm: Norm,
+    self_qkv: Linear,
+    self_out: Linear,
+    cross_norm: Norm,
+    cross_q: Linear,
+    cross_kv: Linear,
+    cross_out: Linear,
+    ffn: Ffn,
+}
+
+/// A Whisper model and its tokenizer.
+pub struct Whisper {
+    conv1: (Tensor, Tensor),
+    conv2: (Tensor, Tensor),
+    enc_pos: Tensor,
+    encoder: Vec<EncoderLayer>,
+    enc_norm: Norm,
+    embed: Tensor,
+    dec_pos: Tensor,
+    decoder: Vec<DecoderLayer>,
+    dec_norm: Norm,
+    heads: usize,
+    pub tokenizer: Tokenizer,
+    /// Token ids never generated (config.json `suppress_ids`), and at the first step
+    /// (`suppress_ids_begin`).
+    suppress: Vec<u32>,
+    suppress_begin: Vec<u32>,
+    sot: u32,
+    no_timestamps: u32,
+    eot: u32,
+}
+
+/// Splits `[T, H·dh]` into `[H, T, dh]`.
+fn heads_of(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (t, d) = (x.shape()[0], x.shape()[1]);
+    x.reshape([t, heads, d / heads])?.transpose(0, 1)?.contiguous()
+}
+
+/// Scaled dot-product attention of `q` `[Tq, d]` over `k`, `v` `[Tk, d]`; with `causal_from`,
+/// query i (at absolute position `causal_from + i`) sees keys up to that position.
+fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal_from: Option<usize>) -> Result<Tensor> {
+    let (tq, d) = (q.shape()[0], q.shape()[1]);
+    let tk = k.shape()[0];
+    let (qh, kh, vh) = (heads_of(q, heads)?, heads_of(k, heads)?, heads_of(v, heads)?);
+    let scale = 1.0 / ((d / heads) as f64).sqrt();
+    let mut scores = qh.matmul(&kh.transpose(1, 2)?)?.mul_scalar(scale)?;
+    if let Some(start) = causal_from {
+        let mask: Vec<f32> = (0..tq)
+            .flat_map(|i| (0..tk).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        scores = scores.add(&Tensor::from_vec(mask, [1, tq, tk])?)?;
+    }
+    scores
+        .softmax(-1)?
+        .matmul(&vh)?
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape([tq, d])
+}
+
+/// Per decoder layer: self-attention keys/values so far and the cross-attention keys/values.
+struct DecoderCache {
+    self_kv: Vec<Option<(Tensor, Tensor)>>,
+    cross_kv: Vec<(Tensor, Tensor)>,
+    len: usize,
+}
+
+/// A transcription and how it was made.
+#[derive(Clone, Debug, Serialize)]
+pub struct Transcript {
+    pub text: String,
+    /// Generated token ids per 30-second window.
+    pub ids: Vec<Vec<u32>>,
+    pub audio_seconds: f64,
+    pub seconds: f64,
+    /// Audio seconds per wall second.
+    pub realtime_factor: f64,
+}
+
+impl Whisper {
+    /// Loads a CTranslate2 Whisper directory.
+    ///
+    /// # Errors
+    /// Missing files or variables (named), a model that is not Whisper.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let m = Ct2Model::open(dir.join("model.bin"))?;
+        if m.spec != "WhisperSpec" {
+            return Err(Error::file(&m.path, format!("spec '{}' is not WhisperSpec", m.spec)));
+        }
+        let count = |prefix: &str| {
+            (0..)
+                .take_while(|i| {
+                    m.variables
+                        .keys()
+                        .any(|k| k.starts_with(&format!("{prefix}/layer_{i}/")))
+                })
+                .count()
+        };
+        let encoder = (0..count("encoder"))
+            .map(|i| {
+                let p = format!("encoder/layer_{i}");
+                Ok(EncoderLayer {
+                    norm: Norm::load(&m, &format!("{p}/self_attention/layer_norm"))?,
+                    qkv: Linear::load(&m, &format!("{p}/self_attention/linear_0"))?,
+                    out: Linear::load(&m, &format!("{p}/self_attention/linear_1"))?,
+                    ffn: Ffn::load(&m, &format!("{p}/ffn"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let decoder = (0..count("decoder"))
+            .map(|i| {
+                let p = format!("decoder/layer_{i}");
+                Ok(DecoderLayer {
+                    self_norm: Norm::load(&m, &format!("{p}/self_attention/layer_norm"))?,
+                    self_qkv: Linear::load(&m, &format!("{p}/self_attention/linear_0"))?,
+                    self_out: Linear::load(&m, &format!("{p}/self_attention/linear_1"))?,
+                    cross_norm: Norm::load(&m, &format!("{p}/attention/layer_norm"))?,
+                    cross_q: Linear::load(&m, &format!("{p}/attention/linear_0"))?,
+                    cross_kv: Linear::load(&m, &format!("{p}/attention/linear_1"))?,
+                    cross_out: Linear::load(&m, &format!("{p}/attention/linear_2"))?,
+                    ffn: Ffn::load(&m, &format!("{p}/ffn"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| Error::file(&tok_path, format!("cannot load the tokenizer: {e}")))?;
+        let id = |t: &str| {
+            tokenizer
+                .token_to_id(t)
+                .ok_or_else(|| Error::file(&tok_path, format!("token {t} is missing")))
+        };
+        let cfg_path = dir.join("config.json");
+        let cfg: serde_json::Value = std::fs::read_to_string(&cfg_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let ids = |k: &str| -> Vec<u32> {
+            cfg[k].as_array().map_or(Vec::new(), |a| {
+                a.iter().filter_map(|v| v.as_u64().map(|v| v as u32)).collect()
+            })
+        };
+        Ok(Whisper {
+            conv1: (m.tensor("encoder/conv1/weight")?, m.tensor("encoder/conv1/bias")?),
+            conv2: (m.tensor("encoder/conv2/weight")?, m.tensor("encoder/conv2/bias")?),
+            enc_pos: m.tensor("encoder/position_encodings/encodings")?,
+            enc_norm: Norm::load(&m, "encoder/layer_norm")?,
+            encoder,
+            embed: m.tensor("decoder/embeddings/weight")?,
+            dec_pos: m.tensor("decoder/position_encodings/encodings")?,
+            dec_norm: Norm::load(&m, "decoder/layer_norm")?,
+            decoder,
+            heads: m.scalar("encoder/num_heads")? as usize,
+            suppress: ids("suppress_ids"),
+            suppress_begin: ids("suppress_ids_begin"),
+            sot: id("<|startoftranscript|>")?,
+            no_timestamps: id("<|notimestamps|>")?,
+            eot: id("<|endoftext|>")?,
+            tokenizer,
+        })
+    }
+
+    /// Encoder states `[1500, d]` of one window of log-mel features `[80, 3000]`.
+    fn encode(&self, mel: &Tensor) -> Result<Tensor> {
+        let o = |stride| Conv1dOptions {
+            stride,
+            padding: 1,
+            ..Conv1dOptions::default()
+        };
+        let x = mel.unsqueeze(0)?;
+        let x = x.conv1d(&self.conv1.0, Some(&self.conv1.1), o(1))?.gelu(false)?;
+        let x = x.conv1d(&self.conv2.0, Some(&self.conv2.1), o(2))?.gelu(false)?;
+        let x = x.squeeze(0)?.t()?; // [1500, d]
+        let mut x = x.add(&self.enc_pos.narrow(0, 0, x.shape()[0])?)?;
+        let d = x.shape()[1];
+        for l in &self.encoder {
+            let qkv = l.qkv.apply(&l.norm.apply(&x)?)?;
+            let (q, k, v) = (qkv.narrow(1, 0, d)?, qkv.narrow(1, d, d)?, qkv.narrow(1, 2 * d, d)?);
+            x = x.add(&l.out.apply(&attention(&q, &k, &v, self.heads, None)?)?)?;
+            x = l.ffn.residual(&x)?;
+        }
+        self.enc_norm.apply(&x)
+    }
+
+    fn start_cache(&self, memory: &Tensor) -> Result<DecoderCache> {
+        let d = memory.shape()[1];
+        let cross_kv = self
+            .decoder
+            .iter()
+            .map(|l| {
+                let kv = l.cross_kv.apply(memory)?;
+                Ok((kv.narrow(1, 0, d)?.contiguous()?, kv.narrow(1, d, d)?.contiguous()?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(DecoderCache {
+            self_kv: vec![None; self.decoder.len()],
+            cross_kv,
+            len: 0,
+        })
+    }
+
+    /// Logits of the last of `ids` (the positions after `cache.len`).
+    fn decode_step(&self, ids: &[u32], cache: &mut DecoderCache) -> Result<Vec<f32>> {
+        let t = ids.len();
+        let idx = Tensor::from_vec(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [t])?;
+        let d = self.embed.shape()[1];
+        if cache.len + t > self.dec_pos.shape()[0] {
+            return Err(Error::Invalid {
+                op: "whisper",
+                detail: format!("the decoder holds {} positions", self.dec_pos.shape()[0]),
+            });
+        }
+        let mut x = self
+            .embed
+            .index_select(0, &idx)?
+            .add(&self.dec_pos.narrow(0, cache.len, t)?)?;
+        for (i, l) in self.decoder.iter().enumerate() {
+            let qkv = l.self_qkv.apply(&l.self_norm.apply(&x)?)?;
+            let (q, k, v) = (qkv.narrow(1, 0, d)?, qkv.narrow(1, d, d)?, qkv.narrow(1, 2 * d, d)?);
+            let (k, v) = match cache.self_kv[i].take() {
+                Some((pk, pv)) => (Tensor::cat(&[pk, k], 0)?, Tensor::cat(&[pv, v], 0)?),
+                None => (k.contiguous()?, v.contiguous()?),
+            };
+            let a = attention(&q, &k, &v, self.heads, Some(cache.len))?;
+            cache.self_kv[i] = Some((k, v));
+            x = x.add(&l.self_out.apply(&a)?)?;
+            let q = l.cross_q.apply(&l.cross_norm.apply(&x)?)?;
+            let (ck, cv) = &cache.cross_kv[i];
+            x = x.add(&l.cross_out.apply(&attention(&q, ck, cv, self.heads, None)?)?)?;
+            x = l.ffn.residual(&x)?;
+        }
+        cache.len += t;
+        let last = self.dec_norm.apply(&x.narrow(0, t - 1, 1)?)?;
+        last.matmul(&self.embed.t()?)?.to_vec::<f32>()
+    }
+
+    /// Greedy decoding of one window's encoder states.
+    fn decode_window(&self, memory: &Tensor, max_tokens: usize) -> Result<Vec<u32>> {
+        let mut cache = self.start_cache(memory)?;
+        let prompt = [self.sot, self.no_timestamps];
+        let mut logits = self.decode_step(&prompt, &mut cache)?;
+        let mut out = Vec::new();
+        let limit = max_tokens.min(self.dec_pos.shape()[0] - prompt.len());
+        for step in 0..limit {
+            for &s in &self.suppress {
+                if let Some(v) = logits.get_mut(s as usize) {
+                    *v = f32::NEG_INFINITY;
+                }
+            }
+            if step == 0 {
+                for &s in &self.suppress_begin {
+                    if let Some(v) = logits.get_mut(s as usize) {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            // With <|notimestamps|>, no timestamp or other special token after it is wanted.
+            for v in logits.iter_mut().skip(self.no_timestamps as usize + 1) {
+                *v = f32::NEG_INFINITY;
+            }
+            let next = (0..logits.len())
+                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+                .unwrap_or(0) as u32;
+            if next == self.eot {
+                break;
+            }
+            out.push(next);
+            logits = self.decode_step(&[next], &mut cache)?;
+        }
+        Ok(out)
+    }
+
+    /// Transcribes 16 kHz samples: 30-second windows, each decoded greedily.
+    ///
+    /// # Errors
+    /// Model failures.
+    pub fn transcribe_samples(&self, samples: &[f32]) -> Result<Transcript> {
+        let started = std::time::Instant::now();
+        let _g = no_grad();
+        // Features of the whole clip plus 30 s of silence, as Whisper computes them, so the
+        // last window is full and the clamping sees the same maximum.
+        let mut padded = samples.to_vec();
+        padded.extend(std::iter::repeat_n(0.0, SAMPLE_RATE * 30));
+        let mel = log_mel(&padded);
+        let frames = mel.len() / N_MELS;
+        let content = samples.len() / HOP;
+        let mut ids = Vec::new();
+        let mut texts = Vec::new();
+        let mut start = 0;
+        while start < content.max(1) {
+            let window: Vec<f32> = (0..N_MELS)
+                .flat_map(|m| {
+                    mel[m * frames + start..m * frames + start + WINDOW_FRAMES]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            let memory = self.encode(&Tensor::from_vec(window, [N_MELS, WINDOW_FRAMES])?)?;
+            let out = self.decode_window(&memory, 224)?;
+            let text = self.tokenizer.decode(&out, true).map_err(|e| Error::Invalid {
+                op: "whisper",
+                detail: format!("cannot decode tokens: {e}"),
+            })?;
+            texts.push(text.trim().to_string());
+            ids.push(out);
+            start += WINDOW_FRAMES;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let audio_seconds = samples.len() as f64 / SAMPLE_RATE as f64;
+        Ok(Transcript {
+            text: texts.join(" ").trim().to_string(),
+            ids,
+            audio_seconds,
+            seconds,
+            realtime_factor: audio_seconds / seconds.max(1e-9),
+        })
+    }
+
+    /// Transcribes a 16-bit PCM WAV file (any rate; resampled to 16 kHz).
+    ///
+    /// # Errors
+    /// Unreadable or unsupported audio (named), model failures.
+    pub fn transcribe_file(&self, wav: impl AsRef<Path>) -> Result<Transcript> {
+        let audio = read_wav(wav)?;
+        let samples = resample(&audio.samples, audio.rate, SAMPLE_RATE);
+        self.transcribe_samples(&samples)
+    }
+}
