@@ -38,7 +38,10 @@ impl QuantKind {
     /// Bytes of one row of `cols` weights (`None` when `cols` is not a whole number of blocks).
     pub fn row_bytes(self, cols: usize) -> Option<usize> {
         let (per, size) = self.block();
-        (cols % per == 0).then(|| cols / per * size)
+        if cols % per != 0 {
+            return None;
+        }
+        (cols / per).checked_mul(size)
     }
 }
 

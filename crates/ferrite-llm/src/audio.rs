@@ -28,6 +28,14 @@ pub struct Audio {
 pub fn read_wav(path: impl AsRef<Path>) -> Result<Audio> {
     let path = path.as_ref();
     let b = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    parse_wav(path, &b)
+}
+
+/// Parses WAV bytes; `path` names them in errors.
+///
+/// # Errors
+/// As [`read_wav`].
+pub fn parse_wav(path: &Path, b: &[u8]) -> Result<Audio> {
     if b.len() < 12 || &b[0..4] != b"RIFF" || &b[8..12] != b"WAVE" {
         return Err(Error::file(path, "not a WAV file (no RIFF/WAVE header)"));
     }
@@ -202,6 +210,54 @@ pub fn log_mel(samples: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wav_bytes(samples: &[i16], rate: u32, channels: u16) -> Vec<u8> {
+        let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let mut b = b"RIFF".to_vec();
+        b.extend((36 + data.len() as u32).to_le_bytes());
+        b.extend(b"WAVEfmt ");
+        b.extend(16u32.to_le_bytes());
+        b.extend(1u16.to_le_bytes());
+        b.extend(channels.to_le_bytes());
+        b.extend(rate.to_le_bytes());
+        b.extend((rate * 2 * channels as u32).to_le_bytes());
+        b.extend((2 * channels).to_le_bytes());
+        b.extend(16u16.to_le_bytes());
+        b.extend(b"data");
+        b.extend((data.len() as u32).to_le_bytes());
+        b.extend(data);
+        b
+    }
+
+    #[test]
+    fn wav_reading_and_bad_headers() {
+        let b = wav_bytes(&[0, 16384, -16384, 32767], 8000, 2);
+        let a = parse_wav(Path::new("x.wav"), &b).unwrap();
+        assert_eq!(a.rate, 8000);
+        // Stereo frames are averaged: (0 + 0.5)/2 and (−0.5 + 32767/32768)/2.
+        assert_eq!(a.samples, [0.25, (-16384.0 + 32767.0) / 32768.0 / 2.0]);
+        let e = parse_wav(Path::new("x.wav"), b"RIFX....WAVE")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("x.wav") && e.contains("not a WAV file"), "{e}");
+        let mut float = b.clone();
+        float[20] = 3; // IEEE float format
+        assert!(parse_wav(Path::new("x.wav"), &float)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("16-bit PCM"));
+        // Mutated files: an error or samples, never a panic.
+        let base = wav_bytes(&(0..64).map(|i| (i * 511) as i16).collect::<Vec<_>>(), 22050, 1);
+        let mut rng = ferrite_core::Rng::new(7);
+        for _ in 0..crate::gguf::fuzz::iterations() {
+            let m = crate::gguf::fuzz::mutate(&mut rng, &base);
+            if let Err(e) = parse_wav(Path::new("fuzz.wav"), &m) {
+                assert!(e.to_string().contains("fuzz.wav"));
+            }
+        }
+    }
 
     #[test]
     fn mel_filters_match_librosa() {
