@@ -23,6 +23,10 @@ pub enum Which {
     Embed,
     /// A 3×3, 64→64 convolution on [32, 64, 32, 32]: forward, and forward + backward.
     Conv2d,
+    /// GGUF language model: prompt processing (128 tokens) and generation (64) tokens/s (--gguf).
+    Llm,
+    /// Whisper transcription time of one WAV (--whisper, --audio).
+    Whisper,
 }
 
 #[derive(Args)]
@@ -40,6 +44,15 @@ pub struct BenchArgs {
     /// A pretrained model directory (embed).
     #[arg(long, default_value = ".cache/assets/all-MiniLM-L6-v2")]
     model: std::path::PathBuf,
+    /// A GGUF language model (llm).
+    #[arg(long, default_value = ".cache/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    gguf: std::path::PathBuf,
+    /// A CTranslate2 Whisper directory (whisper).
+    #[arg(long, default_value = ".cache/assets/whisper-tiny-en")]
+    whisper: std::path::PathBuf,
+    /// A 16-bit PCM WAV file (whisper).
+    #[arg(long)]
+    audio: Option<std::path::PathBuf>,
     #[command(flatten)]
     step: crate::bench_transformer::StepArgs,
 }
@@ -111,6 +124,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
             Ok(())
         }
         Which::Conv2d => crate::bench_conv::run(&parse_threads(&args.threads)?, args.json),
+        Which::Llm => crate::bench_llm::llm(&args.gguf, &parse_threads(&args.threads)?, args.json),
+        Which::Whisper => {
+            let audio = args.audio.clone().ok_or_else(|| Error::Invalid {
+                op: "bench whisper",
+                detail:
+                    "give --audio FILE.wav (e.g. espeak-ng -w fox.wav \"The quick brown fox jumps over the lazy dog.\")"
+                        .into(),
+            })?;
+            crate::bench_llm::whisper(&args.whisper, &audio, &parse_threads(&args.threads)?, args.json)
+        }
         Which::Embed => {
             for t in parse_threads(&args.threads)? {
                 crate::bench_embed::run(&args.model, args.step.batch, args.step.len, t, args.json)?;

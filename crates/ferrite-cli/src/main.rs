@@ -3,6 +3,7 @@
 mod bench;
 mod bench_conv;
 mod bench_embed;
+mod bench_llm;
 mod bench_mlp;
 mod bench_transformer;
 mod data;

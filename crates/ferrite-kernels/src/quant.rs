@@ -10,6 +10,7 @@
 //! In every 4-bit block, byte j holds weight j in its low nibble and weight j + 16 in its high
 //! nibble. F16 and F32 rows are supported too, so a model can mix formats.
 
+use crate::matmul::{matmul, MatRef};
 use crate::threads;
 use rayon::prelude::*;
 
@@ -147,6 +148,11 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Rows of W decoded and multiplied together: enough to amortize a thread hand-off.
 const ROWS_PER_TASK: usize = 16;
+/// From this many input rows on, a group of decoded weight rows is multiplied with all of them by
+/// the f32 GEMM (register-blocked) instead of one dot product per (row, token).
+const GEMM_MIN_TOKENS: usize = 8;
+/// Weight rows per GEMM group: 64 rows of 1536 f32 are 384 KB, inside L2.
+const GEMM_ROWS: usize = 64;
 
 /// `out[t·rows + r] = Σ_c W[r, c]·x[t·cols + c]` for `tokens` input rows: `x` `[tokens, cols]`,
 /// `out` `[tokens, rows]` (x·Wᵀ, as a linear layer computes).
@@ -159,13 +165,39 @@ pub fn quant_matmul(w: &QuantMatrix, x: &[f32], tokens: usize, out: &mut [f32]) 
         "ferrite bug: quant_matmul sizes"
     );
     let (rows, cols) = (w.rows, w.cols);
+    let per_task = if tokens >= GEMM_MIN_TOKENS {
+        GEMM_ROWS
+    } else {
+        ROWS_PER_TASK
+    };
     // Each task decodes a group of rows once and multiplies them with every token; results are
     // written to a per-task buffer `[tokens, group]` and scattered afterwards.
     let task = |g: usize| -> Vec<f32> {
-        let r0 = g * ROWS_PER_TASK;
-        let n = ROWS_PER_TASK.min(rows - r0);
-        let mut buf = vec![0.0f32; cols];
+        let r0 = g * per_task;
+        let n = per_task.min(rows - r0);
         let mut res = vec![0.0f32; tokens * n];
+        if tokens >= GEMM_MIN_TOKENS {
+            let mut buf = vec![0.0f32; n * cols];
+            for (i, row) in buf.chunks_mut(cols).enumerate() {
+                w.dequantize_row(r0 + i, row);
+            }
+            // res[t, i] = Σ_c x[t, c]·W[r0 + i, c]: x row-major times the decoded rows transposed.
+            let lhs = MatRef {
+                data: x,
+                offset: 0,
+                rs: cols as isize,
+                cs: 1,
+            };
+            let rhs = MatRef {
+                data: &buf,
+                offset: 0,
+                rs: 1,
+                cs: cols as isize,
+            };
+            matmul(tokens, n, cols, &mut res, n, lhs, rhs, false, false);
+            return res;
+        }
+        let mut buf = vec![0.0f32; cols];
         for i in 0..n {
             w.dequantize_row(r0 + i, &mut buf);
             for t in 0..tokens {
@@ -174,15 +206,15 @@ pub fn quant_matmul(w: &QuantMatrix, x: &[f32], tokens: usize, out: &mut [f32]) 
         }
         res
     };
-    let groups = rows.div_ceil(ROWS_PER_TASK);
+    let groups = rows.div_ceil(per_task);
     let parts: Vec<Vec<f32>> = if threads::should_parallelize(rows * cols * tokens.max(1) / 4) && groups > 1 {
         threads::install(|_| (0..groups).into_par_iter().map(task).collect())
     } else {
         (0..groups).map(task).collect()
     };
     for (g, res) in parts.iter().enumerate() {
-        let r0 = g * ROWS_PER_TASK;
-        let n = ROWS_PER_TASK.min(rows - r0);
+        let r0 = g * per_task;
+        let n = per_task.min(rows - r0);
         for t in 0..tokens {
             out[t * rows + r0..t * rows + r0 + n].copy_from_slice(&res[t * n..(t + 1) * n]);
         }
@@ -255,10 +287,17 @@ mod tests {
         }
     }
 
-    /// Many rows and tokens (the threaded, grouped path) against a plain loop over decoded rows.
+    /// Many rows and tokens (the threaded, grouped paths: dot products, and the GEMM from 8
+    /// tokens on) against a plain loop over decoded rows.
     #[test]
     fn grouped_product_matches_plain_loop() {
-        let (rows, cols, tokens) = (37, 64, 5);
+        for tokens in [5, 9] {
+            grouped(tokens);
+        }
+    }
+
+    fn grouped(tokens: usize) {
+        let (rows, cols) = (37, 64);
         let data: Vec<u8> = (0..rows * 2 * 34)
             .map(|i| if i % 34 == 1 { 0x2c } else { (i * 37 % 251) as u8 })
             .collect();
