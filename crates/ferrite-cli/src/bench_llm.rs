@@ -67,7 +67,7 @@ pub fn whisper(model: &Path, audio: &Path, threads: &[usize], json_out: bool) ->
         let mut times = Vec::new();
         let mut last = None;
         for run in 0..4 {
-            let tr = w.transcribe_file(audio)?;
+            let tr = w.transcribe_file(audio, 1)?;
             if run > 0 {
                 times.push(tr.seconds);
             }

@@ -14,6 +14,9 @@ pub struct TranscribeArgs {
     /// 16-bit PCM WAV files (any sample rate; longer than 30 s is decoded window by window).
     #[arg(required = true)]
     audio: Vec<PathBuf>,
+    /// Beam size (1 = greedy).
+    #[arg(long, default_value_t = 1)]
+    beam: usize,
     /// Kernel threads (default: FERRITE_NUM_THREADS or all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -28,7 +31,7 @@ pub fn run(args: TranscribeArgs) -> Result<()> {
     }
     let model = Whisper::load(&args.model)?;
     for wav in &args.audio {
-        let t = model.transcribe_file(wav)?;
+        let t = model.transcribe_file(wav, args.beam)?;
         if args.json {
             let mut v = serde_json::to_value(&t).unwrap_or_default();
             v["file"] = serde_json::json!(wav.display().to_string());

@@ -141,7 +141,18 @@ fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal_from: Opti
         .reshape([tq, d])
 }
 
+fn argmax(v: &[f32]) -> u32 {
+    (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap_or(0) as u32
+}
+
+fn log_softmax(v: &[f32]) -> Vec<f64> {
+    let m = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = v.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln() + m;
+    v.iter().map(|&x| x as f64 - lse).collect()
+}
+
 /// Per decoder layer: self-attention keys/values so far and the cross-attention keys/values.
+#[derive(Clone)]
 struct DecoderCache {
     self_kv: Vec<Option<(Tensor, Tensor)>>,
     cross_kv: Vec<(Tensor, Tensor)>,
@@ -318,47 +329,92 @@ impl Whisper {
         last.matmul(&self.embed.t()?)?.to_vec::<f32>()
     }
 
-    /// Greedy decoding of one window's encoder states.
-    fn decode_window(&self, memory: &Tensor, max_tokens: usize) -> Result<Vec<u32>> {
-        let mut cache = self.start_cache(memory)?;
-        let prompt = [self.sot, self.no_timestamps];
-        let mut logits = self.decode_step(&prompt, &mut cache)?;
-        let mut out = Vec::new();
-        let limit = max_tokens.min(self.dec_pos.shape()[0] - prompt.len());
-        for step in 0..limit {
-            for &s in &self.suppress {
-                if let Some(v) = logits.get_mut(s as usize) {
-                    *v = f32::NEG_INFINITY;
-                }
-            }
-            if step == 0 {
-                for &s in &self.suppress_begin {
-                    if let Some(v) = logits.get_mut(s as usize) {
-                        *v = f32::NEG_INFINITY;
-                    }
-                }
-            }
-            // With <|notimestamps|>, no timestamp or other special token after it is wanted.
-            for v in logits.iter_mut().skip(self.no_timestamps as usize + 1) {
+    /// Masks tokens Whisper never emits here: `suppress_ids`, `suppress_ids_begin` at the first
+    /// step, and every special or timestamp token after `<|notimestamps|>`.
+    fn suppress(&self, logits: &mut [f32], first: bool) {
+        let begin: &[u32] = if first { &self.suppress_begin } else { &[] };
+        for &s in self.suppress.iter().chain(begin) {
+            if let Some(v) = logits.get_mut(s as usize) {
                 *v = f32::NEG_INFINITY;
             }
-            let next = (0..logits.len())
-                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-                .unwrap_or(0) as u32;
-            if next == self.eot {
-                break;
-            }
-            out.push(next);
-            logits = self.decode_step(&[next], &mut cache)?;
         }
-        Ok(out)
+        for v in logits.iter_mut().skip(self.no_timestamps as usize + 1) {
+            *v = f32::NEG_INFINITY;
+        }
     }
 
-    /// Transcribes 16 kHz samples: 30-second windows, each decoded greedily.
+    /// Decodes one window's encoder states: greedy for `beam <= 1`, else beam search ranked by
+    /// log-probability over length (openai/whisper's ranking without a length penalty).
+    fn decode_window(&self, memory: &Tensor, max_tokens: usize, beam: usize) -> Result<Vec<u32>> {
+        let mut cache = self.start_cache(memory)?;
+        let prompt = [self.sot, self.no_timestamps];
+        let logits = self.decode_step(&prompt, &mut cache)?;
+        let limit = max_tokens.min(self.dec_pos.shape()[0] - prompt.len());
+        if beam <= 1 {
+            let mut logits = logits;
+            let mut out = Vec::new();
+            for step in 0..limit {
+                self.suppress(&mut logits, step == 0);
+                let next = argmax(&logits);
+                if next == self.eot {
+                    break;
+                }
+                out.push(next);
+                logits = self.decode_step(&[next], &mut cache)?;
+            }
+            return Ok(out);
+        }
+        // (tokens, summed log-probability, cache, logits of the next step)
+        let mut live = vec![(Vec::new(), 0.0f64, cache, logits)];
+        let mut done: Vec<(Vec<u32>, f64)> = Vec::new();
+        for step in 0..limit {
+            let mut candidates: Vec<(usize, u32, f64)> = Vec::new();
+            for (h, (_, score, _, logits)) in live.iter_mut().enumerate() {
+                self.suppress(logits, step == 0);
+                let lp = log_softmax(logits);
+                let mut order: Vec<usize> = (0..lp.len()).collect();
+                order.select_nth_unstable_by(beam, |&a, &b| lp[b].total_cmp(&lp[a]));
+                candidates.extend(order[..=beam].iter().map(|&i| (h, i as u32, *score + lp[i])));
+            }
+            candidates.sort_by(|a, b| b.2.total_cmp(&a.2));
+            let mut next = Vec::new();
+            for (h, tok, score) in candidates {
+                if next.len() == beam {
+                    break;
+                }
+                let tokens = &live[h].0;
+                if tok == self.eot {
+                    if done.len() < beam {
+                        done.push((tokens.clone(), score));
+                    }
+                    continue;
+                }
+                let mut tokens = tokens.clone();
+                tokens.push(tok);
+                let mut c = live[h].2.clone();
+                let logits = self.decode_step(&[tok], &mut c)?;
+                next.push((tokens, score, c, logits));
+            }
+            live = next;
+            if done.len() >= beam || live.is_empty() {
+                break;
+            }
+        }
+        done.extend(live.into_iter().map(|(t, s, _, _)| (t, s)));
+        let rank = |(t, s): &(Vec<u32>, f64)| s / t.len().max(1) as f64;
+        Ok(done
+            .into_iter()
+            .max_by(|a, b| rank(a).total_cmp(&rank(b)))
+            .map(|(t, _)| t)
+            .unwrap_or_default())
+    }
+
+    /// Transcribes 16 kHz samples: 30-second windows, each decoded greedily (`beam <= 1`) or by
+    /// beam search.
     ///
     /// # Errors
     /// Model failures.
-    pub fn transcribe_samples(&self, samples: &[f32]) -> Result<Transcript> {
+    pub fn transcribe_samples(&self, samples: &[f32], beam: usize) -> Result<Transcript> {
         let started = std::time::Instant::now();
         let _g = no_grad();
         // Features of the whole clip plus 30 s of silence, as Whisper computes them, so the
@@ -380,7 +436,7 @@ impl Whisper {
                 })
                 .collect();
             let memory = self.encode(&Tensor::from_vec(window, [N_MELS, WINDOW_FRAMES])?)?;
-            let out = self.decode_window(&memory, 224)?;
+            let out = self.decode_window(&memory, 224, beam)?;
             let text = self.tokenizer.decode(&out, true).map_err(|e| Error::Invalid {
                 op: "whisper",
                 detail: format!("cannot decode tokens: {e}"),
@@ -404,9 +460,9 @@ impl Whisper {
     ///
     /// # Errors
     /// Unreadable or unsupported audio (named), model failures.
-    pub fn transcribe_file(&self, wav: impl AsRef<Path>) -> Result<Transcript> {
+    pub fn transcribe_file(&self, wav: impl AsRef<Path>, beam: usize) -> Result<Transcript> {
         let audio = read_wav(wav)?;
         let samples = resample(&audio.samples, audio.rate, SAMPLE_RATE);
-        self.transcribe_samples(&samples)
+        self.transcribe_samples(&samples, beam)
     }
 }

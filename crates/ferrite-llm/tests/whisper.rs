@@ -39,12 +39,15 @@ fn transcribes_espeak_speech() {
         .status()
         .expect("espeak-ng must be installed (.ci/run installs it)");
     assert!(status.success());
-    let t = model.transcribe_file(&wav).unwrap();
+    let t = model.transcribe_file(&wav, 1).unwrap();
     eprintln!(
-        "transcript: {:?} ({:.2} s for {:.2} s of audio)",
+        "greedy: {:?} ({:.2} s for {:.2} s of audio)",
         t.text, t.seconds, t.audio_seconds
     );
     let errors = word_errors(&words(&t.text), &words(sentence));
     assert!(errors <= 1, "{errors} word errors: {:?}", t.text);
+    let b = model.transcribe_file(&wav, 4).unwrap();
+    eprintln!("beam 4: {:?} ({:.2} s)", b.text, b.seconds);
+    assert!(word_errors(&words(&b.text), &words(sentence)) <= 1, "{:?}", b.text);
     std::fs::remove_file(wav).ok();
 }
