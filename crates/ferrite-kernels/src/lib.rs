@@ -14,6 +14,8 @@ pub mod float;
 pub mod index;
 pub mod matmul;
 pub mod quant;
+#[cfg(target_arch = "x86_64")]
+mod quant_avx2;
 pub mod reduce;
 pub mod rows;
 

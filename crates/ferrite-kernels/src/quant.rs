@@ -132,6 +132,36 @@ impl QuantMatrix<'_> {
     }
 }
 
+/// Σ w·x of row `r` of `w` with `x` (`cols` floats), reading the quantized blocks directly with
+/// AVX2 when the CPU has it; otherwise the row is decoded into `scratch` first.
+pub fn dot_row(w: &QuantMatrix, r: usize, x: &[f32], scratch: &mut Vec<f32>) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::quant_avx2 as simd;
+        let rb = w.kind.row_bytes(w.cols).unwrap_or(0);
+        let row = &w.data[r * rb..(r + 1) * rb];
+        let blocks = w.cols / 32;
+        if x.len() >= w.cols && simd::available() {
+            // SAFETY: the CPU has AVX2/FMA/F16C; `row` holds `blocks` blocks of this kind and
+            // `x` at least 32·blocks floats.
+            let fast = unsafe {
+                match w.kind {
+                    QuantKind::Q4_1 => Some(simd::dot_q4_1(row.as_ptr(), x.as_ptr(), blocks)),
+                    QuantKind::Q4_0 => Some(simd::dot_q4_0(row.as_ptr(), x.as_ptr(), blocks)),
+                    QuantKind::Q8_0 => Some(simd::dot_q8_0(row.as_ptr(), x.as_ptr(), blocks)),
+                    QuantKind::F32 | QuantKind::F16 => None,
+                }
+            };
+            if let Some(v) = fast {
+                return v;
+            }
+        }
+    }
+    scratch.resize(w.cols, 0.0);
+    w.dequantize_row(r, scratch);
+    dot(scratch, x)
+}
+
 /// Σ a·b with eight independent accumulators (vectorizes; summation order fixed).
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -197,11 +227,10 @@ pub fn quant_matmul(w: &QuantMatrix, x: &[f32], tokens: usize, out: &mut [f32]) 
             matmul(tokens, n, cols, &mut res, n, lhs, rhs, false, false);
             return res;
         }
-        let mut buf = vec![0.0f32; cols];
+        let mut scratch = Vec::new();
         for i in 0..n {
-            w.dequantize_row(r0 + i, &mut buf);
             for t in 0..tokens {
-                res[t * n + i] = dot(&buf, &x[t * cols..(t + 1) * cols]);
+                res[t * n + i] = dot_row(w, r0 + i, &x[t * cols..(t + 1) * cols], &mut scratch);
             }
         }
         res

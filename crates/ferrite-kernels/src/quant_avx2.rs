@@ -1,0 +1,128 @@
+//! AVX2 + FMA + F16C dot products of one block-quantized weight row with an f32 vector, reading
+//! the blocks directly (no decoded copy): the generation path of a quantized language model is
+//! a sequence of such matrix-vector products, bound by how fast weights are unpacked.
+//!
+//! Layer: kernels (quant internals). Per 32-weight block: the f16 scale(s) converted with F16C,
+//! the 4-bit or 8-bit codes widened to eight-lane f32 vectors, multiplied with x by FMA; Q4_1's
+//! minimum and Q4_0's offset of 8 enter through the block's Σx. `quant::dot_row` calls these
+//! only when the CPU has the features.
+
+use std::arch::x86_64::*;
+
+/// True when this CPU can run the functions below (`is_x86_feature_detected!` caches).
+pub fn available() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+}
+
+#[inline(always)]
+unsafe fn half(p: *const u8) -> f32 {
+    let h = u16::from_le_bytes([*p, *p.add(1)]);
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+}
+
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+/// Eight bytes at `p` (unsigned 4-bit codes or signed 8-bit codes) as f32 lanes.
+#[inline(always)]
+unsafe fn u8x8(v: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))
+}
+#[inline(always)]
+unsafe fn i8x8(v: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
+}
+
+/// The 32 weights' codes of a 4-bit block (16 bytes at `qs`) as four vectors: weights 0–7, 8–15
+/// (low nibbles) and 16–23, 24–31 (high nibbles).
+#[inline(always)]
+unsafe fn nibbles(qs: *const u8) -> [__m256; 4] {
+    let bytes = _mm_loadu_si128(qs as *const __m128i);
+    let mask = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(bytes, mask);
+    let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+    [
+        u8x8(lo),
+        u8x8(_mm_srli_si128(lo, 8)),
+        u8x8(hi),
+        u8x8(_mm_srli_si128(hi, 8)),
+    ]
+}
+
+/// (Σ q·x, Σ x) of one block.
+#[inline(always)]
+unsafe fn block_sums(q: [__m256; 4], x: *const f32) -> (__m256, __m256) {
+    let xs = [
+        _mm256_loadu_ps(x),
+        _mm256_loadu_ps(x.add(8)),
+        _mm256_loadu_ps(x.add(16)),
+        _mm256_loadu_ps(x.add(24)),
+    ];
+    let qx = _mm256_fmadd_ps(
+        q[3],
+        xs[3],
+        _mm256_fmadd_ps(q[2], xs[2], _mm256_fmadd_ps(q[1], xs[1], _mm256_mul_ps(q[0], xs[0]))),
+    );
+    let sx = _mm256_add_ps(_mm256_add_ps(xs[0], xs[1]), _mm256_add_ps(xs[2], xs[3]));
+    (qx, sx)
+}
+
+/// Σ w·x over `blocks` Q4_1 blocks (20 bytes each: d, m, 16 code bytes): w = d·q + m.
+///
+/// # Safety
+/// AVX2/FMA/F16C available; `row` holds `20·blocks` bytes and `x` `32·blocks` floats.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_1(row: *const u8, x: *const f32, blocks: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for b in 0..blocks {
+        let p = row.add(20 * b);
+        let (qx, sx) = block_sums(nibbles(p.add(4)), x.add(32 * b));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p)), qx, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p.add(2))), sx, acc);
+    }
+    hsum(acc)
+}
+
+/// Σ w·x over Q4_0 blocks (18 bytes: d, 16 code bytes): w = d·(q − 8).
+///
+/// # Safety
+/// As [`dot_q4_1`], 18 bytes per block.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_0(row: *const u8, x: *const f32, blocks: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let eight = _mm256_set1_ps(8.0);
+    for b in 0..blocks {
+        let p = row.add(18 * b);
+        let (qx, sx) = block_sums(nibbles(p.add(2)), x.add(32 * b));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p)), _mm256_fnmadd_ps(eight, sx, qx), acc);
+    }
+    hsum(acc)
+}
+
+/// Σ w·x over Q8_0 blocks (34 bytes: d, 32 signed codes): w = d·q.
+///
+/// # Safety
+/// As [`dot_q4_1`], 34 bytes per block.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q8_0(row: *const u8, x: *const f32, blocks: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for b in 0..blocks {
+        let p = row.add(34 * b);
+        let lo = _mm_loadu_si128(p.add(2) as *const __m128i);
+        let hi = _mm_loadu_si128(p.add(18) as *const __m128i);
+        let q = [
+            i8x8(lo),
+            i8x8(_mm_srli_si128(lo, 8)),
+            i8x8(hi),
+            i8x8(_mm_srli_si128(hi, 8)),
+        ];
+        let (qx, _) = block_sums(q, x.add(32 * b));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p)), qx, acc);
+    }
+    hsum(acc)
+}
