@@ -126,3 +126,108 @@ pub unsafe fn dot_q8_0(row: *const u8, x: *const f32, blocks: usize) -> f32 {
     }
     hsum(acc)
 }
+
+/// An f32 vector quantized to 8 bits per 32-value block, as llama.cpp's Q8_1 activations:
+/// `x ≈ d·q`, with `s = d·Σq` kept per block for the weight formats that add a constant.
+pub struct Q8Vector {
+    pub d: Vec<f32>,
+    pub s: Vec<f32>,
+    pub q: Vec<i8>,
+}
+
+/// Quantizes `x` (a multiple of 32 values) block by block with scale max|x|/127.
+pub fn quantize_q8(x: &[f32]) -> Q8Vector {
+    let blocks = x.len() / 32;
+    let (mut d, mut s, mut q) = (
+        Vec::with_capacity(blocks),
+        Vec::with_capacity(blocks),
+        vec![0i8; blocks * 32],
+    );
+    for (b, xs) in x.chunks_exact(32).enumerate() {
+        // As llama.cpp's AVX2 quantize_row_q8_0/q8_1: multiply by 127/amax, round half to even.
+        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let scale = amax / 127.0;
+        let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        let mut sum = 0i32;
+        for (o, &v) in q[32 * b..32 * b + 32].iter_mut().zip(xs) {
+            let c = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+            *o = c;
+            sum += c as i32;
+        }
+        d.push(scale);
+        s.push(scale * sum as f32);
+    }
+    Q8Vector { d, s, q }
+}
+
+/// Σ over 32 lanes of u8 `w` × i8 `x`, as eight i32 lanes converted to f32.
+#[inline(always)]
+unsafe fn dot_u8_i8(w: __m256i, x: __m256i) -> __m256 {
+    let pairs = _mm256_maddubs_epi16(w, x);
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+}
+
+/// A 4-bit block's 16 code bytes as 32 unsigned bytes in weight order (low nibbles are
+/// weights 0–15, high nibbles 16–31).
+#[inline(always)]
+unsafe fn nibbles_u8(qs: *const u8) -> __m256i {
+    let bytes = _mm_loadu_si128(qs as *const __m128i);
+    let mask = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(bytes, mask);
+    let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// Σ w·x of `blocks` Q4_1 blocks against a Q8 vector: Σ_b d_w·d_x·Σ q_w q_x + m_w·s_x.
+///
+/// # Safety
+/// AVX2/FMA/F16C available; `row` holds `20·blocks` bytes, `x` at least `blocks` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_1_q8(row: *const u8, x: &Q8Vector, blocks: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    for b in 0..blocks {
+        let p = row.add(20 * b);
+        let xq = _mm256_loadu_si256(x.q.as_ptr().add(32 * b) as *const __m256i);
+        let dot = dot_u8_i8(nibbles_u8(p.add(4)), xq);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p) * x.d[b]), dot, acc);
+        mins += half(p.add(2)) * x.s[b];
+    }
+    hsum(acc) + mins
+}
+
+/// Σ w·x of Q4_0 blocks against a Q8 vector: Σ_b d_w·(d_x·Σ q_w q_x − 8·s_x).
+///
+/// # Safety
+/// As [`dot_q4_1_q8`], 18 bytes per block.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_0_q8(row: *const u8, x: &Q8Vector, blocks: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut offsets = 0.0f32;
+    for b in 0..blocks {
+        let p = row.add(18 * b);
+        let xq = _mm256_loadu_si256(x.q.as_ptr().add(32 * b) as *const __m256i);
+        let d = half(p);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), dot_u8_i8(nibbles_u8(p.add(2)), xq), acc);
+        offsets += 8.0 * d * x.s[b];
+    }
+    hsum(acc) - offsets
+}
+
+/// Σ w·x of Q8_0 blocks against a Q8 vector: Σ_b d_w·d_x·Σ q_w q_x (signs moved onto x so
+/// `maddubs` can multiply |q_w| as unsigned).
+///
+/// # Safety
+/// As [`dot_q4_1_q8`], 34 bytes per block.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q8_0_q8(row: *const u8, x: &Q8Vector, blocks: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for b in 0..blocks {
+        let p = row.add(34 * b);
+        let w = _mm256_loadu_si256(p.add(2) as *const __m256i);
+        let xq = _mm256_loadu_si256(x.q.as_ptr().add(32 * b) as *const __m256i);
+        let dot = dot_u8_i8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half(p) * x.d[b]), dot, acc);
+    }
+    hsum(acc)
+}
