@@ -197,7 +197,7 @@ pub fn quant_matmul(w: &QuantMatrix, x: &[f32], tokens: usize, out: &mut [f32]) 
     let (rows, cols) = (w.rows, w.cols);
     #[cfg(target_arch = "x86_64")]
     if tokens < GEMM_MIN_TOKENS && integer_dots(w) {
-        return matvec_q8(w, x, tokens, out);
+        return matvec_q8(std::slice::from_ref(w), x, tokens, &mut [out]);
     }
     let per_task = if tokens >= GEMM_MIN_TOKENS {
         GEMM_ROWS
@@ -261,21 +261,31 @@ fn integer_dots(w: &QuantMatrix) -> bool {
     matches!(w.kind, QuantKind::Q4_0 | QuantKind::Q4_1 | QuantKind::Q8_0) && crate::quant_avx2::available()
 }
 
-/// Matrix-vector products for each of `tokens` rows of x, as llama.cpp computes them: x
-/// quantized to 8 bits per 32-value block, each weight row's blocks multiplied in integers.
-/// Rows are split over threads in chunks written straight into `out`.
+/// Matrix-vector products for each of `tokens` rows of x with every matrix of `ws` (all with
+/// `cols` columns), as llama.cpp computes them: x quantized to 8 bits per 32-value block once,
+/// each weight row's blocks multiplied in integers. The rows of all matrices are split over
+/// threads together (one fork-join for, say, Q, K and V) and written straight into `outs[i]`
+/// (`[tokens, ws[i].rows]`).
 #[cfg(target_arch = "x86_64")]
-fn matvec_q8(w: &QuantMatrix, x: &[f32], tokens: usize, out: &mut [f32]) {
+fn matvec_q8(ws: &[QuantMatrix], x: &[f32], tokens: usize, outs: &mut [&mut [f32]]) {
     use crate::quant_avx2 as simd;
-    let (rows, cols) = (w.rows, w.cols);
-    let rb = w.kind.row_bytes(cols).unwrap_or(0);
+    let cols = ws[0].cols;
     let blocks = cols / 32;
+    let total: usize = ws.iter().map(|w| w.rows).sum();
+    let mut dst = vec![0.0f32; total];
     for t in 0..tokens {
         let xq = simd::quantize_q8(&x[t * cols..(t + 1) * cols]);
-        let row_dot = |r: usize| -> f32 {
+        let row_dot = |g: usize| -> f32 {
+            let (mut i, mut r) = (0, g);
+            while r >= ws[i].rows {
+                r -= ws[i].rows;
+                i += 1;
+            }
+            let w = &ws[i];
+            let rb = w.kind.row_bytes(cols).unwrap_or(0);
             let p = w.data[r * rb..(r + 1) * rb].as_ptr();
-            // SAFETY: `integer_dots` checked the CPU; row r holds `blocks` blocks of this kind
-            // and `xq` as many 32-value blocks.
+            // SAFETY: `integer_dots` checked the CPU and formats; row r holds `blocks` blocks of
+            // this kind and `xq` as many 32-value blocks.
             unsafe {
                 match w.kind {
                     QuantKind::Q4_1 => simd::dot_q4_1_q8(p, &xq, blocks),
@@ -284,10 +294,9 @@ fn matvec_q8(w: &QuantMatrix, x: &[f32], tokens: usize, out: &mut [f32]) {
                 }
             }
         };
-        let dst = &mut out[t * rows..(t + 1) * rows];
         let threads = threads::num_threads();
-        if threads > 1 && threads::should_parallelize(rows * cols / 8) {
-            let chunk = rows.div_ceil(4 * threads).max(16);
+        if threads > 1 && threads::should_parallelize(total * cols / 8) {
+            let chunk = total.div_ceil(4 * threads).max(16);
             threads::install(|_| {
                 dst.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
                     for (i, v) in o.iter_mut().enumerate() {
@@ -296,10 +305,39 @@ fn matvec_q8(w: &QuantMatrix, x: &[f32], tokens: usize, out: &mut [f32]) {
                 })
             });
         } else {
-            for (r, v) in dst.iter_mut().enumerate() {
-                *v = row_dot(r);
+            for (g, v) in dst.iter_mut().enumerate() {
+                *v = row_dot(g);
             }
         }
+        let mut at = 0;
+        for (w, out) in ws.iter().zip(outs.iter_mut()) {
+            out[t * w.rows..(t + 1) * w.rows].copy_from_slice(&dst[at..at + w.rows]);
+            at += w.rows;
+        }
+    }
+}
+
+/// [`quant_matmul`] of the same input with several matrices of equal width (Q/K/V, gate/up):
+/// `outs[i]` receives `x·ws[i]ᵀ`. Below 8 input rows the products share one quantization of x
+/// and one thread fork-join.
+///
+/// # Panics
+/// Only on inconsistent sizes, which callers check.
+pub fn quant_matmul_many(ws: &[QuantMatrix], x: &[f32], tokens: usize, outs: &mut [&mut [f32]]) {
+    assert!(
+        ws.len() == outs.len() && ws.iter().all(|w| w.cols == ws[0].cols),
+        "ferrite bug: quant_matmul_many sizes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if tokens < GEMM_MIN_TOKENS && ws.iter().all(|w| integer_dots(w) && w.is_consistent()) {
+        assert!(
+            x.len() == tokens * ws[0].cols && ws.iter().zip(outs.iter()).all(|(w, o)| o.len() == tokens * w.rows),
+            "ferrite bug: quant_matmul_many sizes"
+        );
+        return matvec_q8(ws, x, tokens, outs);
+    }
+    for (w, out) in ws.iter().zip(outs.iter_mut()) {
+        quant_matmul(w, x, tokens, out);
     }
 }
 
@@ -386,6 +424,36 @@ mod tests {
     fn grouped_product_matches_plain_loop() {
         for tokens in [5, 9] {
             grouped(tokens);
+        }
+    }
+
+    /// Several matrices in one call give what separate calls give.
+    #[test]
+    fn many_matrices_match_separate_products() {
+        let data: Vec<u8> = (0..40 * 2 * 34)
+            .map(|i| if i % 34 == 1 { 0x2c } else { (i * 29 % 253) as u8 })
+            .collect();
+        let (a, b) = data.split_at(24 * 2 * 34);
+        let wa = QuantMatrix {
+            kind: QuantKind::Q8_0,
+            data: a,
+            rows: 24,
+            cols: 64,
+        };
+        let wb = QuantMatrix {
+            kind: QuantKind::Q8_0,
+            data: b,
+            rows: 16,
+            cols: 64,
+        };
+        for tokens in [1, 3, 9] {
+            let x: Vec<f32> = (0..tokens * 64).map(|i| ((i * 11 % 13) as f32 - 6.0) / 4.0).collect();
+            let (mut oa, mut ob) = (vec![0.0; tokens * 24], vec![0.0; tokens * 16]);
+            quant_matmul_many(&[wa, wb], &x, tokens, &mut [&mut oa, &mut ob]);
+            let (mut sa, mut sb) = (vec![0.0; tokens * 24], vec![0.0; tokens * 16]);
+            quant_matmul(&wa, &x, tokens, &mut sa);
+            quant_matmul(&wb, &x, tokens, &mut sb);
+            assert_eq!((oa, ob), (sa, sb), "{tokens} tokens");
         }
     }
 

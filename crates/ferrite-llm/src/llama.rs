@@ -10,7 +10,7 @@
 
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
 use ferrite_core::{Error, Result};
-use ferrite_kernels::quant::{dot, quant_matmul, QuantKind, QuantMatrix};
+use ferrite_kernels::quant::{dot, quant_matmul, quant_matmul_many, QuantKind, QuantMatrix};
 
 /// Shapes and constants from the file's `llama.*` metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -232,6 +232,15 @@ impl Llama {
         out
     }
 
+    /// `x` through several matrices of the same width at once (one pass for Q/K/V).
+    fn linear_many<const N: usize>(&self, ms: [&Mat; N], x: &[f32], tokens: usize) -> [Vec<f32>; N] {
+        let mut outs: [Vec<f32>; N] = std::array::from_fn(|i| vec![0.0; tokens * ms[i].rows]);
+        let ws: Vec<QuantMatrix> = ms.iter().map(|m| self.qm(m)).collect();
+        let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+        quant_matmul_many(&ws, x, tokens, &mut views);
+        outs
+    }
+
     /// Logits of the last position after feeding `ids` (the positions after `cache.len`).
     ///
     /// # Errors
@@ -268,9 +277,7 @@ impl Llama {
         }
         for (l, b) in self.blocks.iter().enumerate() {
             let h = rms_norm(&x, &b.attn_norm, c.eps);
-            let mut q = self.linear(&b.q, &h, t);
-            let mut k = self.linear(&b.k, &h, t);
-            let v = self.linear(&b.v, &h, t);
+            let [mut q, mut k, v] = self.linear_many([&b.q, &b.k, &b.v], &h, t);
             self.rope(&mut q, c.heads, cache.len);
             self.rope(&mut k, c.kv_heads, cache.len);
             cache.keys[l].extend_from_slice(&k);
@@ -279,8 +286,7 @@ impl Llama {
             let o = self.linear(&b.o, &att, t);
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let h = rms_norm(&x, &b.ffn_norm, c.eps);
-            let gate = self.linear(&b.gate, &h, t);
-            let up = self.linear(&b.up, &h, t);
+            let [gate, up] = self.linear_many([&b.gate, &b.up], &h, t);
             let act: Vec<f32> = gate
                 .iter()
                 .zip(&up)
