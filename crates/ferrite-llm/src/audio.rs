@@ -7,6 +7,7 @@
 //! log10 clamped at 1e-10, floored at the maximum − 8, then (x + 4) / 4.
 
 use ferrite_core::{Error, Result};
+use rayon::prelude::*;
 use std::f64::consts::PI;
 use std::path::Path;
 
@@ -181,25 +182,38 @@ pub fn log_mel(samples: &[f32]) -> Vec<f32> {
         })
         .unzip();
     let filters = mel_filters();
-    let mut mel = vec![0.0f64; N_MELS * frames];
-    let mut frame = vec![0.0f64; N_FFT];
-    let mut power = vec![0.0f64; bins];
-    for t in 0..frames {
+    // Frames are independent: computed in parallel, each into its own column. A frame whose
+    // window holds only the zero padding past the end has zero power (Whisper pads short clips
+    // with 30 s of silence), so its DFT is skipped.
+    let last_sample = samples.iter().rposition(|&v| v != 0.0).map_or(0, |i| i + 1);
+    let frame_power = |t: usize| -> Vec<f64> {
         let start = (t * HOP) as isize - pad as isize;
-        for (i, f) in frame.iter_mut().enumerate() {
-            *f = at(start + i as isize) as f64 * window[i];
+        if start > last_sample as isize + pad as isize {
+            return vec![0.0; N_MELS];
         }
-        for (k, p) in power.iter_mut().enumerate() {
-            let (mut re, mut im) = (0.0, 0.0);
-            for (i, &f) in frame.iter().enumerate() {
-                let idx = (k * i) % N_FFT;
-                re += f * cos[idx];
-                im -= f * sin[idx];
-            }
-            *p = re * re + im * im;
-        }
-        for (m, filt) in filters.iter().enumerate() {
-            mel[m * frames + t] = filt.iter().zip(&power).map(|(w, p)| w * p).sum();
+        let frame: Vec<f64> = (0..N_FFT).map(|i| at(start + i as isize) as f64 * window[i]).collect();
+        let power: Vec<f64> = (0..bins)
+            .map(|k| {
+                let (mut re, mut im) = (0.0, 0.0);
+                for (i, &f) in frame.iter().enumerate() {
+                    let idx = (k * i) % N_FFT;
+                    re += f * cos[idx];
+                    im -= f * sin[idx];
+                }
+                re * re + im * im
+            })
+            .collect();
+        filters
+            .iter()
+            .map(|filt| filt.iter().zip(&power).map(|(w, p)| w * p).sum())
+            .collect()
+    };
+    let columns: Vec<Vec<f64>> =
+        ferrite_kernels::threads::install(|_| (0..frames).into_par_iter().map(frame_power).collect());
+    let mut mel = vec![0.0f64; N_MELS * frames];
+    for (t, col) in columns.iter().enumerate() {
+        for (m, &v) in col.iter().enumerate() {
+            mel[m * frames + t] = v;
         }
     }
     let logs: Vec<f64> = mel.iter().map(|&v| v.max(1e-10).log10()).collect();
