@@ -64,16 +64,12 @@ pub fn whisper(model: &Path, audio: &Path, threads: &[usize], json_out: bool) ->
     let w = Whisper::load(model)?;
     for &t in threads {
         set_num_threads(t);
-        let mut times = Vec::new();
-        let mut last = None;
-        for run in 0..4 {
-            let tr = w.transcribe_file(audio, 1)?;
-            if run > 0 {
-                times.push(tr.seconds);
-            }
-            last = Some(tr);
-        }
-        let (secs, tr) = (median(times), last.unwrap_or_else(|| unreachable!("four runs")));
+        let warm = w.transcribe_file(audio, 1)?;
+        let mut runs = (0..3)
+            .map(|_| w.transcribe_file(audio, 1))
+            .collect::<Result<Vec<_>>>()?;
+        let secs = median(runs.iter().map(|r| r.seconds).collect());
+        let tr = runs.pop().unwrap_or(warm);
         let rss = peak_rss_mb().unwrap_or(f64::NAN);
         emit(
             json_out,
