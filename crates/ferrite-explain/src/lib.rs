@@ -8,6 +8,7 @@
 pub mod gradient_methods;
 pub mod html;
 pub mod integrated;
+pub mod llm;
 pub mod occlusion;
 pub mod pictures;
 pub mod run;

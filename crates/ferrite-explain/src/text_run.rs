@@ -1,6 +1,7 @@
 //! `ferrite explain` on text models: a text classifier (a `ferrite finetune` run or a Hugging
 //! Face sequence-classification directory) — token attributions or attention maps — and a
-//! translation run — attention maps (cross, encoder or decoder). Written as HTML (`.html`) or
+//! translation run — attention maps (cross, encoder or decoder) — and a GGUF language model
+//! (Llama family) — its causal self-attention over the prompt. Written as HTML (`.html`) or
 //! PNG (any other extension), with the numbers as JSON.
 //!
 //! Layer: explain.
@@ -45,6 +46,16 @@ fn write(path: &Path, text: &str) -> Result<()> {
 /// A directory without a sequence-classification model, a target label, layer or head that does
 /// not exist (named), and tokenizer/model failures.
 pub fn explain_text_run(dir: &Path, text: &str, request: &TextRequest, out: &Path) -> Result<Value> {
+    if crate::llm::is_gguf(dir) {
+        let TextRequest::Attention { layer, head, .. } = request else {
+            return Err(Error::Invalid {
+                op: "explain",
+                detail: "GGUF language models are explained with --method attention".into(),
+            });
+        };
+        let maps = crate::llm::llm_attention(dir, text)?;
+        return write_attention(&maps, *layer, *head, out, json!({}));
+    }
     if is_translation_run(dir) {
         return explain_translation(dir, text, request, out);
     }

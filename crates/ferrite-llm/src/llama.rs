@@ -246,6 +246,28 @@ impl Llama {
     /// # Errors
     /// No ids, an id outside the vocabulary, or more positions than the context length.
     pub fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+        self.forward_inner(ids, cache, None)
+    }
+
+    /// [`forward`](Self::forward) that also returns every layer's attention probabilities for
+    /// the new positions: `maps[layer]` is `[heads, new tokens, cached + new tokens]` row-major
+    /// (causal: zero past each query's own position). For explanations; the normal path never
+    /// builds them.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward).
+    pub fn forward_with_attention(&self, ids: &[u32], cache: &mut KvCache) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+        let mut maps = Vec::with_capacity(self.config.layers);
+        let logits = self.forward_inner(ids, cache, Some(&mut maps))?;
+        Ok((logits, maps))
+    }
+
+    fn forward_inner(
+        &self,
+        ids: &[u32],
+        cache: &mut KvCache,
+        mut maps: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<Vec<f32>> {
         let c = &self.config;
         let t = ids.len();
         if t == 0 {
@@ -282,7 +304,18 @@ impl Llama {
             self.rope(&mut k, c.kv_heads, cache.len);
             cache.keys[l].extend_from_slice(&k);
             cache.values[l].extend_from_slice(&v);
-            let att = self.attend(&q, &cache.keys[l], &cache.values[l], cache.len, t);
+            let mut weights = maps.as_ref().map(|_| vec![0.0f32; c.heads * t * (cache.len + t)]);
+            let att = self.attend(
+                &q,
+                &cache.keys[l],
+                &cache.values[l],
+                cache.len,
+                t,
+                weights.as_deref_mut(),
+            );
+            if let (Some(m), Some(w)) = (maps.as_deref_mut(), weights) {
+                m.push(w);
+            }
             let o = self.linear(&b.o, &att, t);
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let h = rms_norm(&x, &b.ffn_norm, c.eps);
@@ -322,7 +355,16 @@ impl Llama {
 
     /// Causal grouped-query attention of `t` new queries (positions `start..start+t`) over all
     /// cached keys/values `[start + t, kv_heads·head_dim]`.
-    fn attend(&self, q: &[f32], keys: &[f32], values: &[f32], start: usize, t: usize) -> Vec<f32> {
+    /// With `weights` (`[heads, t, start + t]`), the probabilities are stored there too.
+    fn attend(
+        &self,
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        start: usize,
+        t: usize,
+        mut weights: Option<&mut [f32]>,
+    ) -> Vec<f32> {
         let c = &self.config;
         let (hd, kvw) = (c.head_dim, c.kv_heads * c.head_dim);
         let group = c.heads / c.kv_heads;
@@ -342,6 +384,10 @@ impl Llama {
                 for s in scores.iter_mut() {
                     *s = (*s - m).exp();
                     sum += *s;
+                }
+                if let Some(w) = weights.as_deref_mut() {
+                    let row = &mut w[(h * t + i) * (start + t)..][..visible];
+                    row.iter_mut().zip(&scores).for_each(|(o, s)| *o = s / sum);
                 }
                 let o = &mut out[i * c.dim + h * hd..i * c.dim + (h + 1) * hd];
                 for (p, &w) in scores.iter().enumerate() {
