@@ -190,12 +190,12 @@ fn generate_and_chat_with_smollm2() {
     chat.stdin
         .take()
         .unwrap()
-        .write_all(b"What is the capital of France?\n")
+        .write_all(b"What is the capital of Germany?\n")
         .unwrap();
     let out = chat.wait_with_output().unwrap();
     assert!(out.status.success());
     let reply: serde_json::Value = serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
-    assert!(reply["text"].as_str().unwrap().contains("Paris"), "{reply}");
+    assert!(reply["text"].as_str().unwrap().contains("Berlin"), "{reply}");
     assert_eq!(reply["prompt_ids"][0], 1, "the ChatML prompt starts with <|im_start|>");
 
     let bad = ferrite(&["generate", "--model", "Cargo.toml", "--prompt", "x"]);
