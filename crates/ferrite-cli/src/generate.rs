@@ -3,7 +3,7 @@
 //! options and `--json` output holding ids, text and timing.
 
 use clap::Args;
-use ferrite::llm::{chatml_prompt, generate, LanguageModel, Message, Sampler, SamplingOptions};
+use ferrite::llm::{chatml_prompt, generate, Generation, LanguageModel, Message, Sampler, SamplingOptions};
 use ferrite::{set_num_threads, Error, Result};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -78,22 +78,16 @@ fn flush() {
     let _ = std::io::stdout().flush();
 }
 
-pub fn run_generate(args: GenerateArgs) -> Result<()> {
-    let s = &args.sampling;
-    let m = s.open()?;
-    let ids = m.encode(&args.prompt)?;
-    let mut sampler = s.sampler();
+/// Generates after `ids`, streaming the text (then a newline) or, with `--json`, printing the
+/// whole result as one JSON line.
+fn run_one(m: &LanguageModel, ids: &[u32], s: &SamplingArgs, sampler: &mut Sampler) -> Result<Generation> {
     let stream = !s.json;
-    if stream {
-        print!("{}", args.prompt);
-        flush();
-    }
     let g = generate(
         &m.llama,
         &m.tokenizer,
-        &ids,
+        ids,
         s.max_tokens,
-        &mut sampler,
+        sampler,
         &m.stop_ids,
         |piece| {
             if stream {
@@ -106,6 +100,21 @@ pub fn run_generate(args: GenerateArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&g).unwrap_or_default());
     } else {
         println!();
+    }
+    Ok(g)
+}
+
+pub fn run_generate(args: GenerateArgs) -> Result<()> {
+    let s = &args.sampling;
+    let m = s.open()?;
+    let ids = m.encode(&args.prompt)?;
+    let mut sampler = s.sampler();
+    if !s.json {
+        print!("{}", args.prompt);
+        flush();
+    }
+    let g = run_one(&m, &ids, s, &mut sampler)?;
+    if !s.json {
         eprintln!(
             "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, stop: {}]",
             g.prompt_ids.len(),
@@ -156,26 +165,7 @@ pub fn run_chat(args: ChatArgs) -> Result<()> {
         });
         let prompt = chatml_prompt(&messages, system.as_deref());
         let ids = m.encode(&prompt)?;
-        let stream = !s.json;
-        let g = generate(
-            &m.llama,
-            &m.tokenizer,
-            &ids,
-            s.max_tokens,
-            &mut sampler,
-            &m.stop_ids,
-            |piece| {
-                if stream {
-                    print!("{piece}");
-                    flush();
-                }
-            },
-        )?;
-        if s.json {
-            println!("{}", serde_json::to_string(&g).unwrap_or_default());
-        } else {
-            println!();
-        }
+        let g = run_one(&m, &ids, s, &mut sampler)?;
         messages.push(Message {
             role: "assistant".into(),
             content: g.text.trim().to_string(),

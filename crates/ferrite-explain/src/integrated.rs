@@ -199,10 +199,7 @@ pub fn integrated_gradients(
     let bv = baseline.to_vec::<f32>()?;
     let mut total = vec![0.0f64; xv.len()];
     let steps_per_batch = (opts.batch_rows / n.max(1)).max(1);
-    let ids = match target {
-        Target::All(t) => vec![*t; n],
-        Target::PerSample(v) => v.clone(),
-    };
+    let ids = target.ids(n);
     for chunk in (0..opts.steps).collect::<Vec<_>>().chunks(steps_per_batch) {
         // Path points of these steps, step-major: rows s·N + i.
         let mut pts = Vec::with_capacity(chunk.len() * xv.len());

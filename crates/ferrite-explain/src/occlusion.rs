@@ -73,10 +73,7 @@ pub fn occlusion(model: &Forward, x: &Tensor, target: &Target, opts: &OcclusionO
     }
     let fill = |c: usize| opts.baseline[if opts.baseline.len() == 1 { 0 } else { c }];
     let xv = x.to_vec::<f32>()?;
-    let ids = match target {
-        Target::All(t) => vec![*t; n],
-        Target::PerSample(v) => v.clone(),
-    };
+    let ids = target.ids(n);
     let base = target_values(model, &x, target)?;
     // Every window position as a list of covered flat offsets within a sample.
     let axis_starts: Vec<Vec<usize>> = (0..dims.len())

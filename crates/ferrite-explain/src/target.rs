@@ -18,21 +18,26 @@ pub enum Target {
 }
 
 impl Target {
+    /// The output index of each of `n` samples, unchecked (a per-sample list as given).
+    pub fn ids(&self, n: usize) -> Vec<usize> {
+        match self {
+            Target::All(t) => vec![*t; n],
+            Target::PerSample(v) => v.clone(),
+        }
+    }
+
     /// The output index of each of `n` samples, checked against `k` outputs.
     ///
     /// # Errors
     /// An index `≥ k` (named, with the valid range), or a per-sample list of the wrong length.
     pub fn resolve(&self, n: usize, k: usize) -> Result<Vec<usize>> {
-        let ids = match self {
-            Target::All(t) => vec![*t; n],
-            Target::PerSample(v) if v.len() == n => v.clone(),
-            Target::PerSample(v) => {
-                return Err(Error::Invalid {
-                    op: "explain",
-                    detail: format!("{} targets given for {n} samples", v.len()),
-                })
-            }
-        };
+        let ids = self.ids(n);
+        if ids.len() != n {
+            return Err(Error::Invalid {
+                op: "explain",
+                detail: format!("{} targets given for {n} samples", ids.len()),
+            });
+        }
         if let Some(&bad) = ids.iter().find(|&&t| t >= k) {
             return Err(Error::Invalid {
                 op: "explain",

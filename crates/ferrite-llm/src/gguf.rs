@@ -10,6 +10,7 @@
 //! error naming the file and what is wrong, never a panic or an out-of-bounds read.
 
 use ferrite_core::{Error, Result};
+use ferrite_kernels::quant::QuantKind;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -73,47 +74,20 @@ impl Value {
     }
 }
 
-/// ggml tensor element types this reader knows the block layout of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GgmlType {
-    F32,
-    F16,
-    Q4_0,
-    Q4_1,
-    Q8_0,
-}
+/// ggml tensor element types this reader knows: the block formats the quantized kernels
+/// multiply (`ferrite_kernels::quant::QuantKind`), so tensors go to them without a mapping.
+pub type GgmlType = QuantKind;
 
-impl GgmlType {
-    fn from_code(code: u32) -> Option<Self> {
-        Some(match code {
-            0 => GgmlType::F32,
-            1 => GgmlType::F16,
-            2 => GgmlType::Q4_0,
-            3 => GgmlType::Q4_1,
-            8 => GgmlType::Q8_0,
-            _ => return None,
-        })
-    }
-
-    /// (elements per block, bytes per block)
-    pub fn block(self) -> (usize, usize) {
-        match self {
-            GgmlType::F32 => (1, 4),
-            GgmlType::F16 => (1, 2),
-            GgmlType::Q4_0 => (32, 18),
-            GgmlType::Q4_1 => (32, 20),
-            GgmlType::Q8_0 => (32, 34),
-        }
-    }
-
-    /// Bytes of `n` elements, when `n` is a whole number of blocks.
-    pub fn bytes(self, n: usize) -> Option<usize> {
-        let (per, size) = self.block();
-        if n % per != 0 {
-            return None;
-        }
-        (n / per).checked_mul(size)
-    }
+/// The element type of a ggml type code (0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 8 Q8_0).
+fn ggml_type(code: u32) -> Option<GgmlType> {
+    Some(match code {
+        0 => QuantKind::F32,
+        1 => QuantKind::F16,
+        2 => QuantKind::Q4_0,
+        3 => QuantKind::Q4_1,
+        8 => QuantKind::Q8_0,
+        _ => return None,
+    })
 }
 
 /// A tensor's description and where its bytes are.
@@ -288,7 +262,7 @@ impl Gguf {
                 dims.push(usize::try_from(r.u64(&name)?).unwrap_or(usize::MAX));
             }
             let code = r.u32(&name)?;
-            let dtype = GgmlType::from_code(code).ok_or_else(|| {
+            let dtype = ggml_type(code).ok_or_else(|| {
                 Error::file(path, format!("tensor '{name}' has ggml type {code}, which ferrite does not read (F32, F16, Q4_0, Q4_1, Q8_0)"))
             })?;
             let offset = r.u64(&name)?;
@@ -303,7 +277,7 @@ impl Gguf {
         let mut tensors = BTreeMap::new();
         for (name, dims, dtype, offset) in infos {
             let numel = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            let len = numel.and_then(|n| dtype.bytes(n)).ok_or_else(|| {
+            let len = numel.and_then(|n| dtype.row_bytes(n)).ok_or_else(|| {
                 Error::file(
                     path,
                     format!("corrupt: tensor '{name}' {dims:?} is not a whole number of {dtype:?} blocks"),

@@ -8,7 +8,7 @@
 //! rotates adjacent pairs `(x[2i], x[2i+1])` by `pos · base^(−2i/head_dim)`; that is what
 //! `rope` does (GGUF `rope` mode 0).
 
-use crate::gguf::{GgmlType, Gguf, TensorInfo};
+use crate::gguf::{Gguf, TensorInfo};
 use ferrite_core::{Error, Result};
 use ferrite_kernels::quant::{dot, quant_matmul, quant_matmul_many, QuantKind, QuantMatrix};
 
@@ -117,16 +117,6 @@ pub struct KvCache {
     pub len: usize,
 }
 
-fn kind_of(t: GgmlType) -> QuantKind {
-    match t {
-        GgmlType::F32 => QuantKind::F32,
-        GgmlType::F16 => QuantKind::F16,
-        GgmlType::Q4_0 => QuantKind::Q4_0,
-        GgmlType::Q4_1 => QuantKind::Q4_1,
-        GgmlType::Q8_0 => QuantKind::Q8_0,
-    }
-}
-
 impl Llama {
     /// Loads the model in a GGUF file.
     ///
@@ -140,7 +130,7 @@ impl Llama {
             let (info, _) = gguf.tensor(name)?;
             check_dims(&gguf, info, &[cols, rows])?;
             Ok(Mat {
-                kind: kind_of(info.dtype),
+                kind: info.dtype,
                 start: info.start,
                 len: info.len,
                 rows,
@@ -151,7 +141,7 @@ impl Llama {
             let (info, bytes) = gguf.tensor(name)?;
             check_dims(&gguf, info, &[n])?;
             let m = QuantMatrix {
-                kind: kind_of(info.dtype),
+                kind: info.dtype,
                 data: bytes,
                 rows: 1,
                 cols: n,
