@@ -12,22 +12,21 @@
 //! tuned on, as much as a 128³ product on one core), over items of one micro-panel row each. Each
 //! thread packs the B panels it uses itself: packing again from the shared source measured cheaper
 //! than fetching a panel another core packed. A, when it must be packed, is packed once per block
-//! in a parallel phase of its own. `KC` and `NC` were tuned over {256, 384, 512, 768} on that VM
-//! (Sapphire Rapids, 48 KB L1d, 2 MB L2): 512×512 was best at 1 and 2 threads for 256³–2048³.
+//! in a parallel phase of its own. `KC` and `NC` are the kernel's (`Kernel::KC`, `Kernel::NC`),
+//! tuned to its CPUs' caches. Written once for every ISA: the microkernel and packers come from `K`.
 
-use super::avx512::{mr_max, tile_dyn, Tile, NR_PACKED};
-use super::pack::{a_len, b_len, new_block_id, pack_a, with_a_buf, with_panels, A_RS};
+use super::kernel::{Kernel, Tile};
+use super::pack::{a_len, b_len, new_block_id, with_a_buf, with_panels, A_RS};
 use super::{Dst, Src};
 use rayon::prelude::*;
 
-/// Depth of a packed block.
-pub const KC: usize = 512;
-/// Columns of B packed at once: each thread's `KC×NC` f32 panels are 1 MB of its 2 MB L2.
-const NC: usize = 512;
-/// Rows of A packed at once when A must be packed (`MC×KC` f32, 4 MB, read from L3).
+/// Rows of A packed at once when A must be packed (`MC×KC` f32, up to 4 MB, read from L3).
 const MC: usize = 2048;
-/// Rows of a tile: 6 rows × 64 columns is 24 accumulators.
-const MR: usize = mr_max(4);
+
+/// Rows of a tile as wide as a packed panel (6 on both ISAs: 6×64 zmm or 6×16 ymm).
+fn mr<K: Kernel>() -> usize {
+    K::mr_max(K::NR_PACKED / K::LANES)
+}
 
 /// The packed-A buffer, shared by the threads of one product.
 #[derive(Clone, Copy)]
@@ -51,14 +50,14 @@ fn for_each(threads: usize, n: usize, f: impl Fn(usize) + Send + Sync) {
 /// `C (+)= A·B` for an `m×n` block, all dimensions ≥ 1, on up to `threads` threads of the current pool.
 ///
 /// # Safety
-/// AVX-512F/VL and FMA must be available; `a` must reach `m×k`, `b` `k×n` and `c` `m×n` elements, and
+/// The CPU must have `K`'s features; `a` must reach `m×k`, `b` `k×n` and `c` `m×n` elements, and
 /// nothing else may touch that part of C.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumulate: bool, threads: usize) {
-    let kc_max = balanced(k, KC, 1);
-    let nc_max = balanced(n, NC, NR_PACKED);
+pub unsafe fn gemm<K: Kernel>(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumulate: bool, threads: usize) {
+    let kc_max = balanced(k, K::KC, 1);
+    let nc_max = balanced(n, K::NC, K::NR_PACKED);
     let direct_a = a.cs == 1;
-    let mc_max = if direct_a { m } else { balanced(m, MC, MR) };
+    let mc_max = if direct_a { m } else { balanced(m, MC, mr::<K>()) };
     let a_floats = if direct_a { 0 } else { a_len(mc_max) };
     with_a_buf(a_floats, |ap| {
         let ap = Buf(ap);
@@ -68,13 +67,13 @@ pub unsafe fn gemm(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumul
             for ic in (0..m).step_by(mc_max) {
                 let mc = mc_max.min(m - ic);
                 if !direct_a {
-                    let group = 4 * MR;
+                    let group = 4 * mr::<K>();
                     for_each(threads, mc.div_ceil(group), |g| {
                         let (r0, ap) = (g * group, ap);
                         let rows = group.min(mc - r0);
                         // SAFETY: rows r0.. of the block lie in A and, at A_RS each, in the
                         // buffer; the groups are disjoint.
-                        unsafe { pack_a(rows, kc, a.at(ic + r0, pc), a.rs, a.cs, ap.0.add(r0 * A_RS)) }
+                        unsafe { K::pack_a(rows, kc, a.at(ic + r0, pc), a.rs, a.cs, ap.0.add(r0 * A_RS)) }
                     });
                 }
                 let (a_blk, a_rs) = if direct_a {
@@ -96,7 +95,7 @@ pub unsafe fn gemm(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumul
                         nc,
                         accumulate: acc,
                     };
-                    compute(mc, &block, threads);
+                    compute::<K>(mc, &block, threads);
                 }
             }
         }
@@ -124,28 +123,29 @@ struct Block {
 unsafe impl Send for Block {}
 unsafe impl Sync for Block {}
 
-/// The `ir`/`jr` loops in one fork-join: one item per 6-row micro-panel (its whole row of tiles, so the A
+/// The `ir`/`jr` loops in one fork-join: one item per micro-panel of `mr` rows (its whole row of tiles, so the A
 /// micro-panel stays in L1), or, when there are too few rows to feed every thread, per part of a
 /// row. Each thread packs the B panels it uses on first use.
 ///
 /// # Safety
 /// As for [`gemm`], with `blk.a` reaching `mc` rows.
-unsafe fn compute(mc: usize, blk: &Block, threads: usize) {
-    let rows = mc.div_ceil(MR);
-    let panels = blk.nc.div_ceil(NR_PACKED);
+unsafe fn compute<K: Kernel>(mc: usize, blk: &Block, threads: usize) {
+    let mr_full = mr::<K>();
+    let rows = mc.div_ceil(mr_full);
+    let panels = blk.nc.div_ceil(K::NR_PACKED);
     let parts = if threads > 1 {
         (2 * threads).div_ceil(rows).min(panels)
     } else {
         1
     };
-    let floats = b_len(blk.kc, blk.nc, NR_PACKED);
+    let floats = b_len(blk.kc, blk.nc, K::NR_PACKED);
     for_each(threads, rows * parts, |item| {
-        let (i0, part) = ((item / parts) * MR, item % parts);
-        let mr = MR.min(mc - i0);
+        let (i0, part) = ((item / parts) * mr_full, item % parts);
+        let mr = mr_full.min(mc - i0);
         with_panels(blk.id, floats, |packed| {
             for p in (part * panels / parts)..((part + 1) * panels / parts) {
-                let j0 = p * NR_PACKED;
-                let (b, w) = (blk.b, NR_PACKED.min(blk.nc - j0));
+                let j0 = p * K::NR_PACKED;
+                let (b, w) = (blk.b, K::NR_PACKED.min(blk.nc - j0));
                 // SAFETY: panel p lies in this block of B, the tile in this block of C, which only
                 // this item writes; A covers the tile's rows and depth.
                 unsafe {
@@ -153,17 +153,17 @@ unsafe fn compute(mc: usize, blk: &Block, threads: usize) {
                         kc: blk.kc,
                         a: blk.a.0.wrapping_offset(i0 as isize * blk.a_rs),
                         a_rs: blk.a_rs,
-                        b: packed.get(p, blk.kc, w, b.at(0, j0), b.rs, b.cs, NR_PACKED),
-                        b_rs: NR_PACKED as isize,
+                        b: packed.get::<K>(p, blk.kc, w, b.at(0, j0), b.rs, b.cs),
+                        b_rs: K::NR_PACKED as isize,
                         c: blk.c.wrapping_offset(i0 as isize * blk.c_rs).wrapping_add(j0),
                         c_rs: blk.c_rs,
                         nr: w,
                         accumulate: blk.accumulate,
                     };
                     if blk.packed_a {
-                        tile_dyn::<true, true>(mr, t)
+                        K::tile_dyn::<true, true>(mr, t)
                     } else {
-                        tile_dyn::<false, true>(mr, t)
+                        K::tile_dyn::<false, true>(mr, t)
                     }
                 }
             }

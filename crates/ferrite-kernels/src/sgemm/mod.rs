@@ -1,18 +1,25 @@
-//! ferrite's own f32 GEMM for x86-64 CPUs with AVX-512: `C (+)= A·B` on strided operands.
+//! ferrite's own f32 GEMM for x86-64 CPUs with AVX-512 or AVX2: `C (+)= A·B` on strided operands.
 //!
-//! Layer: kernels. `matmul::matmul` sends f32 products here when the CPU has AVX-512F/VL and FMA
-//! (checked once at run time) and the shape is not matrix-vector-like; everything else stays on the
-//! `gemm` crate. Written to close the gap to MKL (PyTorch) on AVX-512 Xeons, mostly at two threads.
+//! Layer: kernels. `matmul::matmul` sends f32 products here when the CPU has AVX-512F/VL + FMA or
+//! AVX2 + FMA (checked at run time, cached by `is_x86_feature_detected!`) and the shape is not
+//! matrix-vector-like; everything else stays on the `gemm` crate. Written to close the gap to MKL
+//! (PyTorch): first on AVX-512 Xeons, then on AVX2-only AMD EPYCs, where the `gemm` crate reached
+//! 0.68–0.8× of MKL's GFLOP/s.
 //!
-//! Pieces: `avx512` (the register-tile microkernel, up to 14×32 or 6×64), `nt` (dot products for
-//! `x·Wᵀ` with few rows of x), `small` (unpacked path for
-//! products that fit in cache: no packing, no allocation), `blocked` (the cache-blocked loop nest
-//! for the rest, with the threading), `pack` and `transpose` (panel packing and per-thread buffers).
-//! Every address is checked once, by `matmul::matmul`'s `check_reach`; below that, raw pointers.
+//! Pieces: `kernel` (what an ISA provides), `avx512` and `avx2` (register-tile microkernels, up to
+//! 14×32 / 6×64 and 12×8 / 6×16, with their packers), `nt` and `nt_avx2` (dot products for `x·Wᵀ`
+//! with few rows of x), `small` (unpacked path for products that fit in cache: no packing, no
+//! allocation), `blocked` (the cache-blocked loop nest for the rest, with the threading), `pack` and
+//! `transpose` (per-thread buffers, register transposes). `small` and `blocked` are generic over
+//! the kernel. Every address is checked once, by `matmul::matmul`'s `check_reach`; below that, raw
+//! pointers.
 
+mod avx2;
 mod avx512;
 mod blocked;
+mod kernel;
 mod nt;
+mod nt_avx2;
 mod pack;
 mod small;
 #[cfg(test)]
@@ -21,6 +28,9 @@ mod transpose;
 
 use crate::matmul::MatRef;
 use crate::threads;
+use avx2::Avx2;
+use avx512::Avx512;
+use kernel::Kernel;
 use rayon::prelude::*;
 
 /// Multiply-adds from which a product is split across threads. Handing work to the pool costs
@@ -72,8 +82,40 @@ impl Dst {
     }
 }
 
-/// True when this kernel should take an `m×k · k×n` f32 product: the CPU has AVX-512F/VL and FMA
-/// (`is_x86_feature_detected!` caches its answer), and the product is not matrix-vector-like. For
+/// The instruction sets this GEMM has kernels for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Avx512,
+    Avx2,
+}
+
+impl Isa {
+    /// The best kernel this CPU can run, if any (`is_x86_feature_detected!` caches its answers).
+    fn detect() -> Option<Isa> {
+        if !is_x86_feature_detected!("fma") {
+            None
+        } else if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
+            Some(Isa::Avx512)
+        } else if is_x86_feature_detected!("avx2") {
+            Some(Isa::Avx2)
+        } else {
+            None
+        }
+    }
+
+    /// Every kernel this CPU can run (the best first), so tests can check each.
+    #[cfg(test)]
+    fn all() -> Vec<Isa> {
+        match Isa::detect() {
+            Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
+            Some(Isa::Avx2) => vec![Isa::Avx2],
+            None => vec![],
+        }
+    }
+}
+
+/// True when this kernel should take an `m×k · k×n` f32 product: the CPU has AVX-512F/VL or AVX2,
+/// and FMA, and the product is not matrix-vector-like. For
 /// `n == 1`, or a few rows against a large B, the work is memory-bound and the `gemm` crate's
 /// dedicated kernels measured up to 2× faster (e.g. 1×4096×4096, 4096×4096×1).
 /// `lhs_cs`/`rhs_rs`: A's column stride and B's row stride; `x·Wᵀ` (1 and 1) with few rows takes
@@ -84,9 +126,9 @@ pub fn suits(m: usize, n: usize, k: usize, lhs_cs: isize, rhs_rs: isize) -> bool
     (nt || !gemv_like) && available()
 }
 
-/// True when this CPU can run the kernel.
+/// True when this CPU can run one of the kernels.
 fn available() -> bool {
-    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("fma")
+    Isa::detect().is_some()
 }
 
 /// `dst[m×n] = lhs · rhs` (or `+=` when `accumulate`), `dst` with row stride `dst_rs`. Without
@@ -98,6 +140,29 @@ fn available() -> bool {
 /// least `(m-1)·dst_rs + n` elements that nothing else touches during the call).
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: MatRef<'_, f32>,
+    rhs: MatRef<'_, f32>,
+    accumulate: bool,
+    allow_threads: bool,
+) {
+    if let Some(isa) = Isa::detect() {
+        // SAFETY: the caller's guarantees, and `isa` was detected on this CPU.
+        unsafe { matmul_on(isa, m, n, k, dst, dst_rs, lhs, rhs, accumulate, allow_threads) }
+    }
+}
+
+/// [`matmul`] with the kernel chosen by the caller (tests run every kernel the CPU has).
+///
+/// # Safety
+/// As for [`matmul`], and the CPU has `isa`'s features.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_on(
+    isa: Isa,
     m: usize,
     n: usize,
     k: usize,
@@ -125,11 +190,26 @@ pub unsafe fn matmul(
     if allow_threads && m * n * k >= PAR_MIN_FLOPS {
         threads::install(|t| {
             // SAFETY: as below; `run` hands threads disjoint blocks of C.
-            unsafe { run(m, n, k, a, b, c, accumulate, t) }
+            unsafe { run_on(isa, m, n, k, a, b, c, accumulate, t) }
         });
     } else {
         // SAFETY: the caller checked the CPU features and the reach of all three operands.
-        unsafe { run(m, n, k, a, b, c, accumulate, 1) }
+        unsafe { run_on(isa, m, n, k, a, b, c, accumulate, 1) }
+    }
+}
+
+/// The dot-product path for `x·Wᵀ` of one ISA (`nt::gemm`, `nt_avx2::gemm`).
+type NtGemm = unsafe fn(usize, usize, usize, Src, Src, Dst, bool);
+
+/// [`run`] with `isa`'s kernels.
+///
+/// # Safety
+/// As for [`run`], with `isa`'s features.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_on(isa: Isa, m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumulate: bool, threads: usize) {
+    match isa {
+        Isa::Avx512 => run::<Avx512>(m, n, k, a, b, c, accumulate, threads, nt::gemm),
+        Isa::Avx2 => run::<Avx2>(m, n, k, a, b, c, accumulate, threads, nt_avx2::gemm),
     }
 }
 
@@ -139,28 +219,38 @@ pub unsafe fn matmul(
 /// C's columns between threads.
 ///
 /// # Safety
-/// AVX-512F/VL and FMA available; the operands reach `m×k`, `k×n`, `m×n` valid elements; nothing
-/// else touches this block of C.
+/// The CPU has `K`'s features; the operands reach `m×k`, `k×n`, `m×n` valid elements; nothing
+/// else touches this block of C. `nt` is the dot-product path for the same ISA.
 #[allow(clippy::too_many_arguments)]
-unsafe fn run(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumulate: bool, threads: usize) {
+unsafe fn run<K: Kernel>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Src,
+    b: Src,
+    c: Dst,
+    accumulate: bool,
+    threads: usize,
+    nt: NtGemm,
+) {
     let row_major = a.cs == 1 && b.cs == 1;
     if a.cs == 1 && b.rs == 1 && b.cs != 1 && m <= NT_MAX_ROWS {
         let cols = n.div_ceil(threads).next_multiple_of(16);
         if threads <= 1 || n <= cols {
-            nt::gemm(m, n, k, a, b, c, accumulate);
+            nt(m, n, k, a, b, c, accumulate);
         } else {
             (0..n.div_ceil(cols)).into_par_iter().for_each(|part| {
                 let j0 = part * cols;
                 let b = Src { ptr: b.at(0, j0), ..b };
                 let c = Dst { ptr: c.at(0, j0), ..c };
                 // SAFETY: the column blocks are disjoint and inside the checked m×n.
-                unsafe { nt::gemm(m, cols.min(n - j0), k, a, b, c, accumulate) }
+                unsafe { nt(m, cols.min(n - j0), k, a, b, c, accumulate) }
             });
         }
     } else if !row_major || (m * n * k > SMALL_MAX_FLOPS && m > SHORT_ROWS) {
-        blocked::gemm(m, n, k, a, b, c, accumulate, threads);
+        blocked::gemm::<K>(m, n, k, a, b, c, accumulate, threads);
     } else if threads <= 1 || n <= SHORT_COLS {
-        small::gemm(m, n, k, a, b, c, accumulate);
+        small::gemm::<K>(m, n, k, a, b, c, accumulate);
     } else {
         let cols = n.div_ceil(threads).next_multiple_of(SHORT_COLS);
         (0..n.div_ceil(cols)).into_par_iter().for_each(|part| {
@@ -168,7 +258,7 @@ unsafe fn run(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumulate: 
             let b = Src { ptr: b.at(0, j0), ..b };
             let c = Dst { ptr: c.at(0, j0), ..c };
             // SAFETY: the column blocks are disjoint and inside the checked m×n.
-            unsafe { small::gemm(m, cols.min(n - j0), k, a, b, c, accumulate) }
+            unsafe { small::gemm::<K>(m, cols.min(n - j0), k, a, b, c, accumulate) }
         });
     }
 }

@@ -1,15 +1,12 @@
-//! Packing for the blocked sgemm: copies blocks of A and B into the layouts the microkernel streams,
-//! and the reusable per-thread buffers they live in (no allocation per call once warm).
+//! Buffers for the blocked sgemm's packed operands: reusable per thread (no allocation per call
+//! once warm), and the sizes of the layouts the microkernels stream.
 //!
-//! Layer: kernels (sgemm internals). Packing reads any row/column strides, so a transposed operand
-//! costs one strided read here instead of a copy beforehand (a 16×16 register transpose when the
-//! operand is stored the other way round). Layouts are what `avx512::tile` reads with `PA`/`PB`:
-//! A row by row at the fixed stride `A_RS`, B as zero-padded `kc×64` panels.
+//! Layer: kernels (sgemm internals). The packers themselves belong to each ISA's kernel
+//! (`Kernel::pack_a`, `Kernel::pack_b`): they read any row/column strides, so a transposed operand
+//! costs one strided read there instead of a copy beforehand. Layouts: A row by row at the fixed
+//! stride `A_RS`, B as zero-padded `kc×NR_PACKED` panels.
 
-use super::avx512::lanes;
-use super::blocked::KC;
-use super::transpose::transpose16;
-use std::arch::x86_64::*;
+use super::kernel::Kernel;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -58,12 +55,11 @@ impl Panels {
     };
 
     /// Panel `p` (`w` columns wide, `kc` deep) of the block whose source starts at `b`, packed
-    /// into `nr`-wide panels on first use.
+    /// into `K::NR_PACKED`-wide panels on first use.
     ///
     /// # Safety
-    /// As for [`pack_b`] for this panel; `p < 64`; the buffer was sized for `(p + 1)·nr·kc` f32.
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn get(
+    /// As for `K::pack_b` for this panel; `p < 64`; the buffer was sized for `(p + 1)·NR_PACKED·kc` f32.
+    pub unsafe fn get<K: Kernel>(
         &mut self,
         p: usize,
         kc: usize,
@@ -71,11 +67,10 @@ impl Panels {
         b: *const f32,
         rs: isize,
         cs: isize,
-        nr: usize,
     ) -> *const f32 {
-        let out = self.buf.as_mut_ptr().cast::<f32>().add(p * nr * kc);
+        let out = self.buf.as_mut_ptr().cast::<f32>().add(p * K::NR_PACKED * kc);
         if self.packed & (1 << p) == 0 {
-            pack_b(kc, w, b, rs, cs, nr, out);
+            K::pack_b(kc, w, b, rs, cs, out);
             self.packed |= 1 << p;
         }
         out
@@ -111,9 +106,9 @@ pub fn with_panels<R>(block: u64, floats: usize, f: impl FnOnce(&mut Panels) -> 
     r
 }
 
-/// Row stride of packed A, in f32: the deepest block plus one cache line, so that the rows of a tile
-/// fall in different L1 sets.
-pub const A_RS: usize = KC + 16;
+/// Row stride of packed A, in f32: the deepest block any kernel uses (512) plus one cache line, so
+/// that the rows of a tile fall in different L1 sets.
+pub const A_RS: usize = 512 + 16;
 
 /// Floats needed to pack an `mc×kc` block of A.
 pub fn a_len(mc: usize) -> usize {
@@ -123,94 +118,4 @@ pub fn a_len(mc: usize) -> usize {
 /// Floats needed to pack a `kc×nc` block of B in panels `nr` wide (columns rounded up to whole panels).
 pub fn b_len(kc: usize, nc: usize, nr: usize) -> usize {
     nc.div_ceil(nr) * nr * kc
-}
-
-/// Packs the `mc×kc` block of A at `a` (strides `rs`, `cs`, `kc <= KC`) row by row: row `i` at
-/// `out[i·A_RS ..]`, k contiguous. Only A without unit column stride comes here (the blocked path
-/// reads row-major A in place), so the column-major case is the one made fast.
-///
-/// # Safety
-/// AVX-512F must be available; every `(i < mc, p < kc)` element must be readable through the strides;
-/// `out` must hold `a_len(mc)` f32.
-#[target_feature(enable = "avx512f,avx512vl,fma")]
-pub unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rs: isize, cs: isize, out: *mut f32) {
-    if rs == 1 {
-        // A stored column-major: transpose 16×16 blocks (rows i0.., depths p0..) through registers.
-        for i0 in (0..mc).step_by(16) {
-            let rows = lanes(mc - i0);
-            for p0 in (0..kc).step_by(16) {
-                let depth = 16.min(kc - p0);
-                let cols: [__m512; 16] = std::array::from_fn(|p| {
-                    if p < depth {
-                        _mm512_maskz_loadu_ps(rows, a.offset((p0 + p) as isize * cs).add(i0))
-                    } else {
-                        _mm512_setzero_ps()
-                    }
-                });
-                for (i, row) in transpose16(cols).into_iter().enumerate().take(mc - i0) {
-                    _mm512_mask_storeu_ps(out.add((i0 + i) * A_RS + p0), lanes(depth), row);
-                }
-            }
-        }
-    } else {
-        for i in 0..mc {
-            for p in 0..kc {
-                *out.add(i * A_RS + p) = *a.offset(i as isize * rs + p as isize * cs);
-            }
-        }
-    }
-}
-
-/// Packs the `kc×nc` block of B at `b` (strides `rs`, `cs`) into `ceil(nc/w)` panels of `kc×w`
-/// (`out[panel·w·kc + p·w + j]`), zero past column `nc`; `w` is a multiple of 16.
-///
-/// # Safety
-/// AVX-512F must be available; every `(p < kc, j < nc)` element must be readable through the strides;
-/// `out` must hold `b_len(kc, nc, w)` f32.
-#[target_feature(enable = "avx512f,avx512vl,fma")]
-pub unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rs: isize, cs: isize, w: usize, out: *mut f32) {
-    for (panel, j0) in (0..nc).step_by(w).enumerate() {
-        let dst = out.add(panel * w * kc);
-        let src = b.offset(j0 as isize * cs);
-        let nr = w.min(nc - j0);
-        if cs == 1 {
-            for p in 0..kc {
-                let row = src.offset(p as isize * rs);
-                for v in (0..w).step_by(16) {
-                    let m = lanes(nr.saturating_sub(v));
-                    let x = _mm512_maskz_loadu_ps(m, row.wrapping_add(v));
-                    _mm512_storeu_ps(dst.add(p * w + v), x);
-                }
-            }
-        } else if rs == 1 {
-            // B stored column-major (`x·Wᵀ`): transpose 16×16 blocks (columns v.., depths p0..).
-            for v in (0..w).step_by(16) {
-                let width = nr.saturating_sub(v).min(16);
-                for p0 in (0..kc).step_by(16) {
-                    let depth = lanes(kc - p0);
-                    let rows: [__m512; 16] = std::array::from_fn(|j| {
-                        if j < width {
-                            let col = src.offset((v + j) as isize * cs);
-                            _mm512_maskz_loadu_ps(depth, col.add(p0))
-                        } else {
-                            _mm512_setzero_ps()
-                        }
-                    });
-                    for (p, row) in transpose16(rows).into_iter().enumerate().take(kc - p0) {
-                        _mm512_storeu_ps(dst.add((p0 + p) * w + v), row);
-                    }
-                }
-            }
-        } else {
-            for p in 0..kc {
-                for j in 0..w {
-                    *dst.add(p * w + j) = if j < nr {
-                        *src.offset(p as isize * rs + j as isize * cs)
-                    } else {
-                        0.0
-                    };
-                }
-            }
-        }
-    }
 }

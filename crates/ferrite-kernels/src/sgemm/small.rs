@@ -6,30 +6,28 @@
 //! wide products (a few rows of A against a large B), where packing B would cost as much as the
 //! arithmetic.
 
-use super::avx512::{mr_max, tile_dyn, Tile};
+use super::kernel::{Kernel, Tile};
 use super::{Dst, Src};
-
-/// Columns per strip: two zmm vectors, so tiles can be 14 rows tall (measured faster here than
-/// 6×64 tiles for 32–64-row products).
-const NR: usize = 32;
 
 /// `C (+)= A·B` for an `m×n` block, all dimensions ≥ 1, A and B with unit column stride.
 ///
-/// Tiles C into 32-column strips (a last strip of 16 columns or fewer joins the one before, making
-/// a 48-column strip of 8-row tiles rather than a 16-column one that is load-bound) and, within
-/// each strip, row tiles of near-equal height, so 32 rows run as 11+11+10 rather than 14+14+4. The
-/// B strip stays in L1 across the rows.
+/// Tiles C into strips two vectors wide (32 columns with AVX-512, where tiles can then be 14 rows
+/// tall: measured faster than 6×64 tiles for 32–64-row products; 16 with AVX2). A last strip of one
+/// vector or less joins the one before, making a three-vector strip rather than a one-vector one
+/// that is load-bound. Within each strip, row tiles of near-equal height, so 32 rows run as
+/// 11+11+10 rather than 14+14+4. The B strip stays in L1 across the rows.
 ///
 /// # Safety
-/// AVX-512F/VL and FMA must be available; `a.cs == b.cs == 1`; `a` must reach `m×k`, `b` `k×n` and
-/// `c` `m×n` elements, and nothing else may touch that part of C.
-pub unsafe fn gemm(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumulate: bool) {
+/// The CPU must have `K`'s features; `a.cs == b.cs == 1`; `a` must reach `m×k`, `b` `k×n` and `c`
+/// `m×n` elements, and nothing else may touch that part of C.
+pub unsafe fn gemm<K: Kernel>(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumulate: bool) {
     debug_assert!(a.cs == 1 && b.cs == 1);
+    let strip = 2 * K::LANES;
     let mut j0 = 0;
     while j0 < n {
         let left = n - j0;
-        let nr = if left <= NR + 16 { left } else { NR };
-        let tiles = m.div_ceil(mr_max(nr.div_ceil(16)));
+        let nr = if left <= strip + K::LANES { left } else { strip };
+        let tiles = m.div_ceil(K::mr_max(nr.div_ceil(K::LANES)));
         let (base, extra) = (m / tiles, m % tiles);
         let mut i0 = 0;
         for t in 0..tiles {
@@ -45,7 +43,7 @@ pub unsafe fn gemm(m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumul
                 nr,
                 accumulate,
             };
-            tile_dyn::<false, false>(mr, tile);
+            K::tile_dyn::<false, false>(mr, tile);
             i0 += mr;
         }
         j0 += nr;

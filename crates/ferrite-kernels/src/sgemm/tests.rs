@@ -1,10 +1,10 @@
-//! Tests of the AVX-512 sgemm against a naive f64 product: edge sizes around the tiles (14×32 and
-//! 6×64) and the cache blocks (KC, NC, MC), transposed and offset operands, padded output rows,
-//! accumulation, one and two threads. They call `sgemm::matmul` directly, so shapes that
-//! `matmul::matmul` would hand to the `gemm` crate are covered too. Skipped (passing) on CPUs without
-//! AVX-512.
+//! Tests of the sgemm kernels against a naive f64 product: edge sizes around the tiles (14×32 and
+//! 6×64 with AVX-512, 12×8 and 6×16 with AVX2) and the cache blocks (KC, NC, MC), transposed and
+//! offset operands, padded output rows, accumulation, one and two threads. They call the sgemm
+//! directly, once per kernel the CPU can run, so shapes that `matmul::matmul` would hand to the
+//! `gemm` crate are covered too. Skipped (passing) on CPUs with neither AVX-512 nor AVX2.
 
-use super::{available, matmul};
+use super::{available, matmul_on, Isa};
 use crate::matmul::MatRef;
 use crate::threads;
 
@@ -48,7 +48,7 @@ fn check(m: usize, n: usize, k: usize, la: Layout, lb: Layout, pad: usize, acc: 
     let (bbuf, brs, bcs) = store(&b, k, n, lb);
     let dst_rs = n + pad;
     let init = values(m * dst_rs, 3);
-    let mut c = if acc { init.clone() } else { vec![f32::NAN; m * dst_rs] };
+    let fresh = || if acc { init.clone() } else { vec![f32::NAN; m * dst_rs] };
     let lhs = MatRef {
         data: &abuf,
         offset: la.offset,
@@ -64,11 +64,49 @@ fn check(m: usize, n: usize, k: usize, la: Layout, lb: Layout, pad: usize, acc: 
     threads::set_num_threads(thr);
     if k == 0 {
         // sgemm::matmul's callers handle k == 0 (and route by shape); test that path as a user sees it.
+        let mut c = fresh();
         crate::matmul::matmul(m, n, k, &mut c, dst_rs, lhs, rhs, acc, true);
-    } else {
-        // SAFETY: the test's buffers hold the shapes; this CPU was checked by the caller.
-        unsafe { matmul(m, n, k, c.as_mut_ptr(), dst_rs, lhs, rhs, acc, true) };
+        compare(
+            &c,
+            &a,
+            &b,
+            &init,
+            (m, n, k),
+            dst_rs,
+            acc,
+            &format!("{la:?} {lb:?} threads={thr}"),
+        );
+        return;
     }
+    for isa in Isa::all() {
+        let mut c = fresh();
+        // SAFETY: the test's buffers hold the shapes; `Isa::all` lists what this CPU runs.
+        unsafe { matmul_on(isa, m, n, k, c.as_mut_ptr(), dst_rs, lhs, rhs, acc, true) };
+        compare(
+            &c,
+            &a,
+            &b,
+            &init,
+            (m, n, k),
+            dst_rs,
+            acc,
+            &format!("{isa:?} {la:?} {lb:?} threads={thr}"),
+        );
+    }
+}
+
+/// Checks C against the f64 product (plus `init` when `acc`) and that nothing past column n changed.
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    c: &[f32],
+    a: &[f32],
+    b: &[f32],
+    init: &[f32],
+    (m, n, k): (usize, usize, usize),
+    dst_rs: usize,
+    acc: bool,
+    what: &str,
+) {
     let tol = 1e-6 * k as f64 + 1e-6;
     for i in 0..m {
         for j in 0..n {
@@ -79,8 +117,7 @@ fn check(m: usize, n: usize, k: usize, la: Layout, lb: Layout, pad: usize, acc: 
             let got = c[i * dst_rs + j] as f64;
             assert!(
                 (got - want).abs() <= tol,
-                "{m}x{n}x{k} {la:?} {lb:?} pad={pad} acc={acc} threads={thr}: \
-                 c[{i},{j}] = {got}, want {want}"
+                "{m}x{n}x{k} {what} acc={acc}: c[{i},{j}] = {got}, want {want}"
             );
         }
         for j in n..dst_rs.min(c.len() - i * dst_rs) {
