@@ -44,8 +44,8 @@ pub fn softmax<T: Float>(x: &[T], len: usize) -> Vec<T> {
 }
 
 crate::simd::wide_fn! {
-    /// One row of [`softmax`].
-    fn softmax_row<T: Float>(xr: &[T], o: &mut [T]) {
+    /// One row of [`softmax`] (also used by `attention`).
+    pub(crate) fn softmax_row<T: Float>(xr: &[T], o: &mut [T]) {
         let m = row_max(xr);
         if m == T::NEG_INFINITY {
             // A fully masked row: PyTorch returns NaN; we return zeros so masked padding rows stay finite.

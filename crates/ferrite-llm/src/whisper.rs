@@ -120,22 +120,13 @@ fn heads_of(x: &Tensor, heads: usize) -> Result<Tensor> {
 }
 
 /// Scaled dot-product attention of `q` `[Tq, d]` over `k`, `v` `[Tk, d]`; with `causal_from`,
-/// query i (at absolute position `causal_from + i`) sees keys up to that position.
+/// query i (at absolute position `causal_from + i`) sees keys up to that position. Fused (see
+/// `Tensor::fused_attention`): the encoder's 6 × 1,500 × 1,500 scores never exist at once.
 fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal_from: Option<usize>) -> Result<Tensor> {
     let (tq, d) = (q.shape()[0], q.shape()[1]);
-    let tk = k.shape()[0];
     let (qh, kh, vh) = (heads_of(q, heads)?, heads_of(k, heads)?, heads_of(v, heads)?);
     let scale = 1.0 / ((d / heads) as f64).sqrt();
-    let mut scores = qh.matmul(&kh.transpose(1, 2)?)?.mul_scalar(scale)?;
-    if let Some(start) = causal_from {
-        let mask: Vec<f32> = (0..tq)
-            .flat_map(|i| (0..tk).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
-        scores = scores.add(&Tensor::from_vec(mask, [1, tq, tk])?)?;
-    }
-    scores
-        .softmax(-1)?
-        .matmul(&vh)?
+    qh.fused_attention(&kh, &vh, None, causal_from, scale)?
         .transpose(0, 1)?
         .contiguous()?
         .reshape([tq, d])

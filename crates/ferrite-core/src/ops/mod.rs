@@ -3,6 +3,7 @@
 //!
 //! Layer: core.
 
+mod attention;
 mod batch_norm;
 mod conv;
 mod elementwise;

@@ -37,7 +37,7 @@ impl Kernel for Avx2 {
     }
 
     unsafe fn tile_dyn<const PA: bool, const PB: bool>(mr: usize, t: Tile) {
-        if t.nr % 8 == 0 || PB {
+        if t.nr.is_multiple_of(8) || PB {
             tile_rows::<PA, PB, false>(mr, t)
         } else {
             tile_rows::<PA, PB, true>(mr, t)
@@ -103,7 +103,7 @@ unsafe fn tile<const MR: usize, const NV: usize, const PA: bool, const PB: bool,
         a = a.wrapping_add(1);
         b = b.wrapping_offset(b_rs);
     }
-    let partial = t.nr % 8 != 0;
+    let partial = !t.nr.is_multiple_of(8);
     for (i, row) in acc.into_iter().enumerate() {
         let c = t.c.wrapping_offset(i as isize * t.c_rs);
         for (v, mut x) in row.into_iter().enumerate() {

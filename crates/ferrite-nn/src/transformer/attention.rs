@@ -68,10 +68,19 @@ pub fn scaled_dot_product_attention(
             detail: "k and v need the same length".into(),
         });
     }
-    let scores = q.matmul(&k.t()?)?.mul_scalar(1.0 / (d.max(1) as f64).sqrt())?; // (.., Tq, Tk)
-                                                                                 // The mask becomes an additive bias (0 or −∞) of the mask's own, small shape: a broadcasting
-                                                                                 // add runs on the vectorized, parallel path and its backward is a pass-through, where a
-                                                                                 // `masked_fill` on the full [.., Tq, Tk] scores would select element by element both ways.
+    let scale = 1.0 / (d.max(1) as f64).sqrt();
+    let no_dropout = dropout_p == 0.0 || !train;
+    let no_grads = !ferrite_core::is_grad_enabled() || ![q, k, v].iter().any(|t| t.requires_grad());
+    let lead = |t: &Tensor| t.shape()[..t.ndim() - 2].to_vec();
+    let same_lead = lead(q) == lead(k) && lead(q) == lead(v);
+    if !need_weights && no_dropout && no_grads && same_lead && [q, k, v].iter().all(|t| t.dtype() == DType::F32) {
+        // Inference: the fused kernel never materializes the [.., Tq, Tk] scores.
+        return Ok((q.fused_attention(k, v, mask, None, scale)?, None));
+    }
+    let scores = q.matmul(&k.t()?)?.mul_scalar(scale)?; // (.., Tq, Tk)
+                                                        // The mask becomes an additive bias (0 or −∞) of the mask's own, small shape: a broadcasting
+                                                        // add runs on the vectorized, parallel path and its backward is a pass-through, where a
+                                                        // `masked_fill` on the full [.., Tq, Tk] scores would select element by element both ways.
     let scores = match mask {
         Some(m) => {
             let m = if m.dtype() == DType::U8 {
