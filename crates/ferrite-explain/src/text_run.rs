@@ -104,7 +104,7 @@ fn explain_translation(dir: &Path, text: &str, request: &TextRequest, out: &Path
 }
 
 /// Writes the picture of `maps` (layer default: the last) and returns the JSON report.
-fn write_attention(
+pub(crate) fn write_attention(
     maps: &AttentionMaps,
     layer: Option<usize>,
     head: Option<usize>,

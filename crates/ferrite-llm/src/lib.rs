@@ -18,4 +18,4 @@ pub use gguf::{GgmlType, Gguf, TensorInfo, Value};
 pub use llama::{KvCache, Llama, LlamaConfig};
 pub use session::LanguageModel;
 pub use tokenizer::tokenizer_from_gguf;
-pub use whisper::{Transcript, Whisper};
+pub use whisper::{Transcript, Whisper, WhisperAttention};

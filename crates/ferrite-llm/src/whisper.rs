@@ -121,15 +121,84 @@ fn heads_of(x: &Tensor, heads: usize) -> Result<Tensor> {
 
 /// Scaled dot-product attention of `q` `[Tq, d]` over `k`, `v` `[Tk, d]`; with `causal_from`,
 /// query i (at absolute position `causal_from + i`) sees keys up to that position. Fused (see
-/// `Tensor::fused_attention`): the encoder's 6 × 1,500 × 1,500 scores never exist at once.
-fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal_from: Option<usize>) -> Result<Tensor> {
+/// `Tensor::fused_attention`): the encoder's 6 × 1,500 × 1,500 scores never exist at once —
+/// unless `probs` asks for the probabilities `[heads, Tq, Tk]` (for `attention_maps`), which
+/// then takes the unfused path.
+fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    causal_from: Option<usize>,
+    probs: Option<&mut Vec<Tensor>>,
+) -> Result<Tensor> {
     let (tq, d) = (q.shape()[0], q.shape()[1]);
+    let tk = k.shape()[0];
     let (qh, kh, vh) = (heads_of(q, heads)?, heads_of(k, heads)?, heads_of(v, heads)?);
     let scale = 1.0 / ((d / heads) as f64).sqrt();
-    qh.fused_attention(&kh, &vh, None, causal_from, scale)?
-        .transpose(0, 1)?
-        .contiguous()?
-        .reshape([tq, d])
+    let out = match probs {
+        None => qh.fused_attention(&kh, &vh, None, causal_from, scale)?,
+        Some(sink) => {
+            let mut scores = qh.matmul(&kh.transpose(1, 2)?)?.mul_scalar(scale)?;
+            if let Some(start) = causal_from {
+                let mask: Vec<f32> = (0..tq)
+                    .flat_map(|i| (0..tk).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
+                    .collect();
+                scores = scores.add(&Tensor::from_vec(mask, [1, tq, tk])?)?;
+            }
+            let p = scores.softmax(-1)?;
+            let out = p.matmul(&vh)?;
+            sink.push(p);
+            out
+        }
+    };
+    out.transpose(0, 1)?.contiguous()?.reshape([tq, d])
+}
+
+/// Attention probabilities collected while running the model (for `attention_maps`).
+#[derive(Default)]
+struct Capture {
+    encoder: Vec<Tensor>,
+    decoder: Vec<Tensor>,
+    cross: Vec<Tensor>,
+}
+
+/// Every layer's attention over one 30-second window: encoder self-attention over audio frames,
+/// decoder self-attention (causal) over tokens, and cross-attention from tokens to frames. Each
+/// layer is `[heads, queries, keys]`, frames cut to the ones that hold the audio (20 ms each), so
+/// rows over frames sum to less than 1 by the weight that went to the silence padding.
+pub struct WhisperAttention {
+    pub transcript: Transcript,
+    /// The decoder's input: `<|startoftranscript|>`, `<|notimestamps|>`, then the transcript.
+    pub tokens: Vec<u32>,
+    /// Encoder positions kept (20 ms of audio each).
+    pub frames: usize,
+    pub heads: usize,
+    pub encoder: Vec<Tensor>,
+    pub decoder: Vec<Tensor>,
+    pub cross: Vec<Tensor>,
+}
+
+/// Log-mel features `[80, frames]` (row-major) of the samples plus 30 s of silence, as Whisper
+/// computes them, so the last window is full and the clamping sees the same maximum.
+fn padded_mel(samples: &[f32]) -> (Vec<f32>, usize) {
+    let mut padded = samples.to_vec();
+    padded.extend(std::iter::repeat_n(0.0, SAMPLE_RATE * 30));
+    let mel = log_mel(&padded);
+    let frames = mel.len() / N_MELS;
+    (mel, frames)
+}
+
+/// The `[80, 3000]` window of `mel` (`[80, frames]`) that starts at frame `start`.
+fn window_of(mel: &[f32], frames: usize, start: usize) -> Result<Tensor> {
+    let window: Vec<f32> = (0..N_MELS)
+        .flat_map(|m| {
+            mel[m * frames + start..m * frames + start + WINDOW_FRAMES]
+                .iter()
+                .copied()
+        })
+        .collect();
+    Tensor::from_vec(window, [N_MELS, WINDOW_FRAMES])
 }
 
 fn argmax(v: &[f32]) -> u32 {
@@ -246,8 +315,9 @@ impl Whisper {
         })
     }
 
-    /// Encoder states `[1500, d]` of one window of log-mel features `[80, 3000]`.
-    fn encode(&self, mel: &Tensor) -> Result<Tensor> {
+    /// Encoder states `[1500, d]` of one window of log-mel features `[80, 3000]`; `probs`
+    /// collects each layer's attention probabilities.
+    fn encode(&self, mel: &Tensor, mut probs: Option<&mut Vec<Tensor>>) -> Result<Tensor> {
         let o = |stride| Conv1dOptions {
             stride,
             padding: 1,
@@ -262,7 +332,10 @@ impl Whisper {
         for l in &self.encoder {
             let qkv = l.qkv.apply(&l.norm.apply(&x)?)?;
             let (q, k, v) = (qkv.narrow(1, 0, d)?, qkv.narrow(1, d, d)?, qkv.narrow(1, 2 * d, d)?);
-            x = x.add(&l.out.apply(&attention(&q, &k, &v, self.heads, None)?)?)?;
+            x = x.add(
+                &l.out
+                    .apply(&attention(&q, &k, &v, self.heads, None, probs.as_deref_mut())?)?,
+            )?;
             x = l.ffn.residual(&x)?;
         }
         self.enc_norm.apply(&x)
@@ -287,6 +360,16 @@ impl Whisper {
 
     /// Logits of the last of `ids` (the positions after `cache.len`).
     fn decode_step(&self, ids: &[u32], cache: &mut DecoderCache) -> Result<Vec<f32>> {
+        self.decode_step_with(ids, cache, None)
+    }
+
+    /// [`Self::decode_step`], collecting the attention probabilities in `capture` when given.
+    fn decode_step_with(
+        &self,
+        ids: &[u32],
+        cache: &mut DecoderCache,
+        mut capture: Option<&mut Capture>,
+    ) -> Result<Vec<f32>> {
         let t = ids.len();
         let idx = Tensor::from_vec(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [t])?;
         let d = self.embed.shape()[1];
@@ -307,12 +390,20 @@ impl Whisper {
                 Some((pk, pv)) => (Tensor::cat(&[pk, k], 0)?, Tensor::cat(&[pv, v], 0)?),
                 None => (k.contiguous()?, v.contiguous()?),
             };
-            let a = attention(&q, &k, &v, self.heads, Some(cache.len))?;
+            let a = attention(
+                &q,
+                &k,
+                &v,
+                self.heads,
+                Some(cache.len),
+                capture.as_deref_mut().map(|c| &mut c.decoder),
+            )?;
             cache.self_kv[i] = Some((k, v));
             x = x.add(&l.self_out.apply(&a)?)?;
             let q = l.cross_q.apply(&l.cross_norm.apply(&x)?)?;
             let (ck, cv) = &cache.cross_kv[i];
-            x = x.add(&l.cross_out.apply(&attention(&q, ck, cv, self.heads, None)?)?)?;
+            let cross = capture.as_deref_mut().map(|c| &mut c.cross);
+            x = x.add(&l.cross_out.apply(&attention(&q, ck, cv, self.heads, None, cross)?)?)?;
             x = l.ffn.residual(&x)?;
         }
         cache.len += t;
@@ -408,25 +499,13 @@ impl Whisper {
     pub fn transcribe_samples(&self, samples: &[f32], beam: usize) -> Result<Transcript> {
         let started = std::time::Instant::now();
         let _g = no_grad();
-        // Features of the whole clip plus 30 s of silence, as Whisper computes them, so the
-        // last window is full and the clamping sees the same maximum.
-        let mut padded = samples.to_vec();
-        padded.extend(std::iter::repeat_n(0.0, SAMPLE_RATE * 30));
-        let mel = log_mel(&padded);
-        let frames = mel.len() / N_MELS;
+        let (mel, frames) = padded_mel(samples);
         let content = samples.len() / HOP;
         let mut ids = Vec::new();
         let mut texts = Vec::new();
         let mut start = 0;
         while start < content.max(1) {
-            let window: Vec<f32> = (0..N_MELS)
-                .flat_map(|m| {
-                    mel[m * frames + start..m * frames + start + WINDOW_FRAMES]
-                        .iter()
-                        .copied()
-                })
-                .collect();
-            let memory = self.encode(&Tensor::from_vec(window, [N_MELS, WINDOW_FRAMES])?)?;
+            let memory = self.encode(&window_of(&mel, frames, start)?, None)?;
             let out = self.decode_window(&memory, 224, beam)?;
             let text = self.tokenizer.decode(&out, true).map_err(|e| Error::Invalid {
                 op: "whisper",
@@ -444,6 +523,42 @@ impl Whisper {
             audio_seconds,
             seconds,
             realtime_factor: audio_seconds / seconds.max(1e-9),
+        })
+    }
+
+    /// Transcribes the first 30-second window of 16 kHz `samples` greedily, then runs the model
+    /// once more over its own transcript with every attention captured (see [`WhisperAttention`]).
+    ///
+    /// # Errors
+    /// Model failures.
+    pub fn attention_maps(&self, samples: &[f32]) -> Result<WhisperAttention> {
+        let first = &samples[..samples.len().min(SAMPLE_RATE * 30)];
+        let transcript = self.transcribe_samples(first, 1)?;
+        let _g = no_grad();
+        let (mel, frames) = padded_mel(first);
+        let mut capture = Capture::default();
+        let memory = self.encode(&window_of(&mel, frames, 0)?, Some(&mut capture.encoder))?;
+        let mut cache = self.start_cache(&memory)?;
+        let mut tokens = vec![self.sot, self.no_timestamps];
+        tokens.extend(transcript.ids.first().cloned().unwrap_or_default());
+        self.decode_step_with(&tokens, &mut cache, Some(&mut capture))?;
+        // An encoder position is two mel frames (20 ms): keep the ones that hold audio.
+        let kept = (first.len() / HOP).div_ceil(2).clamp(1, WINDOW_FRAMES / 2);
+        let cut = |t: Tensor, axes: &[isize]| -> Result<Tensor> {
+            axes.iter().try_fold(t, |t, &a| t.narrow(a, 0, kept))?.contiguous()
+        };
+        Ok(WhisperAttention {
+            encoder: capture
+                .encoder
+                .into_iter()
+                .map(|t| cut(t, &[1, 2]))
+                .collect::<Result<_>>()?,
+            decoder: capture.decoder,
+            cross: capture.cross.into_iter().map(|t| cut(t, &[2])).collect::<Result<_>>()?,
+            transcript,
+            tokens,
+            frames: kept,
+            heads: self.heads,
         })
     }
 
