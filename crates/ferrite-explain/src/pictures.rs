@@ -182,49 +182,58 @@ pub fn plot_attention(maps: &crate::text::AttentionMaps, layer: usize, head: Opt
             .collect::<Result<_>>()?,
     };
     let (q, k) = (maps.queries.len().max(1) as i32, maps.keys.len().max(1) as i32);
-    let side = q.max(k);
-    let cell = if panels.len() == 1 {
-        (560 / side).clamp(4, 36)
+    // Cells are square unless there are many more keys than queries (Whisper: tokens over
+    // ~50 audio frames a second), then narrower, so a panel stays a readable width.
+    let (budget_w, budget_h, max_cell) = if panels.len() == 1 {
+        (900, 560, 36)
     } else {
-        (260 / side).clamp(3, 20)
+        (360, 260, 20)
     };
-    let labels = cell >= 9;
+    let ch = (budget_h / q).clamp(3, max_cell);
+    let cw = (budget_w / k).clamp(2, ch);
+    let labels = ch >= 9;
+    // Label every `every`-th key so rotated labels do not overlap.
+    let every = (12 + cw - 1) / cw;
     let margin = if labels { 90 } else { 8 };
-    let (pw, ph) = (margin + k * cell + 16, margin + q * cell + 34);
+    let (pw, ph) = (margin + k * cw + 16, margin + q * ch + 34);
     let cols = (panels.len() as i32).min(if panels.len() == 1 { 1 } else { 4 });
     let rows = (panels.len() as i32 + cols - 1) / cols;
     let size = ((cols * pw + 20) as u32, (rows * ph + 50) as u32);
     let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let title = format!("Attention — rows attend to columns — “{}”", maps.text);
+    let title = format!(
+        "Attention — rows attend to columns, white 0 → dark each panel's maximum — “{}”",
+        maps.text
+    );
     let title: String = title.chars().take(140).collect();
     root.draw(&Text::new(title, (10, 10), ("sans-serif", 14)))
         .map_err(|e| err(e.to_string()))?;
-    let font = ("sans-serif", (cell - 1).clamp(8, 13));
+    let font = ("sans-serif", (ch - 1).clamp(8, 13));
     let short = |s: &str| s.chars().take(11).collect::<String>();
     for (n, (name, m)) in panels.iter().enumerate() {
         let (x0, y0) = (10 + (n as i32 % cols) * pw, 40 + (n as i32 / cols) * ph);
         root.draw(&Text::new(name.clone(), (x0, y0), ("sans-serif", 13)))
             .map_err(|e| err(e.to_string()))?;
         let (gx, gy) = (x0 + margin, y0 + 20 + margin);
+        let top = m.iter().copied().fold(0.0f32, f32::max).max(f32::MIN_POSITIVE);
         for i in 0..q {
             for j in 0..k {
-                let v = m[(i * k + j) as usize].clamp(0.0, 1.0);
+                let v = (m[(i * k + j) as usize] / top).clamp(0.0, 1.0);
                 let fade = |c: f32| (255.0 - (255.0 - c) * v) as u8;
                 let color = RGBColor(fade(8.0), fade(48.0), fade(107.0));
-                let (px, py) = (gx + j * cell, gy + i * cell);
-                root.draw(&Rectangle::new([(px, py), (px + cell, py + cell)], color.filled()))
+                let (px, py) = (gx + j * cw, gy + i * ch);
+                root.draw(&Rectangle::new([(px, py), (px + cw, py + ch)], color.filled()))
                     .map_err(|e| err(e.to_string()))?;
             }
         }
         if labels {
             for (i, tok) in maps.queries.iter().enumerate() {
-                root.draw(&Text::new(short(tok), (x0, gy + i as i32 * cell + 1), font))
+                root.draw(&Text::new(short(tok), (x0, gy + i as i32 * ch + 1), font))
                     .map_err(|e| err(e.to_string()))?;
             }
-            for (j, tok) in maps.keys.iter().enumerate() {
+            for (j, tok) in maps.keys.iter().enumerate().step_by(every as usize) {
                 let style = TextStyle::from(font.into_font()).transform(FontTransform::Rotate270);
-                root.draw(&Text::new(short(tok), (gx + j as i32 * cell + 1, gy - 4), style))
+                root.draw(&Text::new(short(tok), (gx + j as i32 * cw + 1, gy - 4), style))
                     .map_err(|e| err(e.to_string()))?;
             }
         }
