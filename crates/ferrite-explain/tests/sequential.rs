@@ -94,7 +94,7 @@ fn integrated_gradients_are_complete_on_the_seed_mlp_and_the_digits_cnn() {
         // straddles costs accuracy: at 64 steps most samples are well inside 1% but a few, with a
         // small f(x) − f(b), are not (measured: MLP median 0.4%, 12 of 64 over 1%, worst 22%;
         // CNN median 0.2%, worst 1.6–3.2%); 1024 Gauss–Legendre steps bring all under 0.4%, and
-        // the adaptive rule from 64 steps all under 0.3% with a median of 92 (MLP) and 228 (CNN)
+        // the adaptive rule from 64 steps all under 0.3% with a median of 92 (MLP) and 226 (CNN)
         // gradient evaluations.
         let fine = IgOptions {
             steps: 1024,
