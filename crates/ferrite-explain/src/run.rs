@@ -186,7 +186,6 @@ fn default_window(shape: &[usize]) -> (Vec<usize>, Vec<usize>) {
 /// The class token's attention over the patches (layer `opts.layer`, default the last; head
 /// `opts.head`, default the mean over heads), spread over each patch's pixels: `[1, C, H, W]`.
 fn class_token_attention(run: &SavedRun, x: &Tensor, opts: &ExplainOptions) -> Result<Tensor> {
-    use crate::text::split_heads;
     let patch = run.model.layer_configs().iter().find_map(|l| match l {
         ferrite_train::LayerConfig::PatchEmbed { patch, .. } => Some(*patch),
         _ => None,
@@ -198,15 +197,7 @@ fn class_token_attention(run: &SavedRun, x: &Tensor, opts: &ExplainOptions) -> R
         });
     };
     let (_, attentions) = run.model.forward_with_attention(x)?;
-    let (heads, maps) = split_heads(&attentions)?;
-    let maps = crate::text::AttentionMaps {
-        text: String::new(),
-        queries: Vec::new(),
-        keys: Vec::new(),
-        layers: maps.len(),
-        heads,
-        maps,
-    };
+    let maps = crate::text::AttentionMaps::from_layers("", Vec::new(), Vec::new(), &attentions)?;
     let layer = opts.layer.unwrap_or(maps.layers.saturating_sub(1));
     let m = maps.select(layer, opts.head)?;
     let (gh, gw) = (h / patch, w / patch);

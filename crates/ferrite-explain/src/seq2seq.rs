@@ -5,7 +5,7 @@
 //!
 //! Layer: explain.
 
-use crate::text::{split_heads, AttentionMaps};
+use crate::text::AttentionMaps;
 use ferrite_core::{Error, Result, Tensor};
 use ferrite_nn::transformer::generate;
 use ferrite_text::{BOS, EOS};
@@ -93,16 +93,8 @@ pub fn translation_attention(m: &TranslationModel, text: &str, beam: usize) -> R
     // labelled with what each position produced.
     let produced: Vec<String> = out.iter().chain(std::iter::once(&EOS)).map(name).collect();
     let title = format!("{text} → {translation}");
-    let build = |layers: &[Tensor], queries: &[String], keys: &[String]| -> Result<AttentionMaps> {
-        let (heads, maps) = split_heads(layers)?;
-        Ok(AttentionMaps {
-            text: title.clone(),
-            queries: queries.to_vec(),
-            keys: keys.to_vec(),
-            layers: maps.len(),
-            heads,
-            maps,
-        })
+    let build = |layers: &[Tensor], queries: &[String], keys: &[String]| {
+        AttentionMaps::from_layers(&title, queries.to_vec(), keys.to_vec(), layers)
     };
     Ok(TranslationAttention {
         encoder: build(&maps.encoder, &source, &source)?,

@@ -6,7 +6,7 @@
 //! Layer: explain. Frames are the encoder's positions, 20 ms of audio each, labelled by time.
 
 use crate::seq2seq::TranslationAttention;
-use crate::text::{split_heads, AttentionMaps};
+use crate::text::AttentionMaps;
 use crate::text_run::{write_attention, TextRequest};
 use ferrite_core::{Error, Result, Tensor};
 use ferrite_llm::audio::{read_wav, resample, SAMPLE_RATE};
@@ -47,17 +47,9 @@ pub fn whisper_attention(model: &Path, wav: &Path) -> Result<TranslationAttentio
         .map(|f| format!("{:.2}s", f as f64 * FRAME_SECONDS))
         .collect();
     let title = format!("{} → {}", wav.display(), a.transcript.text);
-    let build = |layers: &[Tensor], queries: &[String], keys: &[String]| -> Result<AttentionMaps> {
+    let build = |layers: &[Tensor], queries: &[String], keys: &[String]| {
         let batched = layers.iter().map(|t| t.unsqueeze(0)).collect::<Result<Vec<_>>>()?;
-        let (heads, maps) = split_heads(&batched)?;
-        Ok(AttentionMaps {
-            text: title.clone(),
-            queries: queries.to_vec(),
-            keys: keys.to_vec(),
-            layers: maps.len(),
-            heads,
-            maps,
-        })
+        AttentionMaps::from_layers(&title, queries.to_vec(), keys.to_vec(), &batched)
     };
     Ok(TranslationAttention {
         encoder: build(&a.encoder, &frames, &frames)?,

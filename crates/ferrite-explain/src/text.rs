@@ -238,22 +238,29 @@ pub fn attention_maps(c: &Classifier, text: &str) -> Result<AttentionMaps> {
     let input = repeated_input(&enc.ids, 1, c.tokenizer.pad_id())?;
     let _g = no_grad();
     let out = c.model.encode(&input, false, true)?;
-    let (heads, maps) = split_heads(&out.attentions)?;
-    Ok(AttentionMaps {
-        text: text.to_string(),
-        queries: enc.tokens.clone(),
-        keys: enc.tokens,
-        layers: maps.len(),
-        heads,
-        maps,
-    })
+    AttentionMaps::from_layers(text, enc.tokens.clone(), enc.tokens, &out.attentions)
+}
+
+impl AttentionMaps {
+    /// The maps of per-layer attention tensors `[1, H, Q, K]`, queries and keys labelled.
+    ///
+    /// # Errors
+    /// A tensor that is not `[1, H, Q, K]`.
+    pub fn from_layers(text: &str, queries: Vec<String>, keys: Vec<String>, layers: &[Tensor]) -> Result<Self> {
+        let (heads, maps) = split_heads(layers)?;
+        Ok(AttentionMaps {
+            text: text.to_string(),
+            queries,
+            keys,
+            layers: maps.len(),
+            heads,
+            maps,
+        })
+    }
 }
 
 /// Splits per-layer attention tensors `[1, H, Q, K]` into `maps[layer][head]` matrices.
-///
-/// # Errors
-/// A tensor that is not `[1, H, Q, K]`.
-pub fn split_heads(layers: &[Tensor]) -> Result<(usize, Vec<Vec<Vec<f32>>>)> {
+fn split_heads(layers: &[Tensor]) -> Result<(usize, Vec<Vec<Vec<f32>>>)> {
     let mut heads = 0;
     let mut maps = Vec::with_capacity(layers.len());
     for a in layers {

@@ -502,21 +502,29 @@ impl Whisper {
         let (mel, frames) = padded_mel(samples);
         let content = samples.len() / HOP;
         let mut ids = Vec::new();
-        let mut texts = Vec::new();
         let mut start = 0;
         while start < content.max(1) {
             let memory = self.encode(&window_of(&mel, frames, start)?, None)?;
-            let out = self.decode_window(&memory, 224, beam)?;
-            let text = self.tokenizer.decode(&out, true).map_err(|e| Error::Invalid {
-                op: "whisper",
-                detail: format!("cannot decode tokens: {e}"),
-            })?;
-            texts.push(text.trim().to_string());
-            ids.push(out);
+            ids.push(self.decode_window(&memory, 224, beam)?);
             start += WINDOW_FRAMES;
         }
+        self.transcript(ids, samples.len(), started)
+    }
+
+    /// The transcript of per-window token ids for `samples` samples, timed from `started`.
+    fn transcript(&self, ids: Vec<Vec<u32>>, samples: usize, started: std::time::Instant) -> Result<Transcript> {
+        let texts = ids
+            .iter()
+            .map(|out| {
+                let text = self.tokenizer.decode(out, true).map_err(|e| Error::Invalid {
+                    op: "whisper",
+                    detail: format!("cannot decode tokens: {e}"),
+                })?;
+                Ok(text.trim().to_string())
+            })
+            .collect::<Result<Vec<_>>>()?;
         let seconds = started.elapsed().as_secs_f64();
-        let audio_seconds = samples.len() as f64 / SAMPLE_RATE as f64;
+        let audio_seconds = samples as f64 / SAMPLE_RATE as f64;
         Ok(Transcript {
             text: texts.join(" ").trim().to_string(),
             ids,
@@ -526,21 +534,24 @@ impl Whisper {
         })
     }
 
-    /// Transcribes the first 30-second window of 16 kHz `samples` greedily, then runs the model
-    /// once more over its own transcript with every attention captured (see [`WhisperAttention`]).
+    /// Transcribes the first 30-second window of 16 kHz `samples` greedily (the encoder run once,
+    /// capturing its attention), then runs the decoder once more over its own transcript with
+    /// every attention captured (see [`WhisperAttention`]).
     ///
     /// # Errors
     /// Model failures.
     pub fn attention_maps(&self, samples: &[f32]) -> Result<WhisperAttention> {
-        let first = &samples[..samples.len().min(SAMPLE_RATE * 30)];
-        let transcript = self.transcribe_samples(first, 1)?;
+        let started = std::time::Instant::now();
         let _g = no_grad();
+        let first = &samples[..samples.len().min(SAMPLE_RATE * 30)];
         let (mel, frames) = padded_mel(first);
         let mut capture = Capture::default();
         let memory = self.encode(&window_of(&mel, frames, 0)?, Some(&mut capture.encoder))?;
+        let out = self.decode_window(&memory, 224, 1)?;
         let mut cache = self.start_cache(&memory)?;
         let mut tokens = vec![self.sot, self.no_timestamps];
-        tokens.extend(transcript.ids.first().cloned().unwrap_or_default());
+        tokens.extend_from_slice(&out);
+        let transcript = self.transcript(vec![out], first.len(), started)?;
         self.decode_step_with(&tokens, &mut cache, Some(&mut capture))?;
         // An encoder position is two mel frames (20 ms): keep the ones that hold audio.
         let kept = (first.len() / HOP).div_ceil(2).clamp(1, WINDOW_FRAMES / 2);

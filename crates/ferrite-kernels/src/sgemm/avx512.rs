@@ -14,7 +14,7 @@
 //! same masked loads, and a 16×16 register transpose for operands stored the other way round.
 
 use super::kernel::{Kernel, Tile};
-use super::pack::A_RS;
+use super::pack::{pack_a_strided, pack_b_panel_strided, A_RS};
 use super::transpose::transpose16;
 use std::arch::x86_64::*;
 
@@ -166,11 +166,7 @@ unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rs: isize, cs: isize, out:
             }
         }
     } else {
-        for i in 0..mc {
-            for p in 0..kc {
-                *out.add(i * A_RS + p) = *a.offset(i as isize * rs + p as isize * cs);
-            }
-        }
+        pack_a_strided(mc, kc, a, rs, cs, out);
     }
 }
 
@@ -215,15 +211,7 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rs: isize, cs: isize, w: u
                 }
             }
         } else {
-            for p in 0..kc {
-                for j in 0..w {
-                    *dst.add(p * w + j) = if j < nr {
-                        *src.offset(p as isize * rs + j as isize * cs)
-                    } else {
-                        0.0
-                    };
-                }
-            }
+            pack_b_panel_strided(kc, w, nr, src, rs, cs, dst);
         }
     }
 }

@@ -119,3 +119,41 @@ pub fn a_len(mc: usize) -> usize {
 pub fn b_len(kc: usize, nc: usize, nr: usize) -> usize {
     nc.div_ceil(nr) * nr * kc
 }
+
+/// Packs the `mc×kc` block of A at `a` element by element (row `i` at `out[i·A_RS ..]`): the
+/// fallback of every kernel's `pack_a` for strides it does not vectorize.
+///
+/// # Safety
+/// Every `(i < mc, p < kc)` element is readable through the strides; `out` holds `a_len(mc)` f32.
+pub unsafe fn pack_a_strided(mc: usize, kc: usize, a: *const f32, rs: isize, cs: isize, out: *mut f32) {
+    for i in 0..mc {
+        for p in 0..kc {
+            *out.add(i * A_RS + p) = *a.offset(i as isize * rs + p as isize * cs);
+        }
+    }
+}
+
+/// Packs one `kc×w` panel of B at `src` element by element (`dst[p·w + j]`, zero from column `nr`
+/// on): the fallback of every kernel's `pack_b` for strides it does not vectorize.
+///
+/// # Safety
+/// Every `(p < kc, j < nr)` element is readable through the strides; `dst` holds `kc·w` f32.
+pub unsafe fn pack_b_panel_strided(
+    kc: usize,
+    w: usize,
+    nr: usize,
+    src: *const f32,
+    rs: isize,
+    cs: isize,
+    dst: *mut f32,
+) {
+    for p in 0..kc {
+        for j in 0..w {
+            *dst.add(p * w + j) = if j < nr {
+                *src.offset(p as isize * rs + j as isize * cs)
+            } else {
+                0.0
+            };
+        }
+    }
+}
