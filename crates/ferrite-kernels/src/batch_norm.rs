@@ -38,16 +38,11 @@ fn per_channel<R: Send>(d: BnDims, f: impl Fn(usize) -> R + Sync + Send) -> Vec<
 
 /// Calls `f(row, channel, dst_row)` for every `[S]` row of the output, in parallel when large.
 fn per_row<T: Float>(d: BnDims, f: impl Fn(usize, usize, &mut [T]) + Sync + Send) -> Vec<T> {
-    let mut out = vec![T::ZERO; d.rows() * d.s];
+    let len = d.rows() * d.s;
     if d.s == 0 {
-        return out;
+        return vec![T::ZERO; len];
     }
-    if threads::should_parallelize(out.len()) {
-        threads::install(|_| out.par_chunks_mut(d.s).enumerate().for_each(|(r, o)| f(r, r % d.c, o)));
-    } else {
-        out.chunks_mut(d.s).enumerate().for_each(|(r, o)| f(r, r % d.c, o));
-    }
-    out
+    threads::zeroed_chunks(len, d.s, threads::should_parallelize(len), |r, o| f(r, r % d.c, o))
 }
 
 /// The rows of channel `c`.

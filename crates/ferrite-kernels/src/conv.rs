@@ -145,22 +145,16 @@ fn unfold_row<T: Float>(plane: &[T], g: &Conv2dGeometry, tap: usize, dst: &mut [
 pub fn fold<T: Float>(cols: &[T], g: &Conv2dGeometry) -> Vec<T> {
     let (rows, len) = (g.col_rows(), g.col_len());
     let plane = g.h.input * g.w.input;
-    let mut out = vec![T::ZERO; g.batch * g.channels * plane];
+    let total = g.batch * g.channels * plane;
     if len == 0 || plane == 0 {
-        return out;
+        return vec![T::ZERO; total];
     }
     let taps = g.h.kernel * g.w.kernel;
     // One output plane per task: each gathers from its own kh·kw rows, so no two tasks write alike.
-    let sum_plane = |pi: usize, dst: &mut [T]| {
+    threads::zeroed_chunks(total, plane, threads::should_parallelize(cols.len()), |pi, dst| {
         let (n, c) = (pi / g.channels, pi % g.channels);
         fold_plane(&cols[(n * rows + c * taps) * len..][..taps * len], g, dst);
-    };
-    if threads::should_parallelize(cols.len()) {
-        threads::install(|_| out.par_chunks_mut(plane).enumerate().for_each(|(p, d)| sum_plane(p, d)));
-    } else {
-        out.chunks_mut(plane).enumerate().for_each(|(p, d)| sum_plane(p, d));
-    }
-    out
+    })
 }
 
 /// Adds one sample's columns `[C·kh·kw, OH·OW]` into its image `dst` `[C, H, W]`.
@@ -264,24 +258,31 @@ impl PoolAxis {
     pub fn output(&self) -> usize {
         self.windows.len()
     }
+
+    /// True when output `o` reads exactly `[2o, 2o + 2)`: a 2-wide window at stride 2 with no
+    /// padding or dilation (the trailing input element may go unread, as PyTorch's floor mode).
+    fn is_2x2_stride_2(&self) -> bool {
+        self.ranges
+            .as_ref()
+            .is_some_and(|r| r.iter().enumerate().all(|(o, &(a, b))| a == 2 * o && b == 2 * o + 2))
+    }
 }
 
 fn per_plane<T: Float>(
     planes: usize,
     out_plane: usize,
     total_work: usize,
-    f: impl Fn(usize, &mut [T]) + Sync,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
 ) -> Vec<T> {
-    let mut out = vec![T::ZERO; planes * out_plane];
     if out_plane == 0 {
-        return out;
+        return Vec::new();
     }
-    if threads::should_parallelize(total_work) {
-        threads::install(|_| out.par_chunks_mut(out_plane).enumerate().for_each(|(p, d)| f(p, d)));
-    } else {
-        out.chunks_mut(out_plane).enumerate().for_each(|(p, d)| f(p, d));
-    }
-    out
+    threads::zeroed_chunks(
+        planes * out_plane,
+        out_plane,
+        threads::should_parallelize(total_work),
+        f,
+    )
 }
 
 /// Max pooling of `planes` contiguous `[H, W]` planes; NaN propagates (as PyTorch).
@@ -299,6 +300,24 @@ pub fn max_pool2d<T: Float>(src: &[T], planes: usize, h: &PoolAxis, w: &PoolAxis
 fn for_each_argmax<T: Float>(s: &[T], h: &PoolAxis, w: &PoolAxis, mut f: impl FnMut(usize, usize, T)) {
     let width = w.input;
     let ow = w.output();
+    if h.is_2x2_stride_2() && w.is_2x2_stride_2() {
+        // The common case (every CNN's 2×2 pooling), without per-window loops or index lists.
+        for i in 0..h.output() {
+            let top = &s[2 * i * width..][..2 * ow];
+            let bottom = &s[(2 * i + 1) * width..][..2 * ow];
+            for (j, (t, b)) in top.chunks_exact(2).zip(bottom.chunks_exact(2)).enumerate() {
+                let (r, c) = (2 * i * width, 2 * j);
+                let (mut bi, mut bv) = (r + c, t[0]);
+                for (at, v) in [(r + c + 1, t[1]), (r + width + c, b[0]), (r + width + c + 1, b[1])] {
+                    if v > bv || v.is_nan() {
+                        (bi, bv) = (at, v);
+                    }
+                }
+                f(i * ow + j, bi, bv);
+            }
+        }
+        return;
+    }
     if let (Some(hr), Some(wr)) = (&h.ranges, &w.ranges) {
         for (i, &(r0, r1)) in hr.iter().enumerate() {
             for (j, &(c0, c1)) in wr.iter().enumerate() {
@@ -456,5 +475,36 @@ pub(crate) mod tests {
         let a = PoolAxis::sliding(axis(2, 2, 2, 0, 1), true).unwrap_or_else(|| unreachable!());
         assert_eq!(max_pool2d(&x, 1, &a, &a), vec![3.0]);
         assert_eq!(max_pool2d_backward(&x, &[2.0], 1, &a, &a), vec![0.0, 2.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_2x2_path_agrees_with_the_general_windows() {
+        // 3 planes of 5×7 (odd sizes: the last row and column go unread), values with ties and NaNs.
+        let x: Vec<f32> = (0..105)
+            .map(|i| match (i * 7919) % 23 {
+                0 => f32::NAN,
+                v => (v % 5) as f32,
+            })
+            .collect();
+        let (h, w) = (axis(5, 2, 2, 0, 1), axis(7, 2, 2, 0, 1));
+        let fast = |a: ConvAxis| PoolAxis::sliding(a, true).unwrap_or_else(|| unreachable!());
+        let general = |a: ConvAxis| PoolAxis {
+            ranges: None,
+            ..fast(a)
+        };
+        assert!(fast(h).is_2x2_stride_2() && !general(h).is_2x2_stride_2());
+        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p == q || p.is_nan() && q.is_nan());
+        let (y_fast, y_general) = (
+            max_pool2d(&x, 3, &fast(h), &fast(w)),
+            max_pool2d(&x, 3, &general(h), &general(w)),
+        );
+        assert_eq!(y_fast.len(), 3 * 2 * 3);
+        assert!(same(&y_fast, &y_general) && y_fast.iter().any(|v| v.is_nan()));
+        let g: Vec<f32> = (0..18).map(|i| i as f32 + 1.0).collect();
+        let (d_fast, d_general) = (
+            max_pool2d_backward(&x, &g, 3, &fast(h), &fast(w)),
+            max_pool2d_backward(&x, &g, 3, &general(h), &general(w)),
+        );
+        assert_eq!(d_fast, d_general);
     }
 }

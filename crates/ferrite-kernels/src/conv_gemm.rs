@@ -54,9 +54,8 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, s: &ConvSh
     let (rows, len) = s.cols();
     let (og, kg) = s.per_group();
     let per_out = s.out_channels * len;
-    let mut out = vec![T::ZERO; s.geometry.batch * per_out];
     if per_out == 0 {
-        return out;
+        return Vec::new();
     }
     let one = |n: usize, dst: &mut [T], cols: &mut Vec<T>, threaded: bool| {
         cols.resize(rows * len, T::ZERO);
@@ -82,19 +81,14 @@ pub fn conv2d_forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, s: &ConvSh
             );
         }
     };
-    if s.samples_in_parallel() {
-        threads::install(|_| {
-            out.par_chunks_mut(per_out)
-                .enumerate()
-                .for_each_init(Vec::new, |cols, (n, dst)| one(n, dst, cols, false));
-        });
-    } else {
-        let mut cols = Vec::new();
-        for (n, dst) in out.chunks_mut(per_out).enumerate() {
-            one(n, dst, &mut cols, true);
-        }
-    }
-    out
+    let parallel = s.samples_in_parallel();
+    threads::zeroed_chunks_with(
+        s.geometry.batch * per_out,
+        per_out,
+        parallel,
+        Vec::new,
+        |cols, n, dst| one(n, dst, cols, !parallel),
+    )
 }
 
 /// Gradients of [`conv2d_forward`] given the output gradient `gy` `[N, O, OH·OW]`:
@@ -104,11 +98,17 @@ pub fn conv2d_backward<T: Float>(x: &[T], w: &[T], gy: &[T], s: &ConvShape) -> (
     let (og, kg) = s.per_group();
     let per_out = s.out_channels * len;
     let w_len = s.out_channels * kg;
-    let mut dx = vec![T::ZERO; s.geometry.batch * s.in_sample()];
+    let dx_len = s.geometry.batch * s.in_sample();
     let zeros = || (vec![T::ZERO; w_len], vec![T::ZERO; s.out_channels], Vec::new());
     if per_out == 0 || s.in_sample() == 0 {
-        return (dx, vec![T::ZERO; w_len], vec![T::ZERO; s.out_channels]);
+        return (
+            vec![T::ZERO; dx_len],
+            vec![T::ZERO; w_len],
+            vec![T::ZERO; s.out_channels],
+        );
     }
+    // dx is zeroed sample by sample by the task that folds into it (see `threads::zeroed_chunks`).
+    let mut dx: Vec<T> = Vec::with_capacity(dx_len);
     // One sample: dW += gy[n]·colsᵀ, db += Σ gy[n], dx[n] = fold(Wᵀ·gy[n]).
     type Acc<T> = (Vec<T>, Vec<T>, Vec<T>);
     let one = |n: usize, dxn: &mut [T], acc: &mut Acc<T>, threaded: bool| {
@@ -136,23 +136,27 @@ pub fn conv2d_backward<T: Float>(x: &[T], w: &[T], gy: &[T], s: &ConvShape) -> (
         a.1.iter_mut().zip(&b.1).for_each(|(x, &y)| *x += y);
         a
     };
+    let dx_buf = &mut dx.spare_capacity_mut()[..dx_len];
     let (dw, db, _) = if s.samples_in_parallel() {
         threads::install(|_| {
-            dx.par_chunks_mut(s.in_sample())
+            dx_buf
+                .par_chunks_mut(s.in_sample())
                 .enumerate()
                 .fold(zeros, |mut acc, (n, dxn)| {
-                    one(n, dxn, &mut acc, false);
+                    one(n, threads::zero_init(dxn), &mut acc, false);
                     acc
                 })
                 .reduce(zeros, sum)
         })
     } else {
         let mut acc = zeros();
-        for (n, dxn) in dx.chunks_mut(s.in_sample()).enumerate() {
-            one(n, dxn, &mut acc, true);
+        for (n, dxn) in dx_buf.chunks_mut(s.in_sample()).enumerate() {
+            one(n, threads::zero_init(dxn), &mut acc, true);
         }
         acc
     };
+    // SAFETY: the sample pieces cover all `dx_len` elements and `zero_init` wrote each one.
+    unsafe { dx.set_len(dx_len) };
     (dx, dw, db)
 }
 

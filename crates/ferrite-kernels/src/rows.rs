@@ -8,6 +8,13 @@ use crate::reduce::{dot_slice, sum_slice};
 use crate::threads;
 use rayon::prelude::*;
 
+/// A fresh `[rows, len]` buffer (`total` elements) with `f(row_index, out_row)` called on every
+/// zeroed row, in parallel when large (each row is zeroed by the task that fills it).
+pub fn new_rows<T: Float>(total: usize, len: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) -> Vec<T> {
+    let parallel = len > 0 && threads::should_parallelize(total) && total / len >= 2;
+    threads::zeroed_chunks(total, len, parallel, f)
+}
+
 /// Calls `f(row_index, out_row)` for every row of `out`, in parallel when large.
 pub fn for_each_row<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     if len == 0 {
@@ -38,8 +45,7 @@ fn row_max<T: Float>(x: &[T]) -> T {
 
 /// Numerically stable softmax of each row: exp(x - max) / Σ exp(x - max).
 pub fn softmax<T: Float>(x: &[T], len: usize) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
-    for_each_row(&mut out, len, |r, o| softmax_row(&x[r * len..(r + 1) * len], o));
+    let out = new_rows(x.len(), len, |r, o| softmax_row(&x[r * len..(r + 1) * len], o));
     out
 }
 
@@ -62,8 +68,7 @@ crate::simd::wide_fn! {
 
 /// Numerically stable log-softmax of each row: x - max - log Σ exp(x - max).
 pub fn log_softmax<T: Float>(x: &[T], len: usize) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
-    for_each_row(&mut out, len, |r, o| {
+    let out = new_rows(x.len(), len, |r, o| {
         let xr = &x[r * len..(r + 1) * len];
         let m = row_max(xr);
         let mut s = T::ZERO;
@@ -80,8 +85,7 @@ pub fn log_softmax<T: Float>(x: &[T], len: usize) -> Vec<T> {
 
 /// Softmax backward from the output y: dx = y ⊙ (g − Σ g⊙y).
 pub fn softmax_backward<T: Float>(y: &[T], g: &[T], len: usize) -> Vec<T> {
-    let mut out = vec![T::ZERO; y.len()];
-    for_each_row(&mut out, len, |r, o| {
+    let out = new_rows(y.len(), len, |r, o| {
         let (yr, gr) = (&y[r * len..(r + 1) * len], &g[r * len..(r + 1) * len]);
         let s = dot_slice(yr, gr);
         for ((o, &yv), &gv) in o.iter_mut().zip(yr).zip(gr) {
@@ -93,8 +97,7 @@ pub fn softmax_backward<T: Float>(y: &[T], g: &[T], len: usize) -> Vec<T> {
 
 /// Log-softmax backward from the output y: dx = g − exp(y) · Σ g.
 pub fn log_softmax_backward<T: Float>(y: &[T], g: &[T], len: usize) -> Vec<T> {
-    let mut out = vec![T::ZERO; y.len()];
-    for_each_row(&mut out, len, |r, o| {
+    let out = new_rows(y.len(), len, |r, o| {
         let (yr, gr) = (&y[r * len..(r + 1) * len], &g[r * len..(r + 1) * len]);
         let s = sum_slice(gr);
         for ((o, &yv), &gv) in o.iter_mut().zip(yr).zip(gr) {
@@ -118,8 +121,7 @@ fn mean_rstd<T: Float>(x: &[T], eps: T) -> (T, T) {
 
 /// Layer norm of each row (biased variance, as PyTorch): (x − μ)/√(σ² + ε) · w + b.
 pub fn layer_norm<T: Float>(x: &[T], w: Option<&[T]>, b: Option<&[T]>, len: usize, eps: T) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
-    for_each_row(&mut out, len, |r, o| {
+    let out = new_rows(x.len(), len, |r, o| {
         layer_norm_row(&x[r * len..(r + 1) * len], w, b, eps, o)
     });
     out
@@ -162,8 +164,7 @@ pub fn layer_norm_backward<T: Float>(
     let rows = if len == 0 { 0 } else { x.len() / len };
     let stats: Vec<(T, T)> = (0..rows).map(|r| mean_rstd(&x[r * len..(r + 1) * len], eps)).collect();
     let n = T::from_usize(len);
-    let mut dx = vec![T::ZERO; x.len()];
-    for_each_row(&mut dx, len, |r, o| {
+    let dx = new_rows(x.len(), len, |r, o| {
         let (xr, gr) = (&x[r * len..(r + 1) * len], &g[r * len..(r + 1) * len]);
         let (mean, rstd) = stats[r];
         // dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)), with ĝ = g ⊙ w.
@@ -201,8 +202,7 @@ fn rrms<T: Float>(x: &[T], eps: T) -> T {
 
 /// RMS norm of each row: x / √(mean(x²) + ε) · w.
 pub fn rms_norm<T: Float>(x: &[T], w: Option<&[T]>, len: usize, eps: T) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
-    for_each_row(&mut out, len, |r, o| {
+    let out = new_rows(x.len(), len, |r, o| {
         let xr = &x[r * len..(r + 1) * len];
         let s = rrms(xr, eps);
         for (j, (o, &v)) in o.iter_mut().zip(xr).enumerate() {
@@ -216,8 +216,7 @@ pub fn rms_norm<T: Float>(x: &[T], w: Option<&[T]>, len: usize, eps: T) -> Vec<T
 pub fn rms_norm_backward<T: Float>(x: &[T], w: Option<&[T]>, g: &[T], len: usize, eps: T) -> (Vec<T>, Vec<T>) {
     let rows = if len == 0 { 0 } else { x.len() / len };
     let n = T::from_usize(len);
-    let mut dx = vec![T::ZERO; x.len()];
-    for_each_row(&mut dx, len, |r, o| {
+    let dx = new_rows(x.len(), len, |r, o| {
         let (xr, gr) = (&x[r * len..(r + 1) * len], &g[r * len..(r + 1) * len]);
         let s = rrms(xr, eps);
         // dx = s · (ĝ − x̂ · mean(ĝ ⊙ x̂)), x̂ = x·s, ĝ = g ⊙ w.

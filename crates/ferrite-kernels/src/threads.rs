@@ -3,7 +3,10 @@
 //! Layer: kernels. The pool size comes from `set_num_threads`, else `FERRITE_NUM_THREADS`, else the
 //! number of cores. We keep our own rayon pool (not rayon's global one) so the count can change at run time.
 
+use crate::Float;
+use rayon::prelude::*;
 use rayon::ThreadPool;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// Elementwise work below this many elements runs on the calling thread: spawning costs more than it saves.
@@ -82,4 +85,60 @@ pub fn install<R: Send>(f: impl FnOnce(usize) -> R + Send) -> R {
 #[inline]
 pub fn should_parallelize(elems: usize) -> bool {
     elems >= PAR_MIN_ELEMS && num_threads() > 1
+}
+
+/// Zeroes a piece of a fresh buffer's spare capacity and hands it back as initialized elements.
+pub fn zero_init<T: Float>(piece: &mut [MaybeUninit<T>]) -> &mut [T] {
+    for v in piece.iter_mut() {
+        *v = MaybeUninit::new(T::ZERO);
+    }
+    // SAFETY: every element was written just above, and `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &mut *(piece as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// A fresh `len`-element buffer filled piece by piece: each `chunk`-element piece (the last may be
+/// shorter) is zeroed and then handed to `f(state, index, piece)`, in parallel when `parallel`
+/// (`state` comes from `init`, once per task split, as rayon's `for_each_init`).
+///
+/// Why not `vec![0; len]` then a parallel loop: for large outputs that zero-fill is one serial
+/// memset on the calling thread while the pool waits (8% of a Fashion-MNIST CNN epoch); here each
+/// piece is zeroed by the thread that writes it next, while its cache lines are already there.
+pub fn zeroed_chunks_with<T: Float, S>(
+    len: usize,
+    chunk: usize,
+    parallel: bool,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [T]) + Sync + Send,
+) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    if len == 0 {
+        return out;
+    }
+    let chunk = chunk.max(1);
+    let buf = &mut out.spare_capacity_mut()[..len];
+    if parallel {
+        install(|_| {
+            buf.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each_init(&init, |s, (i, piece)| f(s, i, zero_init(piece)))
+        });
+    } else {
+        let mut s = init();
+        for (i, piece) in buf.chunks_mut(chunk).enumerate() {
+            f(&mut s, i, zero_init(piece));
+        }
+    }
+    // SAFETY: the pieces cover all `len` elements and `zero_init` wrote each one.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// [`zeroed_chunks_with`] without per-task state.
+pub fn zeroed_chunks<T: Float>(
+    len: usize,
+    chunk: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) -> Vec<T> {
+    zeroed_chunks_with(len, chunk, parallel, || (), |_, i, piece| f(i, piece))
 }
