@@ -5,6 +5,7 @@
 //! Layer: kernels. Statistics accumulate in f64 (sums of many f32 values); channels are spread over
 //! threads for the reductions and (sample, channel) rows for the elementwise passes.
 
+use crate::reduce::sum_slice;
 use crate::threads;
 use crate::Float;
 use rayon::prelude::*;
@@ -50,24 +51,85 @@ fn channel_rows<T>(x: &[T], d: BnDims, c: usize) -> impl Iterator<Item = &[T]> {
     (0..d.n).map(move |n| &x[(n * d.c + c) * d.s..][..d.s])
 }
 
-/// Per-channel mean and biased variance (two passes: mean, then squared deviations).
+crate::simd::wide_fn! {
+    /// Σ v over one row, in eight lanes of `T` (a single running f64 sum is a chain of dependent
+    /// adds, 4 cycles each: the statistics passes spent most of their time there).
+    fn row_sum<T: Float>(r: &[T]) -> f64 {
+        sum_slice(r).to_f64()
+    }
+}
+
+crate::simd::wide_fn! {
+    /// Σ (v − mu)² over one row, in eight lanes.
+    fn row_sq_dev<T: Float>(r: &[T], mu: T) -> f64 {
+        let mut acc = [T::ZERO; 8];
+        let chunks = r.chunks_exact(8);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for i in 0..8 {
+                let e = c[i] - mu;
+                acc[i] += e * e;
+            }
+        }
+        let tail = rest.iter().fold(T::ZERO, |a, &v| a + (v - mu) * (v - mu));
+        acc.iter().fold(tail.to_f64(), |a, &v| a + v.to_f64())
+    }
+}
+
+crate::simd::wide_fn! {
+    /// (Σ g, Σ g·(x − mu)) over one row, in eight lanes each.
+    fn row_grad_sums<T: Float>(g: &[T], x: &[T], mu: T) -> (f64, f64) {
+        let (mut sg, mut sgx) = ([T::ZERO; 8], [T::ZERO; 8]);
+        let (cg, cx) = (g.chunks_exact(8), x.chunks_exact(8));
+        let (rg, rx) = (cg.remainder(), cx.remainder());
+        for (a, b) in cg.zip(cx) {
+            for i in 0..8 {
+                sg[i] += a[i];
+                sgx[i] += a[i] * (b[i] - mu);
+            }
+        }
+        let (mut tg, mut tgx) = (0.0f64, 0.0f64);
+        for (&a, &b) in rg.iter().zip(rx) {
+            tg += a.to_f64();
+            tgx += (a * (b - mu)).to_f64();
+        }
+        (
+            sg.iter().fold(tg, |s, &v| s + v.to_f64()),
+            sgx.iter().fold(tgx, |s, &v| s + v.to_f64()),
+        )
+    }
+}
+
+crate::simd::wide_fn! {
+    /// `out = v·scale + shift` over one row.
+    fn affine_row<T: Float>(out: &mut [T], v: &[T], scale: T, shift: T) {
+        for (o, &v) in out.iter_mut().zip(v) {
+            *o = v * scale + shift;
+        }
+    }
+}
+
+crate::simd::wide_fn! {
+    /// `out = a·g + cx·(x − mu) + b` over one row (the training-mode input gradient).
+    fn dx_row<T: Float>(out: &mut [T], g: &[T], x: &[T], coef: (T, T, T, T)) {
+        let (a, cx, mu, b) = coef;
+        for ((o, &gv), &xv) in out.iter_mut().zip(g).zip(x) {
+            *o = a * gv + cx * (xv - mu) + b;
+        }
+    }
+}
+
+/// Per-channel mean and biased variance (two passes: mean, then squared deviations), each row's
+/// partial sum in `T` lanes and the rows added in f64.
 pub fn stats<T: Float>(x: &[T], d: BnDims) -> (Vec<f64>, Vec<f64>) {
     let m = d.count().max(1) as f64;
     per_channel(d, |c| {
-        let mean = channel_rows(x, d, c)
-            .map(|r| r.iter().fold(0.0f64, |a, &v| a + v.to_f64()))
-            .sum::<f64>()
-            / m;
-        let var = channel_rows(x, d, c)
-            .map(|r| {
-                r.iter().fold(0.0f64, |a, &v| {
-                    let e = v.to_f64() - mean;
-                    a + e * e
-                })
-            })
-            .sum::<f64>()
-            / m;
-        (mean, var)
+        let mean = channel_rows(x, d, c).map(row_sum).sum::<f64>() / m;
+        let mu = T::from_f64(mean);
+        // The deviations are taken from the rounded mean: Σ(v − μ̃)² = Σ(v − μ)² + m·(μ − μ̃)².
+        let shift = mean - mu.to_f64();
+        let var = channel_rows(x, d, c).map(|r| row_sq_dev(r, mu)).sum::<f64>() / m - shift * shift;
+        (mean, var.max(0.0))
     })
     .into_iter()
     .unzip()
@@ -86,9 +148,7 @@ pub fn normalize<T: Float>(
         let scale = invstd[c] * w.map_or(1.0, |w| w[c].to_f64());
         let shift = b.map_or(0.0, |b| b[c].to_f64()) - mean[c] * scale;
         let (scale, shift) = (T::from_f64(scale), T::from_f64(shift));
-        for (o, &v) in out.iter_mut().zip(&x[r * d.s..][..d.s]) {
-            *o = v * scale + shift;
-        }
+        affine_row(out, &x[r * d.s..][..d.s], scale, shift);
     })
 }
 
@@ -106,16 +166,13 @@ pub fn backward<T: Float>(
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     // Σ gy and Σ gy·x̂ per channel.
     let sums: Vec<(f64, f64)> = per_channel(d, |c| {
-        channel_rows(gy, d, c)
+        let mu = T::from_f64(mean[c]);
+        let shift = mean[c] - mu.to_f64(); // Σ g·(x − μ) = Σ g·(x − μ̃) − (μ − μ̃)·Σ g
+        let (sg, sgx) = channel_rows(gy, d, c)
             .zip(channel_rows(x, d, c))
-            .fold((0.0, 0.0), |(sg, sgx), (g, xr)| {
-                let (mut a, mut b) = (0.0f64, 0.0f64);
-                for (&gv, &xv) in g.iter().zip(xr) {
-                    a += gv.to_f64();
-                    b += gv.to_f64() * (xv.to_f64() - mean[c]);
-                }
-                (sg + a, sgx + b * invstd[c])
-            })
+            .map(|(g, xr)| row_grad_sums(g, xr, mu))
+            .fold((0.0, 0.0), |(a, b), (p, q)| (a + p, b + q));
+        (sg, (sgx - shift * sg) * invstd[c])
     });
     let m = d.count().max(1) as f64;
     let dx = per_row(d, |r, c, out| {
@@ -127,14 +184,9 @@ pub fn backward<T: Float>(
             let (sg, sgx) = sums[c];
             let (a, b) = (T::from_f64(k), T::from_f64(-k * sg / m));
             let (cx, mu) = (T::from_f64(-k * sgx * invstd[c] / m), T::from_f64(mean[c]));
-            for ((o, &gv), &xv) in out.iter_mut().zip(g).zip(xr) {
-                *o = a * gv + cx * (xv - mu) + b;
-            }
+            dx_row(out, g, xr, (a, cx, mu, b));
         } else {
-            let a = T::from_f64(k);
-            for (o, &gv) in out.iter_mut().zip(g) {
-                *o = a * gv;
-            }
+            affine_row(out, g, T::from_f64(k), T::ZERO);
         }
     });
     let dw = sums.iter().map(|&(_, sgx)| T::from_f64(sgx)).collect();
