@@ -45,8 +45,7 @@ fn row_max<T: Float>(x: &[T]) -> T {
 
 /// Numerically stable softmax of each row: exp(x - max) / Σ exp(x - max).
 pub fn softmax<T: Float>(x: &[T], len: usize) -> Vec<T> {
-    let out = new_rows(x.len(), len, |r, o| softmax_row(&x[r * len..(r + 1) * len], o));
-    out
+    new_rows(x.len(), len, |r, o| softmax_row(&x[r * len..(r + 1) * len], o))
 }
 
 crate::simd::wide_fn! {
@@ -121,10 +120,9 @@ fn mean_rstd<T: Float>(x: &[T], eps: T) -> (T, T) {
 
 /// Layer norm of each row (biased variance, as PyTorch): (x − μ)/√(σ² + ε) · w + b.
 pub fn layer_norm<T: Float>(x: &[T], w: Option<&[T]>, b: Option<&[T]>, len: usize, eps: T) -> Vec<T> {
-    let out = new_rows(x.len(), len, |r, o| {
+    new_rows(x.len(), len, |r, o| {
         layer_norm_row(&x[r * len..(r + 1) * len], w, b, eps, o)
-    });
-    out
+    })
 }
 
 crate::simd::wide_fn! {
