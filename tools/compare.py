@@ -4,6 +4,11 @@
   tools/.venv/bin/python tools/compare.py matmul  [--rounds 3]
   tools/.venv/bin/python tools/compare.py op-overhead [--rounds 3]
   tools/.venv/bin/python tools/compare.py mlp [--rounds 3]
+  tools/.venv/bin/python tools/compare.py conv2d [--rounds 3]   (3x3, 64->64 on [32, 64, 32, 32]; forward and
+                                                                forward + backward at 1 and 2 threads)
+  tools/.venv/bin/python tools/compare.py vision-epoch [--rounds 2] [--epochs 2]
+      Fashion-MNIST CNN (examples/fashion-cnn.toml vs tools/train_vision_torch.py, same network and
+      pipeline) at 2 threads: mean epoch time of the training pass; which one runs first alternates
   tools/.venv/bin/python tools/compare.py transformer-step [--rounds 3]   (d 256, 8 heads, 2+2 layers, ffn 1024,
                                                                           batch 32, len 32, vocab 1000; 1 and 2 threads)
   tools/.venv/bin/python tools/compare.py embed [--rounds 3] [--model .cache/assets/all-MiniLM-L6-v2]
@@ -43,6 +48,8 @@ def commands(which):
         return [FERRITE, "bench", "mlp", "--json"], None
     if which == "transformer-step":
         return [FERRITE, "bench", "transformer-step", "--threads", "1,2", "--json"], "transformer-step"
+    if which == "conv2d":
+        return [FERRITE, "bench", "conv2d", "--json"], [PY, "tools/bench_torch.py", "conv2d"]
     raise SystemExit(f"unknown benchmark {which}")
 
 
@@ -51,8 +58,8 @@ def key(rec):
         return f"matmul {rec['m']}x{rec['k']}x{rec['n']} t{rec['threads']}"
     if rec.get("bench") == "op-overhead":
         return "op-overhead"
-    if rec.get("bench") == "transformer-step":
-        return f"transformer-step t{rec['threads']}"
+    if rec.get("bench") in ("transformer-step", "conv2d"):
+        return f"{rec['bench']} t{rec['threads']}"
     return rec["task"]
 
 
@@ -126,9 +133,41 @@ def embed(args):
                   f"{fmt(ro, '.2f', 'x')} | {rss} |")
 
 
+def vision_epoch(args):
+    """Mean epoch seconds (training pass only, both sides) of the Fashion-MNIST CNN at 2 threads."""
+    import tempfile
+    res = {"ferrite": [], "pytorch": []}
+
+    def ferrite():
+        with tempfile.TemporaryDirectory() as out:
+            env = dict(os.environ, FERRITE_NUM_THREADS="2")
+            subprocess.run([FERRITE, "train", "examples/fashion-cnn.toml", "--epochs", str(args.epochs), "--out", out,
+                            "--json"], cwd=ROOT, check=True, capture_output=True, env=env)
+            with open(os.path.join(out, "metrics.jsonl")) as f:
+                secs = [json.loads(l)["seconds"] for l in f if l.strip()]
+        res["ferrite"].append(sum(secs) / len(secs))
+
+    def pytorch():
+        recs = lines([PY, "tools/train_vision_torch.py", "--epochs", str(args.epochs), "--threads", "2", "--json"])
+        res["pytorch"].append(recs[-1]["mean_epoch_seconds"])
+
+    for rnd in range(args.rounds):
+        order = (ferrite, pytorch) if rnd % 2 == 0 else (pytorch, ferrite)
+        for run in order:
+            run()
+        print(f"# round {rnd + 1}: ferrite {res['ferrite'][-1]:.1f} s, PyTorch {res['pytorch'][-1]:.1f} s per epoch",
+              file=sys.stderr)
+    print("| round | ferrite s/epoch | PyTorch s/epoch | PyTorch / ferrite |")
+    print("|---|---|---|---|")
+    for i, (f, t) in enumerate(zip(res["ferrite"], res["pytorch"])):
+        print(f"| {i + 1} | {f:.1f} | {t:.1f} | {t / f:.2f}x |")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["matmul", "op-overhead", "mlp", "transformer-step", "embed"])
+    ap.add_argument("which", choices=["matmul", "op-overhead", "mlp", "transformer-step", "embed", "conv2d",
+                                      "vision-epoch"])
+    ap.add_argument("--epochs", type=int, default=2, help="vision-epoch only")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", default=os.path.join(ROOT, ".cache", "assets", "all-MiniLM-L6-v2"), help="embed only")
     ap.add_argument("--threads", default="1,2", help="embed only: thread counts")
@@ -137,6 +176,8 @@ def main():
     args = ap.parse_args()
     if args.which == "embed":
         return embed(args)
+    if args.which == "vision-epoch":
+        return vision_epoch(args)
     fer_cmd, torch_cmd = commands(args.which)
     fer, tor = {}, {}
     for _ in range(args.rounds):
@@ -151,7 +192,7 @@ def main():
         for r in torch_recs:
             tor.setdefault(key(r), []).append(r)
     metric = {"matmul": ("gflops", True), "op-overhead": ("add_backward_us", False), "mlp": ("epoch_ms", False),
-              "transformer-step": ("step_ms", False)}[args.which]
+              "transformer-step": ("step_ms", False), "conv2d": ("fwd_bwd_ms", False)}[args.which]
     field, higher_better = metric
     print(f"| {args.which} | ferrite {field} | PyTorch {field} | ferrite advantage |")
     print("|---|---|---|---|")
@@ -168,6 +209,11 @@ def main():
             ft = statistics.median(r["tokens_per_s"] for r in fer[k])
             tt = statistics.median(r["tokens_per_s"] for r in tor[k])
             extra = f" tokens/s {ft:.0f} vs {tt:.0f}; peak RSS {fr:.0f} MB vs {tr:.0f} MB |"
+        if args.which == "conv2d":
+            ff = statistics.median(r["fwd_ms"] for r in fer[k])
+            tf = statistics.median(r["fwd_ms"] for r in tor[k])
+            per_round = ", ".join(f"{b['fwd_bwd_ms'] / a['fwd_bwd_ms']:.2f}" for a, b in zip(fer[k], tor[k]))
+            extra = f" forward {ff:.1f} vs {tf:.1f} ms ({tf / ff:.2f}x); fwd+bwd ratio per round: {per_round} |"
         print(f"| {k} | {f:.3f} | {t:.3f} | {ratio:.2f}x |{extra}")
 
 
