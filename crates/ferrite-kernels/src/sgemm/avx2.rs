@@ -90,7 +90,10 @@ unsafe fn tile<const MR: usize, const NV: usize, const PA: bool, const PB: bool,
         }
     };
     let (mut a, mut b) = (t.a, t.b);
-    let unroll = if PA || PB { 4 } else { 1 };
+    // Unrolled by 4 on every path, so pointer updates are paid once per 4 steps. Unlike the AVX-512
+    // kernel (which spills when its unpacked loop is unrolled), 12 accumulators leave LLVM room:
+    // a 64³ product measured 7% faster (median of 15 alternated runs, 8.7 vs 9.4 µs).
+    let unroll = 4;
     for _ in 0..t.kc / unroll {
         for u in 0..unroll {
             step(&mut acc, a, b, u);
