@@ -34,9 +34,10 @@ use kernel::Kernel;
 use rayon::prelude::*;
 
 /// Multiply-adds from which a product is split across threads. Handing work to the pool costs
-/// 10–20 µs on the 2-core VM this was tuned on; at 128³ (~27 µs on one core) two threads measured no
-/// faster than one, at 160³ clearly faster.
-const PAR_MIN_FLOPS: usize = 144 * 144 * 144;
+/// 10–20 µs on the 2-core VMs this was tuned on. On the AVX-512 VM two threads at 128³ (~27 µs on
+/// one core) measured no faster than one; on the AVX2 EPYC (128³ ~30 µs on one core) they took
+/// 128³ from 67 to 77–105 GFLOP/s (PyTorch 68–108), so the split now starts at 100³.
+const PAR_MIN_FLOPS: usize = 100 * 100 * 100;
 /// Multiply-adds up to which the unpacked path is used: its operands are then L1/L2 resident.
 const SMALL_MAX_FLOPS: usize = 64 * 64 * 64;
 /// Products with at most this many rows take the unpacked path at any size (one row of tiles).
