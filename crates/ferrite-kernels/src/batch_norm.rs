@@ -2,8 +2,9 @@
 //! per-channel statistics, the normalize-scale-shift pass, and the fused backward. Two passes over
 //! the data each way, where the composed version took about ten.
 //!
-//! Layer: kernels. Statistics accumulate in f64 (sums of many f32 values); channels are spread over
-//! threads for the reductions and (sample, channel) rows for the elementwise passes.
+//! Layer: kernels. Statistics: each `[S]` row is summed in eight lanes of `T` (so it vectorizes) and
+//! the rows are added in f64 (a channel sums N·S values); channels are spread over threads for the
+//! reductions and (sample, channel) rows for the elementwise passes.
 
 use crate::reduce::sum_slice;
 use crate::threads;
