@@ -41,9 +41,6 @@ fn per_channel<R: Send>(d: BnDims, f: impl Fn(usize) -> R + Sync + Send) -> Vec<
 /// Calls `f(row, channel, dst_row)` for every `[S]` row of the output, in parallel when large.
 fn per_row<T: Float>(d: BnDims, f: impl Fn(usize, usize, &mut [T]) + Sync + Send) -> Vec<T> {
     let len = d.rows() * d.s;
-    if d.s == 0 {
-        return vec![T::ZERO; len];
-    }
     threads::zeroed_chunks(len, d.s, threads::should_parallelize(len), |r, o| f(r, r % d.c, o))
 }
 

@@ -274,9 +274,6 @@ fn per_plane<T: Float>(
     total_work: usize,
     f: impl Fn(usize, &mut [T]) + Sync + Send,
 ) -> Vec<T> {
-    if out_plane == 0 {
-        return Vec::new();
-    }
     threads::zeroed_chunks(
         planes * out_plane,
         out_plane,

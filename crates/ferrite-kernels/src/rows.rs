@@ -15,18 +15,6 @@ pub fn new_rows<T: Float>(total: usize, len: usize, f: impl Fn(usize, &mut [T]) 
     threads::zeroed_chunks(total, len, parallel, f)
 }
 
-/// Calls `f(row_index, out_row)` for every row of `out`, in parallel when large.
-pub fn for_each_row<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    if len == 0 {
-        return;
-    }
-    if threads::should_parallelize(out.len()) && out.len() / len >= 2 {
-        threads::install(|_| out.par_chunks_mut(len).enumerate().for_each(|(r, o)| f(r, o)));
-    } else {
-        out.chunks_mut(len).enumerate().for_each(|(r, o)| f(r, o));
-    }
-}
-
 /// Maximum of a row, in 16 independent lanes so the loop vectorizes (a single running maximum is
 /// a serial dependency chain the compiler may not reorder).
 #[inline(always)]
@@ -67,7 +55,7 @@ crate::simd::wide_fn! {
 
 /// Numerically stable log-softmax of each row: x - max - log Σ exp(x - max).
 pub fn log_softmax<T: Float>(x: &[T], len: usize) -> Vec<T> {
-    let out = new_rows(x.len(), len, |r, o| {
+    new_rows(x.len(), len, |r, o| {
         let xr = &x[r * len..(r + 1) * len];
         let m = row_max(xr);
         let mut s = T::ZERO;
@@ -78,32 +66,29 @@ pub fn log_softmax<T: Float>(x: &[T], len: usize) -> Vec<T> {
         for (o, &v) in o.iter_mut().zip(xr) {
             *o = v - lse;
         }
-    });
-    out
+    })
 }
 
 /// Softmax backward from the output y: dx = y ⊙ (g − Σ g⊙y).
 pub fn softmax_backward<T: Float>(y: &[T], g: &[T], len: usize) -> Vec<T> {
-    let out = new_rows(y.len(), len, |r, o| {
+    new_rows(y.len(), len, |r, o| {
         let (yr, gr) = (&y[r * len..(r + 1) * len], &g[r * len..(r + 1) * len]);
         let s = dot_slice(yr, gr);
         for ((o, &yv), &gv) in o.iter_mut().zip(yr).zip(gr) {
             *o = yv * (gv - s);
         }
-    });
-    out
+    })
 }
 
 /// Log-softmax backward from the output y: dx = g − exp(y) · Σ g.
 pub fn log_softmax_backward<T: Float>(y: &[T], g: &[T], len: usize) -> Vec<T> {
-    let out = new_rows(y.len(), len, |r, o| {
+    new_rows(y.len(), len, |r, o| {
         let (yr, gr) = (&y[r * len..(r + 1) * len], &g[r * len..(r + 1) * len]);
         let s = sum_slice(gr);
         for ((o, &yv), &gv) in o.iter_mut().zip(yr).zip(gr) {
             *o = gv - yv.exp() * s;
         }
-    });
-    out
+    })
 }
 
 #[inline(always)]
@@ -200,14 +185,13 @@ fn rrms<T: Float>(x: &[T], eps: T) -> T {
 
 /// RMS norm of each row: x / √(mean(x²) + ε) · w.
 pub fn rms_norm<T: Float>(x: &[T], w: Option<&[T]>, len: usize, eps: T) -> Vec<T> {
-    let out = new_rows(x.len(), len, |r, o| {
+    new_rows(x.len(), len, |r, o| {
         let xr = &x[r * len..(r + 1) * len];
         let s = rrms(xr, eps);
         for (j, (o, &v)) in o.iter_mut().zip(xr).enumerate() {
             *o = v * s * w.map_or(T::ONE, |w| w[j]);
         }
-    });
-    out
+    })
 }
 
 /// RMS norm backward. Returns (dx, dw).
@@ -304,18 +288,16 @@ pub fn cross_entropy_backward<T: Float>(
     smoothing: T,
     scale: T,
 ) -> Vec<T> {
-    let mut out = softmax(logits, classes);
     let off = smoothing / T::from_usize(classes);
-    for_each_row(&mut out, classes, |r, o| {
+    new_rows(logits.len(), classes, |r, o| {
         let t = targets[r];
         if t == ignore_index {
-            o.fill(T::ZERO);
-            return;
+            return; // the row stays zero
         }
+        softmax_row(&logits[r * classes..(r + 1) * classes], o);
         for v in o.iter_mut() {
             *v = (*v - off) * scale;
         }
         o[t as usize] -= (T::ONE - smoothing) * scale;
-    });
-    out
+    })
 }
