@@ -23,6 +23,7 @@ pub mod rows;
 #[cfg(target_arch = "x86_64")]
 mod sgemm;
 pub mod strided;
+mod team;
 pub mod threads;
 
 pub use float::Float;

@@ -1,9 +1,11 @@
-//! Matrix multiplication on strided operands: ferrite's own AVX-512 kernel (`sgemm`) for f32 where
-//! the CPU has it, the `gemm` crate for everything else (f64, other CPUs, matrix-vector shapes).
+//! Matrix multiplication on strided operands: ferrite's own AVX-512 / AVX2 kernels (`sgemm`) for
+//! f32 where the CPU has them, the `gemm` crate for everything else (f64, other CPUs,
+//! matrix-vector shapes).
 //!
 //! Layer: kernels. Strides are in elements and may be anything (a transposed operand is just swapped
-//! strides), so `A @ B^T` needs no copy. Small products run single-threaded: below about 96³
-//! multiply-adds (144³ in `sgemm`) the thread hand-off costs more than the arithmetic.
+//! strides), so `A @ B^T` needs no copy. Threads: on the `gemm` crate, products below 96³
+//! multiply-adds run single-threaded (the pool's hand-off costs more than the arithmetic); `sgemm`
+//! splits products from 48³ on, below 256³ with the spinning team of `threads::split`.
 
 use crate::float::Float;
 use crate::threads;

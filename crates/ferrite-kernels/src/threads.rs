@@ -2,7 +2,9 @@
 //!
 //! Layer: kernels. The pool size comes from `set_num_threads`, else `FERRITE_NUM_THREADS`, else the
 //! number of cores. We keep our own rayon pool (not rayon's global one) so the count can change at run time.
+//! Work too short for the pool (a few µs) goes to a team of spinning helpers instead ([`split`], `team`).
 
+use crate::team::{PoolBusy, Team};
 use crate::Float;
 use rayon::prelude::*;
 use rayon::ThreadPool;
@@ -15,6 +17,7 @@ pub const PAR_MIN_ELEMS: usize = 1 << 15;
 struct PoolState {
     threads: usize,
     pool: Option<Arc<ThreadPool>>,
+    team: Option<Arc<Team>>,
 }
 
 fn state() -> &'static RwLock<PoolState> {
@@ -25,7 +28,11 @@ fn state() -> &'static RwLock<PoolState> {
             .and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|&n| n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-        RwLock::new(PoolState { threads, pool: None })
+        RwLock::new(PoolState {
+            threads,
+            pool: None,
+            team: None,
+        })
     })
 }
 
@@ -41,6 +48,7 @@ pub fn set_num_threads(n: usize) {
         if s.threads != n {
             s.threads = n;
             s.pool = None;
+            s.team = None;
         }
     }
 }
@@ -73,11 +81,38 @@ pub fn install<R: Send>(f: impl FnOnce(usize) -> R + Send) -> R {
     match pool() {
         Some(p) if rayon::current_thread_index().is_none() => {
             let n = p.current_num_threads();
+            let _busy = PoolBusy::enter();
             p.install(|| f(n))
         }
         // Already inside a pool (nested parallelism) or single-threaded.
         Some(_) => f(rayon::current_num_threads()),
         None => f(1),
+    }
+}
+
+fn team() -> Option<Arc<Team>> {
+    {
+        let s = state().read().ok()?;
+        if s.threads <= 1 {
+            return None;
+        }
+        if let Some(t) = &s.team {
+            return Some(t.clone());
+        }
+    }
+    let mut s = state().write().ok()?;
+    let helpers = s.threads - 1;
+    Some(s.team.get_or_insert_with(|| Arc::new(Team::new(helpers))).clone())
+}
+
+/// Runs `f(i)` for every `i < parts`, for work too short to pay the pool's hand-off (10–20 µs):
+/// on the calling thread and a team of spinning helpers when more than one thread is allowed, else
+/// (single-threaded, inside the pool already, or another split running) on the calling thread alone.
+/// At most 65 535 parts are spread; more run serially.
+pub fn split(parts: usize, f: impl Fn(usize) + Sync) {
+    match team() {
+        Some(t) if rayon::current_thread_index().is_none() => t.run(parts, &f),
+        _ => (0..parts).for_each(f),
     }
 }
 

@@ -9,7 +9,8 @@
 //! Pieces: `kernel` (what an ISA provides), `avx512` and `avx2` (register-tile microkernels, up to
 //! 14×32 / 6×64 and 12×8 / 6×16, with their packers), `nt` and `nt_avx2` (dot products for `x·Wᵀ`
 //! with few rows of x), `small` (unpacked path for products that fit in cache: no packing, no
-//! allocation), `blocked` (the cache-blocked loop nest for the rest, with the threading), `pack` and
+//! allocation), `blocked` (the cache-blocked loop nest for the rest, with the threading from 256³
+//! multiply-adds; smaller products are split in blocks of C by `run_split`), `pack` and
 //! `transpose` (per-thread buffers, register transposes). `small` and `blocked` are generic over
 //! the kernel. Every address is checked once, by `matmul::matmul`'s `check_reach`; below that, raw
 //! pointers.
@@ -33,11 +34,17 @@ use avx512::Avx512;
 use kernel::Kernel;
 use rayon::prelude::*;
 
-/// Multiply-adds from which a product is split across threads. Handing work to the pool costs
-/// 10–20 µs on the 2-core VMs this was tuned on. On the AVX-512 VM two threads at 128³ (~27 µs on
-/// one core) measured no faster than one; on the AVX2 EPYC (128³ ~30 µs on one core) they took
-/// 128³ from 67 to 77–105 GFLOP/s (PyTorch 68–108), so the split now starts at 100³.
-const PAR_MIN_FLOPS: usize = 100 * 100 * 100;
+/// Multiply-adds from which a product is split across the rayon pool; smaller ones from
+/// [`TEAM_MIN_FLOPS`] go to the team of spinning helpers (`threads::split`). Handing work to the
+/// pool costs 10–20 µs on the 2-core VMs this was tuned on (its workers sleep between regions);
+/// the team's hand-off is well under a microsecond while its helpers spin. On the AVX2 EPYC at 2
+/// threads (GFLOP/s, team vs pool, two runs): 128³ 127–148 vs 81–97, 192³ 130–148 vs 123–128, 256³
+/// to 512³ level, 1024×256×256 144–147 vs 167–172 (the team's column split reads all of A once per
+/// part; the pool's blocked loop nest reads it once per B block).
+const PAR_MIN_FLOPS: usize = 256 * 256 * 256;
+/// Multiply-adds from which a product is split at all: at 2 threads 32³ was no faster split
+/// (1.1 µs either way), 48³ 1.07×, 32×64×64 1.3×, 64³ 1.65×.
+const TEAM_MIN_FLOPS: usize = 48 * 48 * 48;
 /// Multiply-adds up to which the unpacked path is used: its operands are then L1/L2 resident.
 const SMALL_MAX_FLOPS: usize = 64 * 64 * 64;
 /// Products with at most this many rows take the unpacked path at any size (one row of tiles).
@@ -188,15 +195,51 @@ unsafe fn matmul_on(
         ptr: dst,
         rs: dst_rs as isize,
     };
-    if allow_threads && m * n * k >= PAR_MIN_FLOPS {
+    let flops = m * n * k;
+    if allow_threads && flops >= PAR_MIN_FLOPS {
         threads::install(|t| {
             // SAFETY: as below; `run` hands threads disjoint blocks of C.
             unsafe { run_on(isa, m, n, k, a, b, c, accumulate, t) }
         });
+    } else if allow_threads && flops >= TEAM_MIN_FLOPS && threads::num_threads() > 1 {
+        // SAFETY: as below; the parts are disjoint blocks of C.
+        unsafe { run_split(isa, m, n, k, a, b, c, accumulate) }
     } else {
         // SAFETY: the caller checked the CPU features and the reach of all three operands.
         unsafe { run_on(isa, m, n, k, a, b, c, accumulate, 1) }
     }
+}
+
+/// A product too small for the pool, split between the caller and the team (`threads::split`):
+/// C in blocks of whole column strips of the microkernel (each block then takes the path `run`
+/// picks for it), or in blocks of rows when C has fewer than two strips. About four parts per
+/// thread, so a helper that wakes late still finds work, while each part stays a few µs long.
+///
+/// # Safety
+/// As for [`run`], with `isa`'s features.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_split(isa: Isa, m: usize, n: usize, k: usize, a: Src, b: Src, c: Dst, accumulate: bool) {
+    let strip = match isa {
+        Isa::Avx512 => 2 * Avx512::LANES,
+        Isa::Avx2 => 2 * Avx2::LANES,
+    };
+    let most = 4 * threads::num_threads();
+    let (rows, cols) = if n >= 2 * strip {
+        (m, n.div_ceil(most).next_multiple_of(strip))
+    } else if m >= 48 {
+        (m.div_ceil(most).next_multiple_of(24), n)
+    } else {
+        (m, n)
+    };
+    let col_parts = n.div_ceil(cols);
+    threads::split(m.div_ceil(rows) * col_parts, |part| {
+        let (i0, j0) = ((part / col_parts) * rows, (part % col_parts) * cols);
+        let a = Src { ptr: a.at(i0, 0), ..a };
+        let b = Src { ptr: b.at(0, j0), ..b };
+        let c = Dst { ptr: c.at(i0, j0), ..c };
+        // SAFETY: the blocks are disjoint and inside the checked m×n; A and B are only read.
+        unsafe { run_on(isa, rows.min(m - i0), cols.min(n - j0), k, a, b, c, accumulate, 1) }
+    });
 }
 
 /// The dot-product path for `x·Wᵀ` of one ISA (`nt::gemm`, `nt_avx2::gemm`).
