@@ -20,10 +20,6 @@ mod translate;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Large tensor buffers on cache-line boundaries, as PyTorch allocates them (see the type's docs).
-#[global_allocator]
-static ALLOC: ferrite::kernels::alloc::CacheAligned = ferrite::kernels::alloc::CacheAligned;
-
 #[derive(Parser)]
 #[command(name = "ferrite", version, about = "ferrite: deep learning in Rust")]
 struct Cli {

@@ -6,7 +6,6 @@
 
 #[macro_use]
 pub mod simd;
-pub mod alloc;
 pub mod attention;
 pub mod batch_norm;
 pub mod conv;
