@@ -18,9 +18,11 @@
       torch_ms/ferrite_ms and onnx_ms/ferrite_ms (>1 = ferrite faster). Without a ferrite binary
       (or one that fails `bench embed`) it says so on stderr and still runs the other two.
 
-Builds nothing: run `cargo build --release -p ferrite-cli` first. Each round runs ferrite, then
-PyTorch; per measurement the median over rounds is kept (machines here are shared and noisy, so
-the ratio from one interleaved session is what matters). Prints a Markdown table.
+Builds nothing: run `cargo build --release -p ferrite-cli` first. Each round runs ferrite and
+PyTorch (which goes first alternates between rounds); per measurement the median over rounds is kept
+(machines here are shared and noisy, so the ratio from one interleaved session is what matters).
+Prints a Markdown table; for matmul also the ratio of each round (ferrite and PyTorch measured
+back to back) and their median.
 """
 import argparse
 import json
@@ -180,9 +182,11 @@ def main():
         return vision_epoch(args)
     fer_cmd, torch_cmd = commands(args.which)
     fer, tor = {}, {}
-    for _ in range(args.rounds):
+    def run_ferrite():
         for r in lines(fer_cmd):
             fer.setdefault(key(r), []).append(r)
+
+    def run_torch():
         if torch_cmd is None:
             torch_recs = torch_mlp()
         elif torch_cmd == "transformer-step":
@@ -191,6 +195,12 @@ def main():
             torch_recs = lines(torch_cmd)
         for r in torch_recs:
             tor.setdefault(key(r), []).append(r)
+
+    for i in range(args.rounds):
+        # Which one runs first alternates, so a machine that slows down or speeds up over a round
+        # does not favour either side.
+        for run in ((run_ferrite, run_torch) if i % 2 == 0 else (run_torch, run_ferrite)):
+            run()
     metric = {"matmul": ("gflops", True), "op-overhead": ("add_backward_us", False), "mlp": ("epoch_ms", False),
               "transformer-step": ("step_ms", False), "conv2d": ("fwd_bwd_ms", False)}[args.which]
     field, higher_better = metric
@@ -209,6 +219,10 @@ def main():
             ft = statistics.median(r["tokens_per_s"] for r in fer[k])
             tt = statistics.median(r["tokens_per_s"] for r in tor[k])
             extra = f" tokens/s {ft:.0f} vs {tt:.0f}; peak RSS {fr:.0f} MB vs {tr:.0f} MB |"
+        if args.which == "matmul":
+            ratios = [a[field] / b[field] for a, b in zip(fer[k], tor[k])]
+            extra = (f" per round: {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}x,"
+                     f" min {min(ratios):.2f}x |")
         if args.which == "conv2d":
             ff = statistics.median(r["fwd_ms"] for r in fer[k])
             tf = statistics.median(r["fwd_ms"] for r in tor[k])
