@@ -212,8 +212,10 @@ unsafe fn matmul_on(
 
 /// A product too small for the pool, split between the caller and the team (`threads::split`):
 /// C in blocks of whole column strips of the microkernel (each block then takes the path `run`
-/// picks for it), or in blocks of rows when C has fewer than two strips. About four parts per
-/// thread, so a helper that wakes late still finds work, while each part stays a few µs long.
+/// picks for it), or in blocks of rows when C has fewer than two strips or is tall (m ≥ 4n: each
+/// column block would read all of a large A again, each row block reads its own rows and shares
+/// the small B). About four parts per thread, so a helper that wakes late still finds work, while
+/// each part stays a few µs long.
 ///
 /// # Safety
 /// As for [`run`], with `isa`'s features.
@@ -224,10 +226,10 @@ unsafe fn run_split(isa: Isa, m: usize, n: usize, k: usize, a: Src, b: Src, c: D
         Isa::Avx2 => 2 * Avx2::LANES,
     };
     let most = 4 * threads::num_threads();
-    let (rows, cols) = if n >= 2 * strip {
-        (m, n.div_ceil(most).next_multiple_of(strip))
-    } else if m >= 48 {
+    let (rows, cols) = if m >= 48 && (n < 2 * strip || m >= 4 * n) {
         (m.div_ceil(most).next_multiple_of(24), n)
+    } else if n >= 2 * strip {
+        (m, n.div_ceil(most).next_multiple_of(strip))
     } else {
         (m, n)
     };

@@ -192,8 +192,8 @@ fn blocked_path_crosses_every_cache_block() {
     // k > KC (512) gives several pc blocks, n > NC (512) several jc blocks, and a transposed A
     // with m > MC (2048) several ic blocks. With two threads, from 256³ multiply-adds on (the
     // pool): few rows split rows of tiles between threads (9×2000×1000), short products split
-    // columns (10×1300×1300); below that (the team): blocks of columns (20×1300×40, 2100×33×70) or,
-    // for fewer than two column strips, of rows (300×5×600).
+    // columns (10×1300×1300); below that (the team): blocks of columns (20×1300×40) or, for tall
+    // products and those with fewer than two column strips, of rows (2100×33×70, 300×5×600).
     for thr in [1, 2] {
         check(300, 130, 1100, PLAIN, PLAIN, 0, false, thr);
         check(351, 97, 600, t, t, 4, true, thr);
