@@ -89,8 +89,28 @@ fn keep_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
+/// Lets a closed output pipe end the process quietly, as it ends `cat` or `grep`
+/// (`ferrite bench matmul --json | head -1`). Rust ignores SIGPIPE, so the next `println!` to the
+/// closed pipe would panic instead.
+#[cfg(unix)]
+fn quiet_broken_pipe() {
+    extern "C" {
+        fn signal(signum: std::os::raw::c_int, handler: usize) -> usize;
+    }
+    const SIGPIPE: std::os::raw::c_int = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: restores the default action for one signal, before any other thread exists.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_broken_pipe() {}
+
 fn main() -> ExitCode {
     keep_freed_memory();
+    quiet_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),

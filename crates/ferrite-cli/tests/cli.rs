@@ -71,6 +71,29 @@ fn bad_config_exits_with_a_message_not_a_panic() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// A reader that stops early (`| head -1`) ends the process quietly, without a panic message.
+#[test]
+fn a_closed_output_pipe_ends_the_process_without_a_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["bench", "matmul", "--threads", "1", "--json"])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ferrite");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"bench\":\"matmul\""), "{first}");
+    // The reader is dropped here: the next line goes to a closed pipe.
+    let out = child.wait_with_output().expect("wait for ferrite");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// Issue 7: the digits CNN config trains in seconds and its final `--json` line reports a test
 /// accuracy of at least 0.95; `eval` of the saved run (batch-norm statistics included) agrees,
 /// and `predict` reads the same CSV layout back into images.
