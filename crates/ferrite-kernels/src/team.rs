@@ -152,8 +152,8 @@ impl Team {
         shared.work();
         let mut waits = 0u32;
         while shared.done.load(Acquire) < parts {
-            waits += 1;
             if waits < 1 << 14 {
+                waits += 1;
                 std::hint::spin_loop();
             } else {
                 // A helper holding a part was descheduled: let it have this core.
