@@ -3,7 +3,7 @@
 //! `ferrite data spam-assassin --out spam.jsonl`: the SpamAssassin e-mails as labelled JSON Lines.
 
 use clap::{Args, Subcommand};
-use ferrite::nn::checkpoint::write_atomic;
+use ferrite::core::fs::write_atomic;
 use ferrite::text::read_spam_assassin;
 use ferrite::train::seq2seq::run::write_gettext_data;
 use ferrite::Result;

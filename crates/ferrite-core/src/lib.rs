@@ -10,6 +10,7 @@ mod backprop;
 mod backward;
 pub mod dtype;
 pub mod error;
+pub mod fs;
 mod grad_mode;
 pub mod layout;
 pub mod op;

@@ -28,6 +28,35 @@ pub struct AttentionDims {
     pub dv: usize,
 }
 
+/// One operand (q, k or v) read through strides: row `i` of group `g` is the `width` elements
+/// from `offsets[g] + i·row_stride` on. Views need no copy: a time-major KV cache
+/// `[positions, batch, heads, head_dim]` has row stride `batch·heads·head_dim`, and groups that
+/// share keys (grouped-query attention, several query heads per key/value head) share offsets.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub data: &'a [f32],
+    pub offsets: &'a [usize],
+    pub row_stride: usize,
+}
+
+impl Rows<'_> {
+    /// Whether every row the dims reach lies inside `data`.
+    fn fits(&self, groups: usize, rows: usize, width: usize) -> bool {
+        if groups == 0 || rows == 0 || width == 0 {
+            return true;
+        }
+        self.offsets.len() >= groups
+            && self.offsets[..groups]
+                .iter()
+                .all(|&o| o + (rows - 1) * self.row_stride + width <= self.data.len())
+    }
+}
+
+/// Offsets of `groups` contiguous `[rows, width]` blocks, for [`Rows`] over packed operands.
+pub fn packed_offsets(groups: usize, rows: usize, width: usize) -> Vec<usize> {
+    (0..groups).map(|g| g * rows * width).collect()
+}
+
 /// A u8 mask (nonzero = the key is hidden from the query), broadcast by strides: element (group
 /// `g`, query `i`, key `j`) at `offsets[g] + i·query_stride + j·key_stride` (strides may be 0).
 #[derive(Clone, Copy)]
@@ -50,36 +79,61 @@ thread_local! {
     static SCORES: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
-/// `out[g] = softmax(q[g]·k[g]ᵀ·scale, hidden keys −∞)·v[g]` for every group `g`; all operands
-/// contiguous (`q [groups, tq, d]`, `k [groups, tk, d]`, `v [groups, tk, dv]`, `out [groups, tq,
-/// dv]`). A query that sees no key gets zeros (as `rows::softmax` gives for an all −∞ row).
+/// `out[g] = softmax(q[g]·k[g]ᵀ·scale, hidden keys −∞)·v[g]` for every group `g`, with `out`
+/// contiguous `[groups, tq, dv]` and q, k, v read through their strides. A query that sees no key
+/// gets zeros (as `rows::softmax` gives for an all −∞ row). With `probs` (`[groups, tq, tk]`), the
+/// attention probabilities are written there too (attention maps for explanations; the scores
+/// still never exist for more than one block at a time).
 ///
 /// # Panics
-/// If a slice is shorter than its dims or the mask reaches past its data: callers (ferrite-core's
-/// `fused_attention`) validate shapes and build the offsets from checked layouts.
-pub fn attention(q: &[f32], k: &[f32], v: &[f32], dims: AttentionDims, scale: f32, hide: Hide<'_>, out: &mut [f32]) {
+/// If an operand's rows reach past its data or a slice is shorter than its dims: callers
+/// (ferrite-core's `fused_attention`) validate shapes and build the offsets from checked layouts.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: Rows<'_>,
+    k: Rows<'_>,
+    v: Rows<'_>,
+    dims: AttentionDims,
+    scale: f32,
+    hide: Hide<'_>,
+    out: &mut [f32],
+    probs: Option<&mut [f32]>,
+) {
     let AttentionDims { groups, tq, tk, d, dv } = dims;
     assert!(
-        q.len() >= groups * tq * d && k.len() >= groups * tk * d && v.len() >= groups * tk * dv,
+        q.fits(groups, tq, d) && k.fits(groups, tk, d) && v.fits(groups, tk, dv),
         "ferrite bug: attention operands shorter than {dims:?}"
     );
     assert!(
-        out.len() >= groups * tq * dv,
+        out.len() >= groups * tq * dv && probs.as_ref().is_none_or(|p| p.len() >= groups * tq * tk),
         "ferrite bug: attention output shorter than {dims:?}"
     );
-    if groups == 0 || tq == 0 || dv == 0 {
+    if groups == 0 || tq == 0 || (dv == 0 && probs.is_none()) {
         return;
     }
-    // One item per group and block of query rows, in parallel when there is enough work.
-    let items = out[..groups * tq * dv]
-        .chunks_mut(tq * dv)
-        .enumerate()
-        .flat_map(|(g, o)| {
-            o.chunks_mut(BLOCK * dv)
-                .enumerate()
-                .map(move |(b, ob)| (g, b * BLOCK, ob))
-        });
-    let run = |(g, i0, ob): (usize, usize, &mut [f32])| block(q, k, v, dims, scale, hide, g, i0, ob.len() / dv, ob);
+    // One item per group and block of query rows, in parallel when there is enough work; each
+    // item owns its block of the output (and of the probabilities).
+    let out_blocks = out[..groups * tq * dv].chunks_mut((tq * dv).max(1)).flat_map(|o| {
+        o.chunks_mut((BLOCK * dv).max(1))
+    });
+    let prob_blocks: Box<dyn Iterator<Item = Option<&mut [f32]>>> = match probs {
+        Some(p) if tk > 0 => Box::new(
+            p[..groups * tq * tk]
+                .chunks_mut(tq * tk)
+                .flat_map(|p| p.chunks_mut(BLOCK * tk))
+                .map(Some),
+        ),
+        _ => Box::new(std::iter::repeat_with(|| None)),
+    };
+    let starts = (0..groups).flat_map(|g| (0..tq).step_by(BLOCK).map(move |i0| (g, i0)));
+    let items = starts
+        .zip(out_blocks.map(Some).chain(std::iter::repeat_with(|| None)))
+        .zip(prob_blocks)
+        .map(|(((g, i0), ob), pb)| (g, i0, ob, pb));
+    let run = |(g, i0, ob, pb): (usize, usize, Option<&mut [f32]>, Option<&mut [f32]>)| {
+        let rows = BLOCK.min(tq - i0);
+        block(q, k, v, dims, scale, hide, g, i0, rows, ob.unwrap_or_default(), pb)
+    };
     let flops = groups * tq * tk * (d + dv);
     if threads::num_threads() > 1 && flops >= 1 << 20 && groups * tq > BLOCK {
         let items: Vec<_> = items.collect();
@@ -92,9 +146,9 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], dims: AttentionDims, scale: f3
 /// Rows `i0..i0 + rows` of group `g`.
 #[allow(clippy::too_many_arguments)]
 fn block(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    q: Rows<'_>,
+    k: Rows<'_>,
+    v: Rows<'_>,
     dims: AttentionDims,
     scale: f32,
     hide: Hide<'_>,
@@ -102,8 +156,9 @@ fn block(
     i0: usize,
     rows: usize,
     out: &mut [f32],
+    keep: Option<&mut [f32]>,
 ) {
-    let AttentionDims { tq, tk, d, dv, .. } = dims;
+    let AttentionDims { tk, d, dv, .. } = dims;
     let mut buf = SCORES.take();
     if buf.len() < 2 * rows * tk {
         buf = vec![0.0; 2 * BLOCK.max(rows) * tk];
@@ -111,17 +166,17 @@ fn block(
     let (scores, probs) = buf.split_at_mut(rows * tk);
     let probs = &mut probs[..rows * tk];
     let qg = MatRef {
-        data: q,
-        offset: (g * tq + i0) * d,
-        rs: d as isize,
+        data: q.data,
+        offset: q.offsets[g] + i0 * q.row_stride,
+        rs: q.row_stride as isize,
         cs: 1,
     };
     // kᵀ as a view: column j of kᵀ is row j of k.
     let kt = MatRef {
-        data: k,
-        offset: g * tk * d,
+        data: k.data,
+        offset: k.offsets[g],
         rs: 1,
-        cs: d as isize,
+        cs: k.row_stride as isize,
     };
     if tk > 0 {
         matmul(rows, tk, d, scores, tk, qg, kt, false, false);
@@ -148,22 +203,27 @@ fn block(
         }
         softmax_row(s, p);
     }
-    let vg = MatRef {
-        data: v,
-        offset: g * tk * dv,
-        rs: dv as isize,
-        cs: 1,
-    };
-    let pr = MatRef {
-        data: probs,
-        offset: 0,
-        rs: tk as isize,
-        cs: 1,
-    };
-    if tk > 0 {
-        matmul(rows, dv, tk, out, dv, pr, vg, false, false);
-    } else {
-        out.fill(0.0);
+    if let Some(keep) = keep {
+        keep.copy_from_slice(&probs[..keep.len()]);
+    }
+    if dv > 0 {
+        let vg = MatRef {
+            data: v.data,
+            offset: v.offsets[g],
+            rs: v.row_stride as isize,
+            cs: 1,
+        };
+        let pr = MatRef {
+            data: &*probs,
+            offset: 0,
+            rs: tk as isize,
+            cs: 1,
+        };
+        if tk > 0 {
+            matmul(rows, dv, tk, out, dv, pr, vg, false, false);
+        } else {
+            out.fill(0.0);
+        }
     }
     SCORES.set(buf);
 }
@@ -255,10 +315,15 @@ mod tests {
                 };
                 for (hide, causal) in [(None, None), (Some(m), None), (None, Some(2)), (Some(m), Some(0))] {
                     let mut out = vec![f32::NAN; groups * tq * dv];
+                    let (qo, ko, vo) = (
+                        packed_offsets(groups, tq, d),
+                        packed_offsets(groups, tk, d),
+                        packed_offsets(groups, tk, dv),
+                    );
                     attention(
-                        &q,
-                        &k,
-                        &v,
+                        Rows { data: &q, offsets: &qo, row_stride: d },
+                        Rows { data: &k, offsets: &ko, row_stride: d },
+                        Rows { data: &v, offsets: &vo, row_stride: dv },
                         dims,
                         0.3,
                         Hide {
@@ -266,6 +331,7 @@ mod tests {
                             causal_offset: causal,
                         },
                         &mut out,
+                        None,
                     );
                     let want = naive(&q, &k, &v, dims, 0.3, |g, i, j| {
                         hide.is_some() && mask[g * tk + j] != 0 || causal.is_some_and(|o| j > o + i)
@@ -280,5 +346,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Grouped-query attention over a time-major cache with strided queries gives what the packed
+    /// layout gives, and the kept probabilities are the softmax rows.
+    #[test]
+    fn strided_operands_shared_key_heads_and_kept_probabilities() {
+        let (heads, kv_heads, tq, tk, hd) = (6, 2, 3, 70, 8);
+        let rep = heads / kv_heads;
+        // q token-major [tq, heads·hd]; k, v time-major [tk, kv_heads·hd].
+        let (q, k, v) = (
+            values(tq * heads * hd, 4),
+            values(tk * kv_heads * hd, 5),
+            values(tk * kv_heads * hd, 6),
+        );
+        let dims = AttentionDims { groups: heads, tq, tk, d: hd, dv: hd };
+        let qo: Vec<usize> = (0..heads).map(|h| h * hd).collect();
+        let ko: Vec<usize> = (0..heads).map(|h| (h / rep) * hd).collect();
+        let mut out = vec![f32::NAN; heads * tq * hd];
+        let mut probs = vec![f32::NAN; heads * tq * tk];
+        let hide = Hide {
+            mask: None,
+            causal_offset: Some(tk - tq),
+        };
+        attention(
+            Rows { data: &q, offsets: &qo, row_stride: heads * hd },
+            Rows { data: &k, offsets: &ko, row_stride: kv_heads * hd },
+            Rows { data: &v, offsets: &ko, row_stride: kv_heads * hd },
+            dims,
+            0.5,
+            hide,
+            &mut out,
+            Some(&mut probs),
+        );
+        // The same problem packed head by head.
+        let pack = |x: &[f32], rows: usize, width: usize, head: &dyn Fn(usize) -> usize| -> Vec<f32> {
+            (0..heads)
+                .flat_map(|h| (0..rows).flat_map(move |i| (0..hd).map(move |c| (h, i, c))))
+                .map(|(h, i, c)| x[i * width + head(h) * hd + c])
+                .collect()
+        };
+        let (qp, kp, vp) = (
+            pack(&q, tq, heads * hd, &|h| h),
+            pack(&k, tk, kv_heads * hd, &|h| h / rep),
+            pack(&v, tk, kv_heads * hd, &|h| h / rep),
+        );
+        let want = naive(&qp, &kp, &vp, dims, 0.5, |_, i, j| j > tk - tq + i);
+        for (a, b) in out.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        for row in probs.chunks(tk) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+        // The last query of each head sees every key; the first misses the last tq - 1.
+        assert!(probs.chunks(tk).step_by(tq).all(|r| r[tk - 2..].iter().all(|&p| p == 0.0)));
     }
 }

@@ -6,31 +6,9 @@
 use ferrite_core::{DType, Error, Result, Tensor};
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically: a sibling temp file, fsync, then rename over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let io = |e: std::io::Error| Error::file(path, format!("cannot write: {e}"));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
-}
+use ferrite_core::fs::write_atomic;
 
 fn to_bytes(t: &Tensor) -> Result<(StDtype, Vec<u8>)> {
     Ok(match t.dtype() {

@@ -17,7 +17,6 @@
 //! Pretrained models' tokenizers (BERT WordPiece, RoBERTa BPE, …): [`PretrainedTokenizer`] (`pretrained.rs`)
 //! encodes batches to padded ids, attention masks and token-type ids.
 
-mod atomic;
 mod batch;
 mod email;
 mod gettext;

@@ -141,7 +141,7 @@ impl TextTokenizer {
             .inner
             .to_string(true)
             .map_err(|e| Error::file(path, format!("cannot serialize tokenizer: {e}")))?;
-        crate::atomic::write_atomic(path, json.as_bytes())
+        ferrite_core::fs::write_atomic(path, json.as_bytes())
     }
 
     /// Token ids of `text`, without BOS/EOS (the caller adds them where the model needs them).

@@ -3,7 +3,7 @@
 //! Layer: text. TSV rather than two aligned files because one file cannot fall out of alignment, and a bad line can
 //! be reported by its line number.
 
-use crate::atomic::write_atomic;
+use ferrite_core::fs::write_atomic;
 use ferrite_core::{Error, Result};
 use std::path::Path;
 

@@ -295,7 +295,7 @@ pub fn train_translation(config_path: &Path, opts: &TranslateRunOptions) -> Resu
     saved.data.valid = Some(PathBuf::from("data/valid.tsv"));
     saved.data.test = Some(PathBuf::from("data/test.tsv"));
     let text = toml::to_string_pretty(&saved).map_err(|e| Error::file(&dir, e.to_string()))?;
-    ferrite_nn::checkpoint::write_atomic(&dir.join("config.toml"), text.as_bytes())?;
+    ferrite_core::fs::write_atomic(&dir.join("config.toml"), text.as_bytes())?;
 
     let texts = splits.train.iter().flat_map(|p| [p.src.as_str(), p.tgt.as_str()]);
     let tokenizer = TextTokenizer::train(cfg.tokenizer.kind, cfg.tokenizer.vocab_size, texts)?;
@@ -356,7 +356,7 @@ pub fn train_translation(config_path: &Path, opts: &TranslateRunOptions) -> Resu
     let trained = TranslationModel::load(&dir)?;
     let (test, hyps) = score(&trained, &splits.test, cfg.decode.beam)?;
     let lines: String = hyps.iter().map(|h| format!("{h}\n")).collect();
-    ferrite_nn::checkpoint::write_atomic(&dir.join("test_hypotheses.txt"), lines.as_bytes())?;
+    ferrite_core::fs::write_atomic(&dir.join("test_hypotheses.txt"), lines.as_bytes())?;
     let summary = TranslateSummary {
         run_dir: dir.display().to_string(),
         train_pairs: train.len(),
