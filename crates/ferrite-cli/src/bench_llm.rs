@@ -7,7 +7,7 @@
 
 use crate::bench::emit;
 use crate::bench_transformer::peak_rss_mb;
-use ferrite::llm::{LanguageModel, Whisper};
+use ferrite::models::{argmax, LanguageModel, Whisper};
 use ferrite::{set_num_threads, Result};
 use serde_json::json;
 use std::path::Path;
@@ -36,10 +36,7 @@ pub fn llm(model: &Path, threads: &[usize], json_out: bool) -> Result<()> {
             let mut logits = llama.forward(&short, &mut cache)?;
             let start = Instant::now();
             for _ in 0..64 {
-                let next = (0..logits.len())
-                    .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-                    .unwrap_or(0) as u32;
-                logits = llama.forward(&[next], &mut cache)?;
+                logits = llama.forward(&[argmax(&logits)], &mut cache)?;
             }
             let g = start.elapsed().as_secs_f64();
             if run > 0 {

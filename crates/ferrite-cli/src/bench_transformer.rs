@@ -8,7 +8,7 @@
 
 use crate::bench::emit;
 use clap::Args;
-use ferrite::nn::transformer::{Positional, Seq2SeqBatch, Transformer, TransformerConfig};
+use ferrite::models::{Positional, Seq2SeqBatch, Transformer, TransformerConfig};
 use ferrite::prelude::*;
 use ferrite::Rng;
 use serde_json::json;

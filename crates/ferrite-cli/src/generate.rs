@@ -3,7 +3,8 @@
 //! options and `--json` output holding ids, text and timing.
 
 use clap::Args;
-use ferrite::llm::{chatml_prompt, generate, Generation, LanguageModel, Message, Sampler, SamplingOptions};
+use ferrite::models::generation::{chatml_prompt, Message};
+use ferrite::models::{Generation, LanguageModel, SamplingOptions, Strategy};
 use ferrite::{set_num_threads, Error, Result};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -37,8 +38,9 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    fn sampler(&self) -> Sampler {
-        Sampler::new(SamplingOptions {
+    /// Sampling with these options; each call restarts the seeded generator.
+    fn strategy(&self) -> Strategy {
+        Strategy::Sample(SamplingOptions {
             temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,
@@ -80,22 +82,14 @@ fn flush() {
 
 /// Generates after `ids`, streaming the text (then a newline) or, with `--json`, printing the
 /// whole result as one JSON line.
-fn run_one(m: &LanguageModel, ids: &[u32], s: &SamplingArgs, sampler: &mut Sampler) -> Result<Generation> {
+fn run_one(m: &LanguageModel, ids: &[u32], s: &SamplingArgs) -> Result<Generation> {
     let stream = !s.json;
-    let g = generate(
-        &m.llama,
-        &m.tokenizer,
-        ids,
-        s.max_tokens,
-        sampler,
-        &m.stop_ids,
-        |piece| {
-            if stream {
-                print!("{piece}");
-                flush();
-            }
-        },
-    )?;
+    let g = m.generate(ids, s.max_tokens, &s.strategy(), |piece| {
+        if stream {
+            print!("{piece}");
+            flush();
+        }
+    })?;
     if s.json {
         println!("{}", serde_json::to_string(&g).unwrap_or_default());
     } else {
@@ -108,12 +102,11 @@ pub fn run_generate(args: GenerateArgs) -> Result<()> {
     let s = &args.sampling;
     let m = s.open()?;
     let ids = m.encode(&args.prompt)?;
-    let mut sampler = s.sampler();
     if !s.json {
         print!("{}", args.prompt);
         flush();
     }
-    let g = run_one(&m, &ids, s, &mut sampler)?;
+    let g = run_one(&m, &ids, s)?;
     if !s.json {
         eprintln!(
             "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, stop: {}]",
@@ -143,7 +136,6 @@ pub fn run_chat(args: ChatArgs) -> Result<()> {
             content: sys.clone(),
         });
     }
-    let mut sampler = s.sampler();
     let stdin = std::io::stdin();
     loop {
         if !s.json {
@@ -165,7 +157,7 @@ pub fn run_chat(args: ChatArgs) -> Result<()> {
         });
         let prompt = chatml_prompt(&messages, system.as_deref());
         let ids = m.encode(&prompt)?;
-        let g = run_one(&m, &ids, s, &mut sampler)?;
+        let g = run_one(&m, &ids, s)?;
         messages.push(Message {
             role: "assistant".into(),
             content: g.text.trim().to_string(),

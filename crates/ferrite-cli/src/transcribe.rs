@@ -2,7 +2,7 @@
 //! CTranslate2 format (e.g. `.cache/assets/whisper-tiny-en`, from `scripts/fetch-assets.sh`).
 
 use clap::Args;
-use ferrite::llm::Whisper;
+use ferrite::models::Whisper;
 use ferrite::{set_num_threads, Result};
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 //! (arguments, or one sentence per line on standard input when none are given).
 
 use clap::Args;
-use ferrite::nn::transformer::Strategy;
+use ferrite::models::{SamplingOptions, Strategy};
 use ferrite::train::seq2seq::TranslationModel;
 use ferrite::{Error, Result};
 use std::io::BufRead;
@@ -46,12 +46,14 @@ pub fn run(args: TranslateArgs) -> Result<()> {
         args.sentences
     };
     let strategy = match args.temperature {
-        Some(temperature) => Strategy::Sample {
-            temperature,
+        Some(temperature) => Strategy::Sample(SamplingOptions {
+            temperature: temperature as f32,
             top_k: args.top_k,
-            top_p: args.top_p,
+            top_p: args.top_p as f32,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
             seed: args.seed,
-        },
+        }),
         None => m.config.decode.strategy(args.beam.unwrap_or(m.config.decode.beam)),
     };
     // Blank lines stay blank rather than becoming a translation of nothing.

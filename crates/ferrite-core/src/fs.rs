@@ -51,7 +51,10 @@ fn write_and_sync(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Flushes the directory entry of `path` (best effort: some filesystems refuse to open or sync a
 /// directory, and the data itself is already synced).
 fn sync_dir(path: &Path) {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -69,7 +72,10 @@ mod tests {
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.txt")]);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -5,7 +5,7 @@
 
 use crate::text::AttentionMaps;
 use ferrite_core::{Error, Result};
-use ferrite_llm::LanguageModel;
+use ferrite_models::LanguageModel;
 use std::path::Path;
 
 /// Whether `path` names a GGUF model file.

@@ -7,7 +7,7 @@
 
 use crate::text::AttentionMaps;
 use ferrite_core::{Error, Result, Tensor};
-use ferrite_nn::transformer::generate;
+use ferrite_models::generate;
 use ferrite_text::{BOS, EOS};
 use ferrite_train::seq2seq::TranslationModel;
 use serde::Serialize;

@@ -9,8 +9,9 @@ use crate::seq2seq::TranslationAttention;
 use crate::text::AttentionMaps;
 use crate::text_run::{write_attention, TextRequest};
 use ferrite_core::{Error, Result, Tensor};
-use ferrite_llm::audio::{read_wav, resample, SAMPLE_RATE};
-use ferrite_llm::Whisper;
+use ferrite_models::formats::wav::{read_wav, resample};
+use ferrite_models::Whisper;
+use ferrite_models::SAMPLE_RATE;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -48,8 +49,7 @@ pub fn whisper_attention(model: &Path, wav: &Path) -> Result<TranslationAttentio
         .collect();
     let title = format!("{} → {}", wav.display(), a.transcript.text);
     let build = |layers: &[Tensor], queries: &[String], keys: &[String]| {
-        let batched = layers.iter().map(|t| t.unsqueeze(0)).collect::<Result<Vec<_>>>()?;
-        AttentionMaps::from_layers(&title, queries.to_vec(), keys.to_vec(), &batched)
+        AttentionMaps::from_layers(&title, queries.to_vec(), keys.to_vec(), layers)
     };
     Ok(TranslationAttention {
         encoder: build(&a.encoder, &frames, &frames)?,

@@ -113,9 +113,9 @@ pub fn attention(
     }
     // One item per group and block of query rows, in parallel when there is enough work; each
     // item owns its block of the output (and of the probabilities).
-    let out_blocks = out[..groups * tq * dv].chunks_mut((tq * dv).max(1)).flat_map(|o| {
-        o.chunks_mut((BLOCK * dv).max(1))
-    });
+    let out_blocks = out[..groups * tq * dv]
+        .chunks_mut((tq * dv).max(1))
+        .flat_map(|o| o.chunks_mut((BLOCK * dv).max(1)));
     let prob_blocks: Box<dyn Iterator<Item = Option<&mut [f32]>>> = match probs {
         Some(p) if tk > 0 => Box::new(
             p[..groups * tq * tk]
@@ -321,9 +321,21 @@ mod tests {
                         packed_offsets(groups, tk, dv),
                     );
                     attention(
-                        Rows { data: &q, offsets: &qo, row_stride: d },
-                        Rows { data: &k, offsets: &ko, row_stride: d },
-                        Rows { data: &v, offsets: &vo, row_stride: dv },
+                        Rows {
+                            data: &q,
+                            offsets: &qo,
+                            row_stride: d,
+                        },
+                        Rows {
+                            data: &k,
+                            offsets: &ko,
+                            row_stride: d,
+                        },
+                        Rows {
+                            data: &v,
+                            offsets: &vo,
+                            row_stride: dv,
+                        },
                         dims,
                         0.3,
                         Hide {
@@ -360,7 +372,13 @@ mod tests {
             values(tk * kv_heads * hd, 5),
             values(tk * kv_heads * hd, 6),
         );
-        let dims = AttentionDims { groups: heads, tq, tk, d: hd, dv: hd };
+        let dims = AttentionDims {
+            groups: heads,
+            tq,
+            tk,
+            d: hd,
+            dv: hd,
+        };
         let qo: Vec<usize> = (0..heads).map(|h| h * hd).collect();
         let ko: Vec<usize> = (0..heads).map(|h| (h / rep) * hd).collect();
         let mut out = vec![f32::NAN; heads * tq * hd];
@@ -370,9 +388,21 @@ mod tests {
             causal_offset: Some(tk - tq),
         };
         attention(
-            Rows { data: &q, offsets: &qo, row_stride: heads * hd },
-            Rows { data: &k, offsets: &ko, row_stride: kv_heads * hd },
-            Rows { data: &v, offsets: &ko, row_stride: kv_heads * hd },
+            Rows {
+                data: &q,
+                offsets: &qo,
+                row_stride: heads * hd,
+            },
+            Rows {
+                data: &k,
+                offsets: &ko,
+                row_stride: kv_heads * hd,
+            },
+            Rows {
+                data: &v,
+                offsets: &ko,
+                row_stride: kv_heads * hd,
+            },
             dims,
             0.5,
             hide,
@@ -399,6 +429,9 @@ mod tests {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
         // The last query of each head sees every key; the first misses the last tq - 1.
-        assert!(probs.chunks(tk).step_by(tq).all(|r| r[tk - 2..].iter().all(|&p| p == 0.0)));
+        assert!(probs
+            .chunks(tk)
+            .step_by(tq)
+            .all(|r| r[tk - 2..].iter().all(|&p| p == 0.0)));
     }
 }

@@ -5,9 +5,9 @@
 //! Layer: models. Texts are encoded in batches sorted by length, so a short sentence is never
 //! padded to a long neighbour's length (padding costs time, not correctness: masks exclude it).
 
+use crate::bert::EncoderInput;
 use crate::checkpoint::ModelDir;
-use crate::encoder::EncoderInput;
-use crate::model::{PretrainedModel, Task};
+use crate::pretrained::{PretrainedModel, Task};
 use ferrite_core::{no_grad, DType, Error, Result, Tensor};
 use ferrite_text::PretrainedTokenizer;
 use std::path::Path;

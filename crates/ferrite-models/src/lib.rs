@@ -1,24 +1,50 @@
-//! ferrite-models: pretrained model families loaded from Hugging Face model directories.
+//! ferrite-models: every architecture ferrite runs or trains, one file per model, and the one
+//! decoding module they share.
 //!
-//! Layer: models, above `ferrite-nn` (layers, attention) and `ferrite-text` (tokenizers), below
-//! training and the apps. Data flow, in file order:
-//! 1. `checkpoint.rs`: a model directory — `config.json`, `model.safetensors` or shards — read into
-//!    named tensors, and loaded into a model with strict name/shape checks and HF prefix rules;
-//! 2. `config.rs`: BERT / RoBERTa / DistilBERT `config.json` dialects parsed into one
-//!    [`EncoderConfig`];
-//! 3. `encoder.rs`: the post-LN encoder under the checkpoint's own parameter names;
-//! 4. `model.rs`: [`PretrainedModel`] = encoder + optional task head (sequence or token
-//!    classification), load and save;
-//! 5. `embed.rs`: sentence embeddings (pooling + normalization) as sentence-transformers does.
+//! Layer: models, built only from `ferrite-nn` blocks (layers, attention, the KV cache) and
+//! `ferrite-kernels` (the quantized products), with `ferrite-text` for tokenizers; below training
+//! and the apps. In data-flow order:
+//! - `formats/`: the files models come in — GGUF (`gguf.rs`) and its tokenizer
+//!   (`gguf_tokenizer.rs`), CTranslate2 (`ct2.rs`), WAV audio (`wav.rs`); Hugging Face
+//!   directories are `checkpoint.rs` (config + safetensors/shards, strict name/shape loading) and
+//!   `config.rs` (BERT / RoBERTa / DistilBERT dialects → one [`EncoderConfig`]);
+//! - models: `seq2seq.rs` (the encoder–decoder [`Transformer`]; its decoding in
+//!   `seq2seq_decode.rs`), `vit.rs` (the Vision Transformer's patch embedding and class-token
+//!   pooling), `bert.rs` (the BERT-family [`Encoder`]) with `pretrained.rs` (task heads, load and
+//!   save) and `embed.rs` (sentence embeddings), `llama.rs` (GGUF decoders on block-quantized
+//!   weights) with `language_model.rs` (model + tokenizer + chat template from one file, text
+//!   generation), `whisper.rs` (speech recognition) with `whisper_mel.rs` (its log-mel features);
+//! - `generation/`: one [`Sampler`], one [`argmax`], one beam search over the [`Decoder`] trait,
+//!   and ChatML prompts.
 
+pub mod formats;
+pub mod generation;
+
+mod bert;
 mod checkpoint;
 mod config;
 mod embed;
-mod encoder;
-mod model;
+mod language_model;
+mod llama;
+mod pretrained;
+mod seq2seq;
+mod seq2seq_decode;
+pub mod vit;
+mod whisper;
+mod whisper_mel;
 
+pub use bert::{Encoder, EncoderInput, EncoderOutput};
 pub use checkpoint::{load_weights_into, read_json, LoadReport, ModelDir};
 pub use config::{EncoderConfig, Family};
 pub use embed::{cosine, l2_normalize, pool, Pooling, SentenceEmbedder};
-pub use encoder::{Encoder, EncoderInput, EncoderOutput};
-pub use model::{PretrainedModel, Task};
+pub use generation::{argmax, Decoder, Ranking, Sampler, SamplingOptions, Strategy};
+pub use language_model::{Generation, LanguageModel};
+pub use llama::{Llama, LlamaConfig, LlamaDecoder};
+pub use pretrained::{PretrainedModel, Task};
+pub use seq2seq::{
+    pad_ids, Memory, Positional, Seq2SeqAttention, Seq2SeqBatch, Transformer, TransformerConfig, PAD_ID,
+};
+pub use seq2seq_decode::{generate, greedy_uncached, DecodeOptions, Seq2SeqDecoder, UncachedDecoder};
+pub use vit::{ClassTokenPool, PatchEmbedding};
+pub use whisper::{Transcript, Whisper, WhisperAttention};
+pub use whisper_mel::SAMPLE_RATE;

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod init;
+pub mod kv_cache;
 pub mod layers;
 pub mod loss;
 pub mod module;
@@ -14,6 +15,7 @@ pub mod transformer;
 pub mod var_map;
 
 pub use init::Init;
+pub use kv_cache::KvCache;
 pub use layers::{BatchNorm, Conv1d, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit, Pool2d};
 pub use loss::Loss;
 pub use module::{Activation, Module};

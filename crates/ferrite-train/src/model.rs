@@ -7,7 +7,8 @@
 use crate::metrics::Metric;
 use ferrite_core::{Conv2dOptions, Pool2dOptions};
 use ferrite_core::{Error, Result, Tensor};
-use ferrite_nn::transformer::{ClassTokenPool, EncoderStack, PatchEmbedding, TransformerLayerConfig};
+use ferrite_models::vit::{ClassTokenPool, PatchEmbedding};
+use ferrite_nn::transformer::{EncoderStack, TransformerLayerConfig};
 use ferrite_nn::{
     Activation, BatchNorm, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit, Loss, Module, Optimizer,
     Pool2d, VarBuilder, VarMap,

@@ -4,8 +4,8 @@
 //! KV-cached decoding gives the same tokens as re-running the decoder on the whole prefix.
 
 use ferrite_core::{set_num_threads, Rng};
-use ferrite_nn::transformer::{
-    generate, greedy_uncached, DecodeOptions, Positional, Strategy, Transformer, TransformerConfig,
+use ferrite_models::{
+    generate, greedy_uncached, DecodeOptions, Positional, Ranking, Strategy, Transformer, TransformerConfig,
 };
 use ferrite_nn::{Activation, LrSchedule, VarBuilder, VarMap};
 use ferrite_train::seq2seq::{train_seq2seq, Example, Seq2SeqOptions};
@@ -102,7 +102,7 @@ fn learns_to_reverse_sequences() {
         &sources,
         &Strategy::Beam {
             size: 1,
-            length_penalty: 1.0,
+            ranking: Ranking::LengthPenalty(1.0),
         },
         &dopts,
     )
@@ -117,7 +117,7 @@ fn learns_to_reverse_sequences() {
         few,
         &Strategy::Beam {
             size: 4,
-            length_penalty: 1.0,
+            ranking: Ranking::LengthPenalty(1.0),
         },
         &dopts,
     )

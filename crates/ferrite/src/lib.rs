@@ -19,7 +19,6 @@ pub use ferrite_core::{
 };
 pub use ferrite_explain as explain;
 pub use ferrite_kernels as kernels;
-pub use ferrite_llm as llm;
 pub use ferrite_models as models;
 pub use ferrite_nn as nn;
 pub use ferrite_text as text;

@@ -154,7 +154,10 @@ fn fused(
     let q_offsets = group_offsets(&q, lead, &vec![1; nd - 2]);
     let k_offsets = group_offsets(&k, lead, &share);
     let v_offsets = group_offsets(&v, lead, &share);
-    let mask_offsets = mask.as_ref().map(|m| group_offsets(m, lead, &vec![1; nd - 2])).unwrap_or_default();
+    let mask_offsets = mask
+        .as_ref()
+        .map(|m| group_offsets(m, lead, &vec![1; nd - 2]))
+        .unwrap_or_default();
     let (qs, ks, vs) = (q.read(), k.read(), v.read());
     let ms = mask.as_ref().map(|m| m.read());
     let mask_ref = match (&mask, &ms) {
@@ -351,7 +354,13 @@ mod tests {
         let _g = no_grad();
         let (out, probs) = q.fused_attention_with_probs(&k, &v, None, Some(tk - tq), 0.3).unwrap();
         let causal: Vec<f32> = (0..tq * tk)
-            .map(|x| if x % tk > tk - tq + x / tk { f32::NEG_INFINITY } else { 0.0 })
+            .map(|x| {
+                if x % tk > tk - tq + x / tk {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let causal = Tensor::from_vec(causal, [tq, tk]).unwrap();
         close(&out, &unfused(&q, &repeat(&k), &repeat(&v), Some(&causal), 0.3));

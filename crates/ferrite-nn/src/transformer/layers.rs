@@ -6,10 +6,11 @@
 
 use super::attention::causal_mask;
 use super::mha::{MultiHeadAttention, NeedWeights};
+use crate::kv_cache::KvCache;
 use crate::layers::{LayerNorm, Linear, LinearInit};
 use crate::module::{Activation, Module};
 use crate::var_map::VarBuilder;
-use ferrite_core::{Result, Tensor};
+use ferrite_core::{Error, Result, Tensor};
 
 /// Sizes and options shared by encoder and decoder layers.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -25,7 +26,8 @@ pub struct LayerConfig {
     pub eps: f64,
 }
 
-struct FeedForward {
+/// The position-wise feed-forward block: `linear2(dropout(act(linear1(x))))`.
+pub struct FeedForward {
     linear1: Linear,
     linear2: Linear,
     act: Activation,
@@ -41,7 +43,35 @@ impl FeedForward {
             dropout: c.dropout,
         })
     }
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// Pretrained weights: `linear1` `[ffn, d]`, `linear2` `[d, ffn]`.
+    ///
+    /// # Errors
+    /// Linears that do not chain (`linear1`'s output is not `linear2`'s input).
+    pub fn from_parts(linear1: Linear, linear2: Linear, act: Activation, dropout: f64) -> Result<Self> {
+        if linear1.out_features() != linear2.in_features() {
+            return Err(Error::ShapeMismatch {
+                op: "FeedForward",
+                lhs: linear1.weight.shape().to_vec(),
+                rhs: linear2.weight.shape().to_vec(),
+                detail: "linear1's output width must be linear2's input width".into(),
+            });
+        }
+        Ok(FeedForward {
+            linear1,
+            linear2,
+            act,
+            dropout,
+        })
+    }
+
+    /// Width of the hidden layer.
+    pub fn hidden(&self) -> usize {
+        self.linear1.out_features()
+    }
+
+    /// # Shapes
+    /// `[.., d] → [.., d]`
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let h = self
             .act
             .apply(&self.linear1.forward(x, train)?)?
@@ -70,7 +100,26 @@ impl EncoderLayer {
         })
     }
 
-    /// `x` `[B, T, d]`, `key_padding_mask` `[B, T]` (u8, 1 = pad), `attn_mask` `[T, T]`.
+    /// A layer from pretrained parts (a checkpoint with its own names, e.g. Whisper's encoder).
+    pub fn from_parts(
+        self_attn: MultiHeadAttention,
+        ff: FeedForward,
+        norm1: LayerNorm,
+        norm2: LayerNorm,
+        cfg: &LayerConfig,
+    ) -> Self {
+        EncoderLayer {
+            self_attn,
+            ff,
+            norm1,
+            norm2,
+            cfg: *cfg,
+        }
+    }
+
+    /// # Shapes
+    /// `x` `[B, T, d]` → `[B, T, d]`; `key_padding_mask` `[B, T]` (u8, 1 = pad), `attn_mask`
+    /// `[T, T]`.
     pub fn forward(
         &self,
         x: &Tensor,
@@ -149,7 +198,32 @@ impl DecoderLayer {
         })
     }
 
-    /// `x` `[B, Tt, d]` attends to itself (masked) and to `memory` `[B, Ts, d]`.
+    /// A layer from pretrained parts (a checkpoint with its own names, e.g. Whisper's decoder).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        self_attn: MultiHeadAttention,
+        cross_attn: MultiHeadAttention,
+        ff: FeedForward,
+        norm1: LayerNorm,
+        norm2: LayerNorm,
+        norm3: LayerNorm,
+        cfg: &LayerConfig,
+    ) -> Self {
+        DecoderLayer {
+            self_attn,
+            cross_attn,
+            ff,
+            norm1,
+            norm2,
+            norm3,
+            cfg: *cfg,
+        }
+    }
+
+    /// `x` attends to itself (masked) and to `memory`.
+    ///
+    /// # Shapes
+    /// `x` `[B, Tt, d]`, `memory` `[B, Ts, d]` → `[B, Tt, d]`.
     pub fn forward(&self, x: &Tensor, memory: &Tensor, m: DecoderMasks<'_>, train: bool) -> Result<Tensor> {
         Ok(self.forward_weights(x, memory, m, NeedWeights::No, train)?.0)
     }
@@ -184,49 +258,59 @@ impl DecoderLayer {
         Ok((out, self_w, cross_w))
     }
 
-    /// Incremental decoding: `x` `[B, Tn, d]` holds only the new positions; their keys and values
-    /// are appended to `cache`, and they attend to every cached position (causally among
-    /// themselves). Cross-attention reuses the memory keys/values projected once into `cache`.
-    /// Gives the same result as [`DecoderLayer::forward`] on the whole prefix, at O(T) per token.
+    /// Incremental decoding: `x` holds only the new positions; their keys and values are appended
+    /// to layer `layer` of `cache`, and they attend to every cached position (causally among
+    /// themselves). Cross-attention reads the memory keys/values set once by
+    /// [`start_cache`](Self::start_cache). Gives the same result as [`forward`](Self::forward) on
+    /// the whole prefix, at O(T) per token. Inference only (no dropout, no gradients).
     ///
-    /// `memory_mask` is the key-padding mask reshaped to `[B, 1, 1, Ts]`.
-    pub fn forward_cached(&self, x: &Tensor, cache: &mut LayerCache, memory_mask: Option<&Tensor>) -> Result<Tensor> {
-        // Disjoint borrows: self-attention grows its keys/values, cross-attention only reads.
-        let LayerCache {
-            self_k,
-            self_v,
-            cross_k,
-            cross_v,
-        } = cache;
+    /// # Shapes
+    /// `x` `[B, Tn, d]` → `[B, Tn, d]`; `memory_mask` is the key-padding mask as `[B, 1, 1, Ts]`
+    /// (u8, 1 = padding).
+    ///
+    /// # Errors
+    /// A cache without this layer's cross-attention keys, or shapes that do not fit it.
+    pub fn forward_cached(
+        &self,
+        x: &Tensor,
+        cache: &mut KvCache,
+        layer: usize,
+        memory_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (cross_k, cross_v) =
+            cache
+                .cross(layer)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .ok_or_else(|| Error::Invalid {
+                    op: "DecoderLayer::forward_cached",
+                    detail: format!("the cache has no cross-attention keys for layer {layer} (call start_cache)"),
+                })?;
         let sa = |h: &Tensor| -> Result<Tensor> {
-            let q = self.self_attn.project_heads(h, 0)?;
+            let q = self.self_attn.project_heads(h, 0)?; // (B, H, Tn, hd)
             let (k, v) = (self.self_attn.project_heads(h, 1)?, self.self_attn.project_heads(h, 2)?);
-            let (k, v) = match (&*self_k, &*self_v) {
-                (Some(pk), Some(pv)) => (Tensor::cat(&[pk.clone(), k], 2)?, Tensor::cat(&[pv.clone(), v], 2)?),
-                _ => (k, v),
-            };
+            let (k, v) = cache.append(layer, &k, &v)?; // (B, H, T, hd)
             let tn = q.shape()[2];
             let mask = (tn > 1).then(|| causal_mask(tn, k.shape()[2])).transpose()?;
-            let o = self.self_attn.attend_heads(&q, &k, &v, mask.as_ref(), false)?;
-            *self_k = Some(k);
-            *self_v = Some(v);
-            Ok(o)
+            self.self_attn.attend_heads(&q, &k, &v, mask.as_ref(), false)
         };
         let ca = |h: &Tensor| -> Result<Tensor> {
             let q = self.cross_attn.project_heads(h, 0)?;
-            self.cross_attn.attend_heads(&q, cross_k, cross_v, memory_mask, false)
+            self.cross_attn.attend_heads(&q, &cross_k, &cross_v, memory_mask, false)
         };
         self.sublayers(x, sa, ca, false)
     }
 
-    /// Projects `memory` `[B, Ts, d]` into this layer's cross-attention keys and values.
-    pub fn start_cache(&self, memory: &Tensor) -> Result<LayerCache> {
-        Ok(LayerCache {
-            self_k: None,
-            self_v: None,
-            cross_k: self.cross_attn.project_heads(memory, 1)?,
-            cross_v: self.cross_attn.project_heads(memory, 2)?,
-        })
+    /// Projects `memory` `[B, Ts, d]` into this layer's cross-attention keys and values and stores
+    /// them in layer `layer` of `cache`.
+    ///
+    /// # Errors
+    /// A memory whose width is not the layer's.
+    pub fn start_cache(&self, memory: &Tensor, cache: &mut KvCache, layer: usize) -> Result<()> {
+        cache.set_cross(
+            layer,
+            self.cross_attn.project_heads(memory, 1)?,
+            self.cross_attn.project_heads(memory, 2)?,
+        )
     }
 
     /// Residual + dropout + LayerNorm around self-attention `sa`, cross-attention `ca` and the
@@ -252,26 +336,41 @@ impl DecoderLayer {
     }
 }
 
-/// Keys and values one decoder layer keeps during incremental decoding: self-attention over the
-/// positions decoded so far (`[B, H, T, hd]`, grown by one position per step) and cross-attention
-/// over the encoder output (`[B, H, Ts, hd]`, fixed).
-#[derive(Clone)]
-pub struct LayerCache {
-    pub self_k: Option<Tensor>,
-    pub self_v: Option<Tensor>,
-    pub cross_k: Tensor,
-    pub cross_v: Tensor,
+/// `layers` encoder layers applied in turn (no masks: every position sees every position), as in
+/// a Vision Transformer. Its attention maps are available through
+/// `Module::forward_with_attention`.
+pub struct EncoderStack {
+    layers: Vec<EncoderLayer>,
 }
 
-impl LayerCache {
-    /// Keeps the rows `index` (i64 `[N]`) of every cached tensor, in that order: beam search
-    /// calls this after choosing which hypotheses survive.
-    pub fn reorder(&mut self, index: &Tensor) -> Result<()> {
-        for t in [&mut self.self_k, &mut self.self_v].into_iter().flatten() {
-            *t = t.index_select(0, index)?;
+impl EncoderStack {
+    /// Layers named `0.*`, `1.*`, … under `vb`.
+    pub fn new(vb: &VarBuilder, c: &LayerConfig, layers: usize) -> Result<Self> {
+        let layers = (0..layers)
+            .map(|i| EncoderLayer::new(&vb.pp(i.to_string()), c))
+            .collect::<Result<_>>()?;
+        Ok(EncoderStack { layers })
+    }
+}
+
+impl Module for EncoderStack {
+    /// # Shapes
+    /// `[N, T, d] → [N, T, d]`
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = x.clone();
+        for l in &self.layers {
+            h = l.forward(&h, None, None, train)?;
         }
-        self.cross_k = self.cross_k.index_select(0, index)?;
-        self.cross_v = self.cross_v.index_select(0, index)?;
-        Ok(())
+        Ok(h)
+    }
+
+    fn forward_with_attention(&self, x: &Tensor, attentions: &mut Vec<Tensor>) -> Result<Tensor> {
+        let mut h = x.clone();
+        for l in &self.layers {
+            let (y, w) = l.forward_weights(&h, None, None, NeedWeights::PerHead, false)?;
+            attentions.extend(w);
+            h = y;
+        }
+        Ok(h)
     }
 }

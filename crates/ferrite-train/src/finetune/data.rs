@@ -5,8 +5,8 @@
 //! Layer: train.
 
 use crate::run::write_json;
-use ferrite_core::{Error, Result, Rng};
 use ferrite_core::fs::write_atomic;
+use ferrite_core::{Error, Result, Rng};
 use ferrite_text::{split_by_hash, Pair, TextTable};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

@@ -4,7 +4,7 @@
 //! Layer: train. Relative paths are resolved against the config file's directory.
 
 use ferrite_core::{Error, Result};
-use ferrite_nn::transformer::{DecodeOptions, Strategy, TransformerConfig};
+use ferrite_models::{DecodeOptions, Ranking, Strategy, TransformerConfig};
 use ferrite_nn::LrSchedule;
 use ferrite_text::TokenizerKind;
 use serde::{Deserialize, Serialize};
@@ -209,7 +209,7 @@ impl DecodeSection {
         } else {
             Strategy::Beam {
                 size: beam,
-                length_penalty: self.length_penalty,
+                ranking: Ranking::LengthPenalty(self.length_penalty),
             }
         }
     }

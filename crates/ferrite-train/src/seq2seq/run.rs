@@ -13,8 +13,8 @@ use super::config::{TooLong, TranslateConfig};
 use super::trainer::{train_seq2seq, Example, Seq2SeqOptions, Seq2SeqReport};
 use crate::run::{fresh_run_dir, read_json, write_json};
 use ferrite_core::{set_num_threads, Error, Result};
+use ferrite_models::{generate, DecodeOptions, Strategy, Transformer, TransformerConfig};
 use ferrite_nn::checkpoint::{load_safetensors, save_safetensors};
-use ferrite_nn::transformer::{generate, DecodeOptions, Strategy, Transformer, TransformerConfig};
 use ferrite_nn::{VarBuilder, VarMap};
 use ferrite_text::{
     corpus_bleu, corpus_chrf, extract_gettext_pairs, read_tsv, split_by_hash, write_tsv, GettextStats, Pair,

@@ -8,7 +8,7 @@
 
 use crate::data::splitmix64;
 use ferrite_core::{manual_seed, no_grad, Error, Result};
-use ferrite_nn::transformer::{Seq2SeqBatch, Transformer};
+use ferrite_models::{Seq2SeqBatch, Transformer};
 use ferrite_nn::{clip_grad_norm, Adam, LrSchedule, Optimizer, VarMap};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;

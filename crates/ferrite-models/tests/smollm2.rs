@@ -2,7 +2,8 @@
 //! `scripts/fetch-assets.sh smollm2`): the file parses, and its tokenizer encodes the issue's
 //! prompt to the ids llama.cpp and transformers give.
 
-use ferrite_llm::{tokenizer_from_gguf, GgmlType, Gguf, Llama};
+use ferrite_models::formats::{tokenizer_from_gguf, GgmlType, Gguf};
+use ferrite_models::Llama;
 use std::path::Path;
 
 fn model_path() -> std::path::PathBuf {

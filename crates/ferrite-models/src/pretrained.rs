@@ -5,11 +5,11 @@
 //! Layer: models. Heads keep `transformers`' names and shapes per family, so a checkpoint
 //! fine-tuned in PyTorch loads here and one fine-tuned here loads in PyTorch.
 
+use crate::bert::{hf_linear, Encoder, EncoderInput, EncoderOutput};
 use crate::checkpoint::{load_weights_into, LoadReport, ModelDir};
 use crate::config::{EncoderConfig, Family};
-use crate::encoder::{hf_linear, Encoder, EncoderInput, EncoderOutput};
-use ferrite_core::{Error, Result, Rng, Tensor};
 use ferrite_core::fs::write_atomic;
+use ferrite_core::{Error, Result, Rng, Tensor};
 use ferrite_nn::checkpoint::save_safetensors;
 use ferrite_nn::{Activation, Init, Linear, VarBuilder, VarMap};
 use std::collections::{BTreeMap, HashMap};

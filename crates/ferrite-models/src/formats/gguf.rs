@@ -1,7 +1,7 @@
 //! GGUF files (llama.cpp's model format, version 2 and 3): metadata key/values, tensor
 //! descriptions and the aligned tensor data, read from one in-memory copy of the file.
 //!
-//! Layer: llm. Layout (little-endian): magic `GGUF`, u32 version, u64 tensor count, u64
+//! Layer: models (formats). Layout (little-endian): magic `GGUF`, u32 version, u64 tensor count, u64
 //! metadata count; each metadata entry a string key, a u32 value type and the value (arrays: u32
 //! element type, u64 length, elements); each tensor a string name, u32 rank, u64 dims (innermost
 //! first), u32 ggml type, u64 offset into the data section; the data section starts at the next

@@ -1,16 +1,16 @@
-//! Vision Transformer pieces (Dosovitskiy et al. 2021): patch embedding with a learned class
-//! token and learned position embeddings, a stack of encoder layers, and class-token pooling.
+//! The Vision Transformer (Dosovitskiy et al. 2021): patch embedding with a learned class token
+//! and learned position embeddings, then `ferrite-nn`'s [`EncoderStack`] (pre-LN by default, as
+//! ViT uses), then class-token pooling and a classifier. A ViT is a Keras-style `Sequential` of
+//! `patch_embed`, `transformer_encoder`, `class_token` and `dense` layers (see
+//! `examples/fashion-vit.toml`), so these two pieces are what it needs beyond the nn blocks.
 //!
-//! Layer: nn. The patch embedding is a convolution whose kernel and stride are the patch size, so
-//! it reuses the conv kernels; the encoder layers are the same `EncoderLayer`s as the seq2seq
-//! Transformer's (pre-LN by default here, as ViT uses).
+//! Layer: models. The patch embedding is a convolution whose kernel and stride are the patch
+//! size, so it reuses the conv kernels.
+//!
+//! [`EncoderStack`]: ferrite_nn::transformer::EncoderStack
 
-use super::layers::{EncoderLayer, LayerConfig};
-use crate::init::Init;
-use crate::layers::{Conv2d, LinearInit};
-use crate::module::Module;
-use crate::var_map::VarBuilder;
 use ferrite_core::{Conv2dOptions, Error, Result, Tensor};
+use ferrite_nn::{Conv2d, Init, LinearInit, Module, VarBuilder};
 
 /// `[N, C, H, W]` → `[N, 1 + (H/p)·(W/p), dim]`: patches projected to `dim`, a class token
 /// prepended, position embeddings added.
@@ -53,6 +53,8 @@ impl PatchEmbedding {
 }
 
 impl Module for PatchEmbedding {
+    /// # Shapes
+    /// `[N, C, H, W]` → `[N, 1 + (H/p)·(W/p), dim]`.
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let p = self.proj.forward(x, train)?; // [N, dim, h/p, w/p]
         let (n, dim) = (p.shape()[0], p.shape()[1]);
@@ -76,45 +78,12 @@ impl Module for PatchEmbedding {
     }
 }
 
-/// `layers` encoder layers applied in turn to `[N, T, d]` (no masks: every patch sees every patch).
-/// Its attention maps are available through `Module::forward_with_attention`.
-pub struct EncoderStack {
-    layers: Vec<EncoderLayer>,
-}
-
-impl EncoderStack {
-    pub fn new(vb: &VarBuilder, c: &LayerConfig, layers: usize) -> Result<Self> {
-        let layers = (0..layers)
-            .map(|i| EncoderLayer::new(&vb.pp(i.to_string()), c))
-            .collect::<Result<_>>()?;
-        Ok(EncoderStack { layers })
-    }
-}
-
-impl Module for EncoderStack {
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut h = x.clone();
-        for l in &self.layers {
-            h = l.forward(&h, None, None, train)?;
-        }
-        Ok(h)
-    }
-
-    fn forward_with_attention(&self, x: &Tensor, attentions: &mut Vec<Tensor>) -> Result<Tensor> {
-        let mut h = x.clone();
-        for l in &self.layers {
-            let (y, w) = l.forward_weights(&h, None, None, super::mha::NeedWeights::PerHead, false)?;
-            attentions.extend(w);
-            h = y;
-        }
-        Ok(h)
-    }
-}
-
 /// `[N, T, d]` → `[N, d]`: the class token's final state.
 pub struct ClassTokenPool;
 
 impl Module for ClassTokenPool {
+    /// # Shapes
+    /// `[N, T, d]` → `[N, d]`.
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         if x.ndim() != 3 {
             return Err(Error::Invalid {

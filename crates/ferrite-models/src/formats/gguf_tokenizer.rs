@@ -2,12 +2,12 @@
 //! Face `tokenizers` tokenizer: byte-level BPE (`tokenizer.ggml.model = "gpt2"`) with the
 //! vocabulary, merges and special tokens of the file.
 //!
-//! Layer: llm. The pre-tokenizer follows `tokenizer.ggml.pre`: `smollm` splits every digit on
+//! Layer: models (formats). The pre-tokenizer follows `tokenizer.ggml.pre`: `smollm` splits every digit on
 //! its own, then applies the GPT-2 regex (Hugging Face's Digits + ByteLevel, as SmolLM2's own
 //! `tokenizer.json` does); the GPT-2-style presets (`gpt2`, `default`) use the regex alone.
 //! Tokens of type 3 (control) are special tokens: `<|im_start|>` in a prompt is one token.
 
-use crate::gguf::Gguf;
+use crate::formats::gguf::Gguf;
 use ferrite_core::{Error, Result};
 use serde_json::{json, Map, Value};
 use tokenizers::Tokenizer;

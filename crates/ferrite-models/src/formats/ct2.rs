@@ -1,7 +1,7 @@
 //! CTranslate2 model files (`model.bin`, format version 6): named variables with their dims
 //! and raw data, and aliases (e.g. Whisper's output projection tied to the embeddings).
 //!
-//! Layer: llm. Layout (little-endian): u32 version, string spec name, u32 spec revision, u32
+//! Layer: models (formats). Layout (little-endian): u32 version, string spec name, u32 spec revision, u32
 //! variable count; each variable a string name, u8 rank, u32 dims, u8 dtype, u32 byte count and
 //! the bytes; then u32 alias count and (alias, target) string pairs. Strings are a u16 length
 //! (trailing NUL included) and bytes. Float variables are returned as f32 whatever their

@@ -2,20 +2,19 @@
 //! token embeddings scaled by √d plus positional encodings, an encoder stack, a decoder stack
 //! with causal self-attention and cross-attention, and a projection to vocabulary logits.
 //!
-//! Layer: nn. Options follow fairseq/PyTorch practice: post-LN or pre-LN (pre-LN adds a final
-//! LayerNorm to each stack, as `nn.Transformer` does), shared source/target embeddings, an output
-//! projection tied to the target embedding. Token ids are i64 tensors; padding is id 0 and is
-//! masked out of every attention. Incremental decoding keeps a [`KvCache`].
+//! Layer: models, built from `ferrite-nn`'s encoder and decoder layers. Options follow
+//! fairseq/PyTorch practice: post-LN or pre-LN (pre-LN adds a final LayerNorm to each stack, as
+//! `nn.Transformer` does), shared source/target embeddings, an output projection tied to the
+//! target embedding. Token ids are i64 tensors; padding is id 0 and is masked out of every
+//! attention. Incremental decoding keeps an `nn` [`KvCache`]; decoding strategies are in
+//! `seq2seq_decode.rs`, on the shared generation module.
 
-use super::layers::{DecoderLayer, DecoderMasks, EncoderLayer, LayerCache, LayerConfig};
-use super::mha::NeedWeights;
-use super::positional::PositionalEncoding;
-use super::{causal_mask, padding_mask};
-use crate::init::Init;
-use crate::layers::LayerNorm;
-use crate::module::{Activation, Module};
-use crate::var_map::VarBuilder;
 use ferrite_core::{CrossEntropyOptions, DType, Error, Result, Tensor};
+use ferrite_nn::transformer::{
+    causal_mask, padding_mask, DecoderLayer, DecoderMasks, EncoderLayer, NeedWeights, PositionalEncoding,
+    TransformerLayerConfig as LayerConfig,
+};
+use ferrite_nn::{Activation, Init, KvCache, LayerNorm, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// The padding token id every sequence uses.
@@ -203,7 +202,7 @@ impl Seq2SeqBatch {
 }
 
 /// Right-pads id sequences with [`PAD_ID`] into an i64 `[B, max_len]` tensor.
-pub(crate) fn pad_ids<'a>(seqs: impl ExactSizeIterator<Item = &'a [u32]> + Clone) -> Result<Tensor> {
+pub fn pad_ids<'a>(seqs: impl ExactSizeIterator<Item = &'a [u32]> + Clone) -> Result<Tensor> {
     let (b, t) = (seqs.len(), seqs.clone().map(<[u32]>::len).max().unwrap_or(0));
     let mut v = vec![PAD_ID; b * t];
     for (row, s) in seqs.enumerate() {
@@ -236,32 +235,21 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// The key-padding mask as `[B, 1, 1, Ts]` (u8, 1 = padding), the shape attention broadcasts.
+    ///
+    /// # Errors
+    /// Never for a memory made by [`Transformer::encode`].
+    pub fn attention_mask(&self) -> Result<Tensor> {
+        let (b, ts) = (self.key_padding.shape()[0], self.key_padding.shape()[1]);
+        self.key_padding.reshape([b, 1, 1, ts])
+    }
+
     /// Keeps rows `index` (i64 `[N]`), e.g. to repeat each source once per beam.
     pub fn index_select(&self, index: &Tensor) -> Result<Memory> {
         Ok(Memory {
             states: self.states.index_select(0, index)?,
             key_padding: self.key_padding.index_select(0, index)?,
         })
-    }
-}
-
-/// Per-layer decoder caches plus the number of positions already decoded.
-#[derive(Clone)]
-pub struct KvCache {
-    pub layers: Vec<LayerCache>,
-    pub len: usize,
-    /// `[B, 1, 1, Ts]` memory key-padding mask, reshaped once.
-    memory_mask: Tensor,
-}
-
-impl KvCache {
-    /// Keeps rows `index` (i64 `[N]`) of every cached tensor (beam search reordering).
-    pub fn reorder(&mut self, index: &Tensor) -> Result<()> {
-        for l in &mut self.layers {
-            l.reorder(index)?;
-        }
-        self.memory_mask = self.memory_mask.index_select(0, index)?;
-        Ok(())
     }
 }
 
@@ -456,30 +444,34 @@ impl Transformer {
         )
     }
 
-    /// Starts incremental decoding against `memory`: projects its keys/values once per layer.
+    /// Starts incremental decoding against `memory`: its keys/values projected once per layer
+    /// into a fresh cache.
+    ///
+    /// # Errors
+    /// A memory of another width than the model's.
     pub fn start_cache(&self, memory: &Memory) -> Result<KvCache> {
-        let (b, ts) = (memory.key_padding.shape()[0], memory.key_padding.shape()[1]);
-        Ok(KvCache {
-            layers: self
-                .decoder
-                .layers
-                .iter()
-                .map(|l| l.start_cache(&memory.states))
-                .collect::<Result<_>>()?,
-            len: 0,
-            memory_mask: memory.key_padding.reshape([b, 1, 1, ts])?,
-        })
+        let mut cache = KvCache::new(self.decoder.layers.len());
+        for (i, l) in self.decoder.layers.iter().enumerate() {
+            l.start_cache(&memory.states, &mut cache, i)?;
+        }
+        Ok(cache)
     }
 
-    /// Logits `[B, Tn, V]` for `new_ids` `[B, Tn]`, the positions after the `cache.len` already
-    /// decoded; appends their keys/values to `cache`.
-    pub fn decode_step(&self, new_ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+    /// Logits for `new_ids`, the positions after the `cache.len()` already decoded; appends their
+    /// keys/values to `cache`. `memory_mask` is [`Memory::attention_mask`] of the batch (rows
+    /// reordered as the cache's).
+    ///
+    /// # Shapes
+    /// `new_ids` `[B, Tn]` (i64) → `[B, Tn, V]`.
+    ///
+    /// # Errors
+    /// Ids of the wrong dtype or shape, positions past `max_positions`.
+    pub fn decode_step(&self, new_ids: &Tensor, cache: &mut KvCache, memory_mask: &Tensor) -> Result<Tensor> {
         self.check_ids(new_ids, "decoder input ids")?;
-        let mut x = self.embed(&self.tgt_embed, new_ids, &self.decoder.pos, cache.len, false)?;
-        for (l, c) in self.decoder.layers.iter().zip(&mut cache.layers) {
-            x = l.forward_cached(&x, c, Some(&cache.memory_mask))?;
+        let mut x = self.embed(&self.tgt_embed, new_ids, &self.decoder.pos, cache.len(), false)?;
+        for (i, l) in self.decoder.layers.iter().enumerate() {
+            x = l.forward_cached(&x, cache, i, Some(memory_mask))?;
         }
-        cache.len += new_ids.shape()[1];
         self.project(x)
     }
 }
@@ -487,8 +479,8 @@ impl Transformer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::var_map::VarMap;
     use ferrite_core::no_grad;
+    use ferrite_nn::VarMap;
 
     fn tiny(norm_first: bool) -> (VarMap, Transformer) {
         let map = VarMap::new();
@@ -556,10 +548,11 @@ mod tests {
             let mem = m.encode(&src, &[4, 3], false).unwrap();
             let full = m.decode(&tgt, None, &mem, false).unwrap().to_vec::<f32>().unwrap();
             let mut cache = m.start_cache(&mem).unwrap();
+            let mask = mem.attention_mask().unwrap();
             // Two tokens at once, then one at a time.
-            let mut got = m.decode_step(&tgt.narrow(1, 0, 2).unwrap(), &mut cache).unwrap();
+            let mut got = m.decode_step(&tgt.narrow(1, 0, 2).unwrap(), &mut cache, &mask).unwrap();
             for t in 2..4 {
-                let step = m.decode_step(&tgt.narrow(1, t, 1).unwrap(), &mut cache).unwrap();
+                let step = m.decode_step(&tgt.narrow(1, t, 1).unwrap(), &mut cache, &mask).unwrap();
                 got = Tensor::cat(&[got, step], 1).unwrap();
             }
             let got = got.to_vec::<f32>().unwrap();

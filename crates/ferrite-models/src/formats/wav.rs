@@ -1,0 +1,156 @@
+//! WAV files: RIFF/WAVE reading (16-bit PCM, any rate and channel count, averaged to mono) and
+//! band-limited resampling, for speech models.
+//!
+//! Layer: models (formats). Every chunk length is checked against the bytes that are there;
+//! errors name the file.
+
+use ferrite_core::{Error, Result};
+use std::f64::consts::PI;
+use std::path::Path;
+
+/// Mono samples in [−1, 1] and their rate.
+pub struct Audio {
+    pub samples: Vec<f32>,
+    pub rate: usize,
+}
+
+/// Reads a RIFF/WAVE file of 16-bit PCM (channels averaged to mono).
+///
+/// # Errors
+/// Not a WAV file, a format other than 16-bit PCM, or truncated chunks — naming the file.
+pub fn read_wav(path: impl AsRef<Path>) -> Result<Audio> {
+    let path = path.as_ref();
+    let b = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    parse_wav(path, &b)
+}
+
+/// Parses WAV bytes; `path` names them in errors.
+///
+/// # Errors
+/// As [`read_wav`].
+pub fn parse_wav(path: &Path, b: &[u8]) -> Result<Audio> {
+    if b.len() < 12 || &b[0..4] != b"RIFF" || &b[8..12] != b"WAVE" {
+        return Err(Error::file(path, "not a WAV file (no RIFF/WAVE header)"));
+    }
+    let (mut pos, mut fmt, mut data) = (12, None, None);
+    while pos + 8 <= b.len() {
+        let id = &b[pos..pos + 4];
+        let len = u32::from_le_bytes([b[pos + 4], b[pos + 5], b[pos + 6], b[pos + 7]]) as usize;
+        let body = pos + 8;
+        // espeak-ng writes 0x7fffffff as the data length when it streams; take what is there.
+        let end = body.saturating_add(len).min(b.len());
+        match id {
+            b"fmt " if end - body >= 16 => fmt = Some(&b[body..end]),
+            b"data" => data = Some(&b[body..end]),
+            _ => {}
+        }
+        pos = end + (len & 1);
+    }
+    let fmt = fmt.ok_or_else(|| Error::file(path, "no fmt chunk"))?;
+    let data = data.ok_or_else(|| Error::file(path, "no data chunk"))?;
+    let u16_at = |i: usize| u16::from_le_bytes([fmt[i], fmt[i + 1]]);
+    let (format, channels, bits) = (u16_at(0), u16_at(2) as usize, u16_at(14));
+    let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]) as usize;
+    if format != 1 || bits != 16 || channels == 0 || rate == 0 {
+        return Err(Error::file(
+            path,
+            format!("only 16-bit PCM WAV is supported (format {format}, {bits} bits, {channels} channels, {rate} Hz)"),
+        ));
+    }
+    let frames = data.len() / (2 * channels);
+    let samples = (0..frames)
+        .map(|f| {
+            let s: f32 = (0..channels)
+                .map(|c| {
+                    let i = 2 * (f * channels + c);
+                    i16::from_le_bytes([data[i], data[i + 1]]) as f32 / 32768.0
+                })
+                .sum();
+            s / channels as f32
+        })
+        .collect();
+    Ok(Audio { samples, rate })
+}
+
+/// Band-limited resampling to `to` Hz: a Hann-windowed sinc low-pass at the lower Nyquist
+/// frequency, 16 zero crossings each side.
+pub fn resample(x: &[f32], from: usize, to: usize) -> Vec<f32> {
+    if from == to || x.is_empty() {
+        return x.to_vec();
+    }
+    let ratio = to as f64 / from as f64;
+    let cutoff = ratio.min(1.0); // of the input Nyquist
+    let half = (16.0 / cutoff).ceil() as isize;
+    let n_out = (x.len() as f64 * ratio).round() as usize;
+    (0..n_out)
+        .map(|n| {
+            let t = n as f64 / ratio;
+            let centre = t.floor() as isize;
+            let mut acc = 0.0;
+            for k in centre - half + 1..=centre + half {
+                if k < 0 || k as usize >= x.len() {
+                    continue;
+                }
+                let d = t - k as f64;
+                let w = 0.5 + 0.5 * (PI * d / half as f64).cos();
+                let arg = PI * d * cutoff;
+                let sinc = if arg.abs() < 1e-9 { 1.0 } else { arg.sin() / arg };
+                acc += x[k as usize] as f64 * cutoff * sinc * w;
+            }
+            acc as f32
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav_bytes(samples: &[i16], rate: u32, channels: u16) -> Vec<u8> {
+        let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let mut b = b"RIFF".to_vec();
+        b.extend((36 + data.len() as u32).to_le_bytes());
+        b.extend(b"WAVEfmt ");
+        b.extend(16u32.to_le_bytes());
+        b.extend(1u16.to_le_bytes());
+        b.extend(channels.to_le_bytes());
+        b.extend(rate.to_le_bytes());
+        b.extend((rate * 2 * channels as u32).to_le_bytes());
+        b.extend((2 * channels).to_le_bytes());
+        b.extend(16u16.to_le_bytes());
+        b.extend(b"data");
+        b.extend((data.len() as u32).to_le_bytes());
+        b.extend(data);
+        b
+    }
+
+    #[test]
+    fn wav_reading_and_bad_headers() {
+        let b = wav_bytes(&[0, 16384, -16384, 32767], 8000, 2);
+        let a = parse_wav(Path::new("x.wav"), &b).unwrap();
+        assert_eq!(a.rate, 8000);
+        // Stereo frames are averaged: (0 + 0.5)/2 and (−0.5 + 32767/32768)/2.
+        assert_eq!(a.samples, [0.25, (-16384.0 + 32767.0) / 32768.0 / 2.0]);
+        let e = parse_wav(Path::new("x.wav"), b"RIFX....WAVE")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("x.wav") && e.contains("not a WAV file"), "{e}");
+        let mut float = b.clone();
+        float[20] = 3; // IEEE float format
+        assert!(parse_wav(Path::new("x.wav"), &float)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("16-bit PCM"));
+        // Mutated files: an error or samples, never a panic.
+        let base = wav_bytes(&(0..64).map(|i| (i * 511) as i16).collect::<Vec<_>>(), 22050, 1);
+        let mut rng = ferrite_core::Rng::new(7);
+        for _ in 0..crate::formats::gguf::fuzz::iterations() {
+            let m = crate::formats::gguf::fuzz::mutate(&mut rng, &base);
+            if let Err(e) = parse_wav(Path::new("fuzz.wav"), &m) {
+                assert!(e.to_string().contains("fuzz.wav"));
+            }
+        }
+    }
+}
