@@ -3,8 +3,9 @@
 //! their test split or on `--data pairs.tsv`.
 
 use clap::Args;
+use ferrite::train::config::RunKind;
 use ferrite::train::run::eval_run;
-use ferrite::train::seq2seq::{eval_translation, is_translation_run};
+use ferrite::train::seq2seq::eval_translation;
 use ferrite::{Error, Result};
 use std::path::PathBuf;
 
@@ -24,7 +25,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    if is_translation_run(&args.run_dir) {
+    if RunKind::of_run_dir(&args.run_dir)? == RunKind::Translate {
         let s = eval_translation(&args.run_dir, args.data.as_deref(), args.beam)?;
         println!("{}", serde_json::to_string(&s).unwrap_or_default());
         return Ok(());

@@ -1,8 +1,9 @@
 //! `ferrite train CONFIG.toml`: trains the model a config describes and writes a run directory.
 
 use clap::Args;
+use ferrite::train::config::RunKind;
 use ferrite::train::run::{train_from_config, RunOptions};
-use ferrite::train::seq2seq::{is_translate_config, train_translation, TranslateRunOptions};
+use ferrite::train::seq2seq::{train_translation, TranslateRunOptions};
 use ferrite::Error;
 use ferrite::Result;
 use std::path::PathBuf;
@@ -32,14 +33,14 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.config).map_err(|e| Error::file(&args.config, e.to_string()))?;
-    if is_translate_config(&text) {
+    if RunKind::of_config(&args.config)? == RunKind::Translate {
         return translate_run(args);
     }
     let opts = RunOptions {
         out: args.out,
         epochs: args.epochs,
         resume: args.resume,
+        max_minutes: args.minutes,
         verbose: true,
     };
     let s = train_from_config(&args.config, &opts)?;

@@ -60,7 +60,7 @@ fn bad_config_exits_with_a_message_not_a_panic() {
     let dir = std::env::temp_dir().join(format!("ferrite-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("bad.toml");
-    std::fs::write(&cfg, "epochs = 1\nbogus_key = 3\n").unwrap();
+    std::fs::write(&cfg, "task = \"regression\"\nepochs = 1\nbogus_key = 3\n").unwrap();
     let o = ferrite(&["train", cfg.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);

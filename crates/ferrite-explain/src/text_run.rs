@@ -12,8 +12,9 @@ use crate::run::ExplainOptions;
 use crate::seq2seq::{translation_attention, AttentionPart};
 use crate::text::{attention_maps, explain_text, AttentionMaps};
 use ferrite_core::{Error, Result};
+use ferrite_train::config::RunKind;
 use ferrite_train::finetune::Classifier;
-use ferrite_train::seq2seq::{is_translation_run, TranslationModel};
+use ferrite_train::seq2seq::TranslationModel;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -56,7 +57,7 @@ pub fn explain_text_run(dir: &Path, text: &str, request: &TextRequest, out: &Pat
         let maps = crate::llm::llm_attention(dir, text)?;
         return write_attention(&maps, *layer, *head, out, json!({}));
     }
-    if is_translation_run(dir) {
+    if matches!(RunKind::of_run_dir(dir), Ok(RunKind::Translate)) {
         return explain_translation(dir, text, request, out);
     }
     let c = Classifier::open(dir)?;
@@ -136,7 +137,11 @@ pub(crate) fn write_attention(
     Ok(v)
 }
 
-/// Whether `dir` is a `ferrite train` run (a `Sequential` model) rather than a text classifier.
+/// Whether `dir` is a `ferrite train` run of a `Sequential` model (its config's `task` says
+/// regression or classification) rather than a text classifier or translation run.
 pub fn is_sequential_run(dir: &Path) -> bool {
-    dir.join("config.toml").is_file() && dir.join("scaler.json").is_file()
+    matches!(
+        RunKind::of_run_dir(dir),
+        Ok(RunKind::Regression | RunKind::Classification)
+    )
 }

@@ -201,7 +201,7 @@ fn vision_transformer_attention_over_patches() {
         &root().join("data/digits.csv").display().to_string(),
     );
     let config = format!(
-        "seed = 0\nepochs = 3\n{data_part}[model]\nlayers = [\n  {{ type = \"patch_embed\", patch = 2, dim = 16 }},\n  {{ type = \"transformer_encoder\", heads = 2, ffn = 32, layers = 2 }},\n  {{ type = \"layer_norm\" }},\n  {{ type = \"class_token\" }},\n  {{ type = \"dense\", units = 10 }},\n]\n[optimizer]\nname = \"adam\"\nlr = 3e-3\n[training]\nloss = \"sparse_categorical_crossentropy\"\n"
+        "task = \"classification\"\nseed = 0\nepochs = 3\n{data_part}[model]\nlayers = [\n  {{ type = \"patch_embed\", patch = 2, dim = 16 }},\n  {{ type = \"transformer_encoder\", heads = 2, ffn = 32, layers = 2 }},\n  {{ type = \"layer_norm\" }},\n  {{ type = \"class_token\" }},\n  {{ type = \"dense\", units = 10 }},\n]\n[optimizer]\nname = \"adam\"\nlr = 3e-3\n[training]\nloss = \"sparse_categorical_crossentropy\"\n"
     );
     std::fs::write(dir.join("vit.toml"), config).unwrap();
     let run = dir.join("run");

@@ -1,21 +1,115 @@
-//! Saving and loading a `Sequential`: parameters (under their names), optimizer state (under
-//! `optimizer.<slot>.<param>`), and JSON metadata describing the model, in one safetensors file
-//! written atomically.
+//! Checkpoints for every model: its tensors under their names, and for a resumable checkpoint the
+//! optimizer state (under `optimizer.<slot>.<param>`) and the typed run position
+//! ([`TrainState`]), in one safetensors file written atomically. A `Sequential` also stores its
+//! architecture, so its files rebuild the model on their own.
 //!
 //! Layer: train.
 
 use crate::model::{LayerConfig, Sequential};
+use crate::step::{TrainState, TrainStep};
 use ferrite_core::{Error, Result, Tensor};
 use ferrite_nn::checkpoint::{load_safetensors, save_safetensors};
-use ferrite_nn::LinearInit;
+use ferrite_nn::{LinearInit, VarMap};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-const FORMAT: &str = "ferrite-sequential-v1";
+/// Metadata key of the serialized [`TrainState`].
+const TRAIN_STATE: &str = "ferrite.train_state";
+/// Metadata format tag of a `Sequential` model file.
+const SEQUENTIAL_FORMAT: &str = "ferrite-sequential-v1";
 
-/// The architecture of a `Sequential`, stored in checkpoint metadata.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What a checkpoint holds besides the model's tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointContent {
+    /// Only the model's tensors: a model file.
+    Weights,
+    /// Also the optimizer state and the run's position, to resume training exactly.
+    Resumable,
+}
+
+/// Writes `tensors` (and, for a resumable checkpoint, `step`'s optimizer state and run state)
+/// with `metadata` to `path`, atomically.
+///
+/// # Errors
+/// An unwritable path (named).
+pub fn save_checkpoint(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    step: &TrainStep,
+    content: CheckpointContent,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut all: BTreeMap<String, Tensor> = tensors.iter().map(|(n, t)| (n.clone(), t.detach())).collect();
+    let mut meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    meta.insert("step".into(), step.state.step.to_string());
+    if content == CheckpointContent::Resumable {
+        for (k, v) in step.optimizer_state()? {
+            all.insert(format!("optimizer.{k}"), v);
+        }
+        meta.insert("optimizer".into(), step.optimizer_name().into());
+        let state = serde_json::to_string(&step.state).map_err(|e| Error::file(path, e.to_string()))?;
+        meta.insert(TRAIN_STATE.into(), state);
+    }
+    save_safetensors(path, &all, Some(meta))
+}
+
+/// A checkpoint read back.
+pub struct Checkpoint {
+    /// The model's tensors.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// Optimizer state tensors (`slot.param`), empty in a model file.
+    pub optimizer: BTreeMap<String, Tensor>,
+    /// The run's position, in a resumable checkpoint.
+    pub state: Option<TrainState>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Reads a checkpoint written by [`save_checkpoint`] (or any safetensors file of a model's
+/// tensors).
+///
+/// # Errors
+/// A missing, truncated or corrupt file, or a run state that does not parse — naming the file.
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let (tensors, metadata) = load_safetensors(path)?;
+    let (optimizer, tensors): (BTreeMap<String, Tensor>, BTreeMap<String, Tensor>) =
+        tensors.into_iter().partition(|(k, _)| k.starts_with("optimizer."));
+    let optimizer = optimizer
+        .into_iter()
+        .map(|(k, v)| (k.trim_start_matches("optimizer.").to_string(), v))
+        .collect();
+    let state = metadata
+        .get(TRAIN_STATE)
+        .map(|s| serde_json::from_str(s).map_err(|e| Error::file(path, format!("invalid training state: {e}"))))
+        .transpose()?;
+    Ok(Checkpoint {
+        tensors,
+        optimizer,
+        state,
+        metadata,
+    })
+}
+
+impl Checkpoint {
+    /// Puts the run back: the tensors into `vars` (strict names and shapes), the optimizer state
+    /// and run position into `step`.
+    ///
+    /// # Errors
+    /// A model file (no run state), or tensors or optimizer state that do not fit (named with
+    /// `source`).
+    pub fn resume(&self, vars: &VarMap, step: &mut TrainStep, source: &Path) -> Result<()> {
+        let state = self
+            .state
+            .clone()
+            .ok_or_else(|| Error::file(source, "holds model weights only, not a resumable training state"))?;
+        vars.load(&self.tensors, &source.display().to_string())?;
+        step.restore(&self.optimizer, state)
+            .map_err(|e| Error::file(source, format!("optimizer state: {e}")))
+    }
+}
+
+/// The architecture of a `Sequential`, stored in its files' metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
     pub input_shape: Vec<usize>,
     pub layers: Vec<LayerConfig>,
@@ -35,6 +129,9 @@ impl Sequential {
     }
 
     /// Builds a model from a spec (freshly initialized).
+    ///
+    /// # Errors
+    /// Layers that do not fit together (see [`Sequential::add`]).
     pub fn from_spec(spec: &ModelSpec) -> Result<Sequential> {
         let mut m = Sequential::with_options(&spec.input_shape, spec.seed, spec.init);
         for l in &spec.layers {
@@ -43,90 +140,67 @@ impl Sequential {
         Ok(m)
     }
 
-    fn metadata(&self, extra: &BTreeMap<String, String>) -> Result<HashMap<String, String>> {
-        let mut meta: HashMap<String, String> = extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        meta.insert("format".into(), FORMAT.into());
-        meta.insert(
-            "model".into(),
-            serde_json::to_string(&self.spec()).map_err(|e| Error::Invalid {
-                op: "save",
-                detail: e.to_string(),
-            })?,
-        );
-        Ok(meta)
+    /// The metadata every file of this model carries: its format and architecture.
+    ///
+    /// # Errors
+    /// Never for a model built from configs.
+    pub fn checkpoint_metadata(&self) -> Result<BTreeMap<String, String>> {
+        let spec = serde_json::to_string(&self.spec()).map_err(|e| Error::Invalid {
+            op: "save",
+            detail: e.to_string(),
+        })?;
+        Ok(BTreeMap::from([
+            ("format".to_string(), SEQUENTIAL_FORMAT.to_string()),
+            ("model".to_string(), spec),
+        ]))
     }
 
     /// Saves the parameters, buffers (batch-norm statistics) and architecture (no optimizer state).
+    ///
+    /// # Errors
+    /// An unwritable path (named).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let tensors: BTreeMap<String, Tensor> = self.vars.state().into_iter().collect();
-        save_safetensors(path, &tensors, Some(self.metadata(&BTreeMap::new())?))
-    }
-
-    /// Saves a resumable checkpoint: parameters, optimizer state and step, plus `extra` metadata.
-    pub fn save_checkpoint(&self, path: impl AsRef<Path>, extra: &BTreeMap<String, String>) -> Result<()> {
-        let mut tensors: BTreeMap<String, Tensor> = self.vars.state().into_iter().collect();
-        let mut meta = self.metadata(extra)?;
-        if let Some(c) = &self.compiled {
-            for (k, v) in c.optimizer.state()? {
-                tensors.insert(format!("optimizer.{k}"), v);
-            }
-            meta.insert("optimizer".into(), c.optimizer.name().into());
-            meta.insert("optimizer_steps".into(), c.optimizer.steps().to_string());
-            meta.insert("lr".into(), c.optimizer.lr().to_string());
-        }
+        let meta: HashMap<String, String> = self.checkpoint_metadata()?.into_iter().collect();
         save_safetensors(path, &tensors, Some(meta))
     }
 
-    /// Loads a model saved by [`Sequential::save`] or [`Sequential::save_checkpoint`].
+    /// Loads a model saved by [`Sequential::save`] or checkpointed while training.
     ///
     /// # Errors
     /// A missing, truncated or corrupt file, a file that is not a ferrite model, or parameters
     /// that do not match the stored architecture — each naming the file.
     pub fn load(path: impl AsRef<Path>) -> Result<Sequential> {
         let path = path.as_ref();
-        let (tensors, meta) = load_safetensors(path)?;
-        let spec = spec_from_meta(path, &meta)?;
+        let ckpt = load_checkpoint(path)?;
+        let spec = spec_from_meta(path, &ckpt.metadata)?;
         let model = Sequential::from_spec(&spec)
             .map_err(|e| Error::file(path, format!("stored architecture is invalid: {e}")))?;
-        let params: BTreeMap<String, Tensor> = tensors
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with("optimizer."))
-            .collect();
-        model.vars.load(&params, &path.display().to_string())?;
+        model.vars.load(&ckpt.tensors, &path.display().to_string())?;
         Ok(model)
     }
 
-    /// Restores parameters and (if compiled) optimizer state from a checkpoint into this model,
-    /// returning the checkpoint's metadata.
-    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<HashMap<String, String>> {
+    /// Resumes training from a checkpoint written while fitting this (compiled) model:
+    /// parameters, optimizer state and run position.
+    ///
+    /// # Errors
+    /// A file of another architecture, a model file without training state, or a model that
+    /// is not compiled.
+    pub fn resume_from(&mut self, path: impl AsRef<Path>) -> Result<TrainState> {
         let path = path.as_ref();
-        let (tensors, meta) = load_safetensors(path)?;
-        let spec = spec_from_meta(path, &meta)?;
-        if spec.layers != self.configs || spec.input_shape != self.input_shape {
+        let ckpt = load_checkpoint(path)?;
+        if spec_from_meta(path, &ckpt.metadata)? != self.spec() {
             return Err(Error::file(path, "checkpoint architecture differs from this model"));
         }
-        let (opt, params): (BTreeMap<String, Tensor>, BTreeMap<String, Tensor>) =
-            tensors.into_iter().partition(|(k, _)| k.starts_with("optimizer."));
-        self.vars.load(&params, &path.display().to_string())?;
-        if let Some(c) = &mut self.compiled {
-            let steps: u64 = meta.get("optimizer_steps").and_then(|s| s.parse().ok()).unwrap_or(0);
-            let state: BTreeMap<String, Tensor> = opt
-                .into_iter()
-                .map(|(k, v)| (k.trim_start_matches("optimizer.").to_string(), v))
-                .collect();
-            c.optimizer
-                .load_state(&state, steps)
-                .map_err(|e| Error::file(path, format!("optimizer state: {e}")))?;
-            if let Some(lr) = meta.get("lr").and_then(|s| s.parse().ok()) {
-                c.optimizer.set_lr(lr);
-            }
-        }
-        Ok(meta)
+        let vars = self.vars.clone();
+        let step = self.trainer_mut()?;
+        ckpt.resume(&vars, step, path)?;
+        Ok(step.state.clone())
     }
 }
 
 fn spec_from_meta(path: &Path, meta: &HashMap<String, String>) -> Result<ModelSpec> {
-    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+    if meta.get("format").map(String::as_str) != Some(SEQUENTIAL_FORMAT) {
         return Err(Error::file(
             path,
             format!(

@@ -1,20 +1,98 @@
-//! The TOML description of a training run (`ferrite train CONFIG.toml`). Unknown keys are errors
-//! that name the key, so a typo never silently falls back to a default.
+//! The TOML description of a training run (`ferrite train CONFIG.toml`). Its top-level `task`
+//! says what kind of run it is ([`RunKind`]); unknown keys are errors that name the key, so a typo
+//! never silently falls back to a default.
 //!
 //! Layer: train. Relative data paths are resolved against the config file's directory.
 
 use crate::augment::AugmentConfig;
-use crate::fit::ScheduleUnit;
 use crate::model::LayerConfig;
+use crate::step::ScheduleUnit;
 use ferrite_core::{Error, Result};
 use ferrite_nn::{Adam, LinearInit, LrSchedule, Optimizer, RmsProp, Sgd};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// A whole training run.
+/// The kinds of run `ferrite train` knows, named by a config's top-level `task`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// A `Sequential` model predicting numbers (MSE-style losses).
+    Regression,
+    /// A `Sequential` model predicting classes (tables or images).
+    Classification,
+    /// The encoder–decoder Transformer on sentence pairs.
+    Translate,
+}
+
+impl RunKind {
+    pub const ALL: [RunKind; 3] = [RunKind::Regression, RunKind::Classification, RunKind::Translate];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunKind::Regression => "regression",
+            RunKind::Classification => "classification",
+            RunKind::Translate => "translate",
+        }
+    }
+
+    fn valid() -> String {
+        Self::ALL.map(|k| format!("\"{}\"", k.name())).join(", ")
+    }
+
+    /// The kind a TOML config's top-level `task` names.
+    ///
+    /// # Errors
+    /// Unreadable or invalid TOML, or a missing or unknown `task` — the message lists the kinds.
+    pub fn of_config(path: &Path) -> Result<RunKind> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| Error::file(path, e.to_string().trim_end().to_string()))?;
+        match table.get("task") {
+            None => Err(Error::file(
+                path,
+                format!(
+                    "the config does not say what kind of run it is: add task = one of {} at the top",
+                    Self::valid()
+                ),
+            )),
+            Some(v) => {
+                let name = v.as_str().unwrap_or_default();
+                Self::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+                    Error::file(
+                        path,
+                        format!(
+                            "task = {v} is not a kind of run ferrite trains (one of {})",
+                            Self::valid()
+                        ),
+                    )
+                })
+            }
+        }
+    }
+
+    /// The kind of the run saved in `dir` (its `config.toml`).
+    ///
+    /// # Errors
+    /// A directory without a run config, or one of an unknown kind.
+    pub fn of_run_dir(dir: &Path) -> Result<RunKind> {
+        let path = dir.join("config.toml");
+        if !path.is_file() {
+            return Err(Error::file(
+                dir,
+                "not a run directory (no config.toml from `ferrite train`)",
+            ));
+        }
+        Self::of_config(&path)
+    }
+}
+
+/// A whole training run of a `Sequential` model.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
+    /// `regression` or `classification` (what kind of run this is; see [`RunKind`]).
+    pub task: Task,
     /// Seed for the split, initialization, shuffling and dropout.
     #[serde(default)]
     pub seed: u64,
@@ -85,8 +163,6 @@ pub struct DataConfig {
     /// Feature columns (default: every other column).
     #[serde(default)]
     pub features: Vec<String>,
-    #[serde(default)]
-    pub task: Task,
     /// Fraction of rows held out for the final test (deterministic split by seed).
     #[serde(default = "default_test_split")]
     pub test_split: f64,
@@ -249,6 +325,12 @@ impl TrainConfig {
     /// Unreadable file, invalid TOML, unknown keys (named), or missing required keys.
     pub fn from_file(path: impl AsRef<Path>) -> Result<TrainConfig> {
         let path = path.as_ref();
+        if RunKind::of_config(path)? == RunKind::Translate {
+            return Err(Error::file(
+                path,
+                "is a translation config (task = \"translate\"), not a Sequential model's",
+            ));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
         let mut cfg: TrainConfig =
             toml::from_str(&text).map_err(|e| Error::file(path, e.to_string().trim_end().to_string()))?;

@@ -1,8 +1,13 @@
-//! ferrite-train: the Keras-style training layer — `Sequential` with `compile`/`fit`/`evaluate`/
-//! `predict`, data loading (CSV, splits, standardization, batching), metrics, callbacks, progress,
-//! checkpoints, and config-driven runs for the CLI.
+//! ferrite-train: training, once for every model — the one training step (`step.rs`: a
+//! [`Trainable`] model, its loss, and [`TrainStep`]'s schedule → forward → backward → clip →
+//! optimizer), the one loop (`fit.rs`: epochs, evaluation, budgets, callbacks), callbacks
+//! (early stopping, checkpoints, LR schedules, CSV/JSONL and TensorBoard logs) — and what feeds
+//! it: the Keras-style `Sequential` with `compile`/`fit`/`evaluate`/`predict` (`model.rs`,
+//! `keras.rs`), data loading (CSV, IDX, image folders, splits, standardization, batching),
+//! metrics, typed run configs and run directories for the CLI, seq2seq training and
+//! fine-tuning.
 //!
-//! Layer: train (`cli → train → nn → core`). `fit` is a thin loop over `Sequential::train_step`.
+//! Layer: train (`cli → train → models → nn → core`).
 
 pub mod augment;
 pub mod callbacks;
@@ -15,6 +20,7 @@ pub mod fit;
 pub mod history;
 pub mod idx;
 pub mod image_folder;
+pub mod keras;
 pub mod metrics;
 pub mod model;
 mod plot;
@@ -22,13 +28,18 @@ pub mod plot_classes;
 mod progress;
 pub mod run;
 pub mod seq2seq;
+pub mod step;
+pub mod tensorboard;
 
 pub use augment::{Augment, AugmentConfig};
-pub use callbacks::{Callback, EarlyStopping, EpochLogger, LrScheduler, ModelCheckpoint, ReduceLrOnPlateau};
+pub use callbacks::{Callback, Context, EarlyStopping, EpochLogger, LrScheduler, ModelCheckpoint, ReduceLrOnPlateau};
 pub use config::TrainConfig;
 pub use data::{DataLoader, Dataset, Standardizer};
-pub use fit::{FitOptions, ScheduleUnit};
+pub use fit::{fit, EvalEvery, LoopOptions, TrainData};
 pub use history::{History, Logs};
+pub use keras::{DatasetBatches, FitOptions, SequentialBatch};
 pub use metrics::Metric;
 pub use model::{Dense, LayerConfig, Sequential};
 pub use plot::{ensure_font, plot_loss_curve};
+pub use step::{ParamGroup, ScheduleUnit, TrainState, TrainStep, Trainable};
+pub use tensorboard::TensorBoard;

@@ -2,16 +2,17 @@
 //! parameters (`"0.weight"`, `"0.bias"`, … as in a PyTorch `nn.Sequential` state dict).
 //!
 //! Layer: train. `compile` attaches an optimizer, loss and metrics; `fit`/`evaluate`/`predict`
-//! are in `fit.rs`; saving and loading in `checkpoint.rs`.
+//! are in `keras.rs`, on the one training loop; saving and loading in `checkpoint.rs`.
 
 use crate::metrics::Metric;
+use crate::step::TrainStep;
 use ferrite_core::{Conv2dOptions, Pool2dOptions};
 use ferrite_core::{Error, Result, Tensor};
 use ferrite_models::vit::{ClassTokenPool, PatchEmbedding};
 use ferrite_nn::transformer::{EncoderStack, TransformerLayerConfig};
 use ferrite_nn::{
-    Activation, BatchNorm, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit, Loss, Module, Optimizer,
-    Pool2d, VarBuilder, VarMap,
+    Activation, BatchNorm, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, LinearInit, Loss, Module, Pool2d,
+    VarBuilder, VarMap,
 };
 use serde::{Deserialize, Serialize};
 
@@ -239,9 +240,8 @@ impl From<Dense> for LayerConfig {
     }
 }
 
-/// Optimizer, loss and metrics attached by `compile`.
+/// Loss and metrics attached by `compile` (the optimizer lives in the model's [`TrainStep`]).
 pub(crate) struct Compiled {
-    pub(crate) optimizer: Box<dyn Optimizer>,
     pub(crate) loss: Loss,
     pub(crate) metrics: Vec<Metric>,
 }
@@ -258,9 +258,8 @@ pub struct Sequential {
     out_shape: Vec<usize>,
     pub(crate) params: Vec<(String, Tensor)>,
     pub(crate) compiled: Option<Compiled>,
-    /// Gradient clipping applied in `train_step` (global norm, then value).
-    pub clip_norm: Option<f64>,
-    pub clip_value: Option<f64>,
+    /// The training step `compile` set up (optimizer, clipping, schedule).
+    pub(crate) trainer: Option<TrainStep>,
 }
 
 impl Sequential {
@@ -285,8 +284,7 @@ impl Sequential {
             out_shape: input_shape.to_vec(),
             params: Vec::new(),
             compiled: None,
-            clip_norm: None,
-            clip_value: None,
+            trainer: None,
         }
     }
 
@@ -438,15 +436,6 @@ impl Sequential {
         Ok(self)
     }
 
-    /// Attaches the optimizer, loss and metrics used by `fit` and `evaluate`.
-    pub fn compile(&mut self, optimizer: impl Optimizer + 'static, loss: Loss, metrics: &[Metric]) {
-        self.compiled = Some(Compiled {
-            optimizer: Box::new(optimizer),
-            loss,
-            metrics: metrics.to_vec(),
-        });
-    }
-
     /// Runs the layers. `train` enables dropout.
     ///
     /// # Errors
@@ -509,18 +498,6 @@ impl Sequential {
     }
     pub fn layer_configs(&self) -> &[LayerConfig] {
         &self.configs
-    }
-
-    /// The compiled optimizer (for schedules and callbacks).
-    pub fn optimizer_mut(&mut self) -> Result<&mut dyn Optimizer> {
-        Ok(self.compiled_mut()?.optimizer.as_mut())
-    }
-
-    pub(crate) fn compiled_mut(&mut self) -> Result<&mut Compiled> {
-        self.compiled.as_mut().ok_or_else(|| Error::Invalid {
-            op: "Sequential",
-            detail: "call compile() before fit/evaluate".into(),
-        })
     }
 
     pub(crate) fn compiled_ref(&self) -> Result<&Compiled> {

@@ -5,18 +5,18 @@
 //! Layer: train.
 
 use crate::augment::{Augment, AugmentConfig};
-use crate::callbacks::{Callback, EarlyStopping, EpochLogger, ReduceLrOnPlateau};
+use crate::callbacks::{Callback, EarlyStopping, EpochLogger, ModelCheckpoint, ReduceLrOnPlateau};
 use crate::config::{DataFormat, Task, TrainConfig};
 use crate::csv::Table;
 use crate::data::{train_test_indices, Dataset, Standardizer};
-use crate::fit::FitOptions;
 use crate::history::{History, Logs};
+use crate::keras::FitOptions;
 use crate::metrics::Metric;
 use crate::model::Sequential;
 use crate::plot::plot_loss_curve;
+use crate::tensorboard::TensorBoard;
 use ferrite_core::fs::write_atomic;
 use ferrite_core::{set_num_threads, DType, Error, Result, Tensor};
-use ferrite_nn::checkpoint::{load_safetensors, save_safetensors};
 use ferrite_nn::Loss;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -71,7 +71,7 @@ pub struct Prepared {
 
 fn targets(table: &Table, cfg: &TrainConfig) -> Result<Tensor> {
     let y = table.select(std::slice::from_ref(&cfg.data.target))?;
-    match cfg.data.task {
+    match cfg.task {
         Task::Regression => Ok(y),
         Task::Classification => y.reshape([table.rows.len()])?.to_dtype(DType::I64),
     }
@@ -235,7 +235,7 @@ pub fn prepare_data(cfg: &TrainConfig, saved: Option<&Scalers>) -> Result<Prepar
         DataFormat::Idx => read_idx_data(cfg)?,
         DataFormat::ImageFolder => read_image_folder_data(cfg)?,
     };
-    if cfg.data.task == Task::Regression && cfg.data.format != DataFormat::Csv {
+    if cfg.task == Task::Regression && cfg.data.format != DataFormat::Csv {
         return Err(Error::file(
             &cfg.data.path,
             "IDX files and image folders hold class labels: set task = \"classification\"",
@@ -248,13 +248,13 @@ pub fn prepare_data(cfg: &TrainConfig, saved: Option<&Scalers>) -> Result<Prepar
         None => Scalers {
             features: raw.features.clone(),
             target: cfg.data.target.clone(),
-            task: cfg.data.task,
+            task: cfg.task,
             x: match (&raw.image_shape, cfg.data.standardize_x) {
                 (_, false) => None,
                 (Some(shape), true) => Some(Standardizer::fit_channels(&train.x, shape[0])?),
                 (None, true) => Some(Standardizer::fit(&train.x)?),
             },
-            y: if cfg.data.standardize_y && cfg.data.task == Task::Regression {
+            y: if cfg.data.standardize_y && cfg.task == Task::Regression {
                 Some(Standardizer::fit(&train.y)?)
             } else {
                 None
@@ -272,7 +272,11 @@ pub fn prepare_data(cfg: &TrainConfig, saved: Option<&Scalers>) -> Result<Prepar
     Ok(Prepared { train, test, scalers })
 }
 
-/// Builds and compiles the configured model.
+/// Builds and compiles the configured model (optimizer, clipping and schedule on its training
+/// step).
+///
+/// # Errors
+/// Layers that do not fit together, an unknown loss, metric or optimizer (named).
 pub fn build_model(cfg: &TrainConfig, input_shape: &[usize]) -> Result<Sequential> {
     let mut model = Sequential::with_options(input_shape, cfg.seed, cfg.model.init);
     for l in &cfg.model.layers {
@@ -285,14 +289,12 @@ pub fn build_model(cfg: &TrainConfig, input_shape: &[usize]) -> Result<Sequentia
         .iter()
         .map(|m| Metric::parse(m))
         .collect::<Result<Vec<_>>>()?;
-    model.clip_norm = cfg.optimizer.clip_norm;
-    model.clip_value = cfg.optimizer.clip_value;
-    let opt = cfg.optimizer.build()?;
-    model.compiled = Some(crate::model::Compiled {
-        optimizer: opt,
-        loss,
-        metrics,
-    });
+    model.compile_boxed(cfg.optimizer.build()?, loss, &metrics);
+    let step = model.trainer_mut()?;
+    step.clip_norm = cfg.optimizer.clip_norm;
+    step.clip_value = cfg.optimizer.clip_value;
+    step.schedule = cfg.training.schedule.clone().map(|s| (s, cfg.training.schedule_unit));
+    step.seed = cfg.seed;
     Ok(model)
 }
 
@@ -305,6 +307,8 @@ pub struct RunOptions {
     pub epochs: Option<usize>,
     /// Continue from the checkpoint in `out`.
     pub resume: bool,
+    /// Stop training after this many minutes (the epoch in progress is evaluated).
+    pub max_minutes: Option<f64>,
     pub verbose: bool,
 }
 
@@ -321,40 +325,6 @@ pub struct RunSummary {
     pub test: BTreeMap<String, f64>,
     /// Training wall time in seconds (this invocation).
     pub seconds: f64,
-}
-
-/// Wraps early stopping so that every epoch also writes a resumable checkpoint with its state.
-struct RunCheckpoint {
-    dir: PathBuf,
-    early: Option<EarlyStopping>,
-}
-
-impl Callback for RunCheckpoint {
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential, h: &History) -> Result<bool> {
-        let stop = match &mut self.early {
-            Some(es) => es.on_epoch_end(epoch, logs, model, h)?,
-            None => false,
-        };
-        let mut meta = BTreeMap::from([("epoch".to_string(), (epoch + 1).to_string())]);
-        if let Some(es) = &self.early {
-            let state =
-                serde_json::json!({"best": es.best, "best_epoch": es.best_epoch, "wait": es.wait, "stopped": stop});
-            meta.insert("early_stopping".into(), state.to_string());
-            if es.best_epoch == Some(epoch) {
-                if let Some(w) = es.best_weights() {
-                    save_safetensors(self.dir.join("best.safetensors"), w, None)?;
-                }
-            }
-        }
-        model.save_checkpoint(self.dir.join("checkpoint.safetensors"), &meta)?;
-        Ok(stop)
-    }
-    fn on_train_end(&mut self, model: &mut Sequential) -> Result<()> {
-        match &mut self.early {
-            Some(es) => es.on_train_end(model),
-            None => Ok(()),
-        }
-    }
 }
 
 pub(crate) fn fresh_run_dir(config: &Path) -> PathBuf {
@@ -406,6 +376,9 @@ fn test_metrics_for(model: &Sequential, test: &Dataset, task: Task, pred: &Tenso
 }
 
 /// Trains the model a config describes and writes the run directory.
+///
+/// # Errors
+/// A bad config, data or run directory (each named), or a failing step.
 pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
     let mut cfg = TrainConfig::from_file(config_path)?;
     if let Some(e) = opts.epochs {
@@ -423,39 +396,14 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     };
     let data = prepare_data(&cfg, saved.as_ref())?;
     let mut model = build_model(&cfg, &data.scalers.input_shape())?;
-    let mut early = cfg.early_stopping.as_ref().map(|e| {
-        let mut es = EarlyStopping::new(&e.monitor, e.patience, e.restore_best_weights);
-        es.min_delta = e.min_delta;
-        es
-    });
-    let mut initial_epoch = 0;
+    let checkpoint = dir.join("checkpoint.safetensors");
     if opts.resume {
-        let meta = model.load_checkpoint(dir.join("checkpoint.safetensors"))?;
-        initial_epoch = meta.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
-        if let (Some(es), Some(state)) = (&mut early, meta.get("early_stopping")) {
-            let s: serde_json::Value = serde_json::from_str(state)
-                .map_err(|e| Error::file(dir.join("checkpoint.safetensors"), e.to_string()))?;
-            if s["stopped"].as_bool() == Some(true) {
-                initial_epoch = cfg.epochs.max(initial_epoch);
-            }
-            let best_path = dir.join("best.safetensors");
-            let weights = if best_path.exists() {
-                Some(load_safetensors(&best_path)?.0)
-            } else {
-                None
-            };
-            es.restore_state(
-                s["best"].as_f64(),
-                s["best_epoch"].as_u64().map(|v| v as usize),
-                s["wait"].as_u64().unwrap_or(0) as usize,
-                weights,
-            );
-        }
+        model.resume_from(&checkpoint)?;
     } else {
         let mut saved_cfg = cfg.clone();
         saved_cfg.data.path = std::fs::canonicalize(&cfg.data.path).unwrap_or(cfg.data.path.clone());
         let text = toml::to_string(&saved_cfg).map_err(|e| Error::file(&dir, e.to_string()))?;
-        write_atomic(&dir.join("config.toml"), text.as_bytes())?;
+        write_atomic(dir.join("config.toml"), text.as_bytes())?;
         write_json(&dir.join("scaler.json"), &data.scalers)?;
         let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
     }
@@ -466,26 +414,33 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
         validation_split: cfg.data.validation_split,
         class_weight: cfg.data.class_weight.clone(),
         seed: cfg.seed,
-        initial_epoch,
-        schedule: cfg.training.schedule.clone().map(|s| (s, cfg.training.schedule_unit)),
         augment: cfg.augment.as_ref().map(|a| augmenter(a, &data.scalers)).transpose()?,
+        max_seconds: opts.max_minutes.map_or(0.0, |m| m * 60.0),
         verbose: opts.verbose,
         ..FitOptions::default()
     };
-    let mut run_ckpt = RunCheckpoint {
-        dir: dir.clone(),
-        early: early.take(),
-    };
     let mut logger = EpochLogger::jsonl(dir.join("metrics.jsonl"));
+    let mut tensorboard = TensorBoard::new(&dir);
     let mut plateau = cfg
         .reduce_lr_on_plateau
         .as_ref()
         .map(|p| ReduceLrOnPlateau::new(&p.monitor, p.factor, p.patience, p.min_lr));
-    let mut cbs: Vec<&mut dyn Callback> = vec![&mut logger];
+    let mut early = cfg.early_stopping.as_ref().map(|e| {
+        let mut es = EarlyStopping::new(&e.monitor, e.patience, e.restore_best_weights);
+        es.min_delta = e.min_delta;
+        es.best_weights_file = Some(dir.join("best.safetensors"));
+        es
+    });
+    // Last, so it saves what early stopping and the plateau decided this epoch.
+    let mut ckpt = ModelCheckpoint::new(&checkpoint, None).with_metadata(model.checkpoint_metadata()?);
+    let mut cbs: Vec<&mut dyn Callback> = vec![&mut logger, &mut tensorboard];
     if let Some(p) = &mut plateau {
         cbs.push(p);
     }
-    cbs.push(&mut run_ckpt);
+    if let Some(es) = &mut early {
+        cbs.push(es);
+    }
+    cbs.push(&mut ckpt);
     let started = Instant::now();
     model.fit(&data.train, &fit, &mut cbs)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -493,16 +448,16 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     let history = read_history(&dir.join("metrics.jsonl"))?;
     plot_loss_curve(&history, &dir.join("loss_curve.png"))?;
     let test_pred = model.predict(&data.test.x, 1024)?;
-    if cfg.data.task == Task::Classification {
+    if cfg.task == Task::Classification {
         plot_test_classes(&model, &data, &test_pred, &dir)?;
     }
     let summary = RunSummary {
         run_dir: dir.display().to_string(),
         epochs: history.epochs.len(),
-        best_epoch: run_ckpt.early.as_ref().and_then(|e| e.best_epoch.map(|b| b + 1)),
+        best_epoch: early.as_ref().and_then(|e| e.state.best_epoch),
         train_loss: history.last("loss").unwrap_or(f64::NAN),
         val_loss: history.last("val_loss"),
-        test: test_metrics_for(&model, &data.test, cfg.data.task, &test_pred)?,
+        test: test_metrics_for(&model, &data.test, cfg.task, &test_pred)?,
         seconds,
     };
     write_json(&dir.join("summary.json"), &summary)?;
@@ -642,7 +597,7 @@ pub fn open_run(dir: &Path) -> Result<SavedRun> {
 pub fn eval_run(dir: &Path) -> Result<BTreeMap<String, f64>> {
     let run = open_run(dir)?;
     let data = prepare_data(&run.config, Some(&run.scalers))?;
-    test_metrics(&run.model, &data.test, run.config.data.task)
+    test_metrics(&run.model, &data.test, run.config.task)
 }
 
 /// Predictions for the rows of a CSV that has the run's feature columns (`ferrite predict`),

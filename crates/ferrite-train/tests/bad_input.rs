@@ -12,6 +12,10 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn config_with(dir: &Path, csv: &str, extra_data: &str, extra_top: &str) -> PathBuf {
+    config_of_kind(dir, csv, extra_data, &format!("task = \"regression\"\n{extra_top}"))
+}
+
+fn config_of_kind(dir: &Path, csv: &str, extra_data: &str, extra_top: &str) -> PathBuf {
     std::fs::write(dir.join("d.csv"), csv).unwrap();
     let cfg = format!(
         "seed = 1\nepochs = 1\n{extra_top}\n[data]\npath = \"d.csv\"\ntarget = \"y\"\ntest_split = 0.25\n{extra_data}\n\
@@ -73,6 +77,32 @@ fn unknown_toml_key_is_named() {
     let cfg = config_with(&d, GOOD, "shufle = true", "");
     let e = run_err(&cfg);
     assert!(e.contains("shufle"), "{e}");
+}
+
+#[test]
+fn a_config_must_say_its_kind_of_run() {
+    let d = tmp("kind");
+    for (top, want) in [
+        ("", "does not say what kind of run"),
+        ("task = \"ranking\"", "is not a kind of run"),
+    ] {
+        let e = run_err(&config_of_kind(&d, GOOD, "", top));
+        assert!(
+            e.contains("c.toml") && e.contains(want) && e.contains("\"regression\", \"classification\", \"translate\""),
+            "{e}"
+        );
+    }
+    // The old place of the task, under [data], is an unknown key there.
+    let e = run_err(&config_with(&d, GOOD, "task = \"regression\"", ""));
+    assert!(e.contains("unknown field `task`"), "{e}");
+}
+
+#[test]
+fn empty_splits_are_refused_by_name() {
+    let d = tmp("empty");
+    // 8 rows, 25% test → 6 train rows; a validation split of 0.01 rounds to none.
+    let e = run_err(&config_with(&d, GOOD, "validation_split = 0.01", ""));
+    assert!(e.contains("validation split has no rows"), "{e}");
 }
 
 #[test]

@@ -109,7 +109,7 @@ fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
 
 fn idx_config(dir: &Path) -> TrainConfig {
     let text = format!(
-        "epochs = 1\n[data]\npath = \"{}\"\nformat = \"idx\"\ntask = \"classification\"\n[model]\nlayers = [{{ type = \"flatten\" }}, {{ type = \"dense\", units = 10 }}]\n[optimizer]\nname = \"adam\"\nlr = 0.001\n",
+        "task = \"classification\"\nepochs = 1\n[data]\npath = \"{}\"\nformat = \"idx\"\n[model]\nlayers = [{{ type = \"flatten\" }}, {{ type = \"dense\", units = 10 }}]\n[optimizer]\nname = \"adam\"\nlr = 0.001\n",
         dir.display()
     );
     let p = dir.join("c.toml");
@@ -244,7 +244,7 @@ fn image_folder_with_augmentation_trains_and_predicts() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/digits-cnn.toml")).unwrap();
     let model_part = &example[example.find("[model]").unwrap()..];
     let config = format!(
-        "seed = 0\nepochs = 12\n[data]\npath = \"digits\"\nformat = \"image_folder\"\ntask = \"classification\"\n[augment]\ncrop_padding = 1\n{model_part}"
+        "task = \"classification\"\nseed = 0\nepochs = 12\n[data]\npath = \"digits\"\nformat = \"image_folder\"\n[augment]\ncrop_padding = 1\n{model_part}"
     );
     std::fs::write(root.join("c.toml"), &config).unwrap();
     let cfg = TrainConfig::from_file(root.join("c.toml")).unwrap();

@@ -106,7 +106,7 @@ pub fn finetune_run(args: &FinetuneArgs, out: Option<&Path>) -> Result<FinetuneS
         classes,
         tok.pad_id(),
         &args.options,
-        &mut |_, _| model.save(&model_dir, &labels, Some(&tokenizer_src)),
+        &mut |_| model.save(&model_dir, &labels, Some(&tokenizer_src)),
     )?;
     write_json(&run_dir.join("history.json"), &report.history)?;
     // Test the best epoch's weights, as saved.
@@ -214,7 +214,7 @@ impl Classifier {
             .iter()
             .zip(probs)
             .map(|(t, p)| {
-                let best = super::trainer::argmax(&p);
+                let best = ferrite_models::argmax(&p) as usize;
                 Prediction {
                     text: t.to_string(),
                     label: self.labels[best].clone(),

@@ -232,14 +232,6 @@ impl TrainingSection {
     }
 }
 
-/// True when the TOML text declares `task = "translate"` (so `ferrite train` picks this loader).
-pub fn is_translate_config(text: &str) -> bool {
-    text.parse::<toml::Table>()
-        .ok()
-        .and_then(|t| t.get("task").and_then(|v| v.as_str()).map(|s| s == "translate"))
-        .unwrap_or(false)
-}
-
 impl TranslateConfig {
     /// Reads and checks a config; relative data paths become relative to the file's directory.
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -320,7 +312,10 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/translate-en-fr.toml");
         let cfg = TranslateConfig::from_file(&path).unwrap();
         assert_eq!(cfg.data.gettext.as_deref(), Some("fr"));
-        assert!(is_translate_config(&std::fs::read_to_string(&path).unwrap()));
+        assert_eq!(
+            crate::config::RunKind::of_config(&path).unwrap(),
+            crate::config::RunKind::Translate
+        );
         let text = std::fs::read_to_string(&path).unwrap().replace("beam = 4", "beams = 4");
         let err = toml::from_str::<TranslateConfig>(&text).err().unwrap().to_string();
         assert!(err.contains("beams"), "{err}");

@@ -7,6 +7,8 @@ pub mod config;
 pub mod run;
 pub mod trainer;
 
-pub use config::{is_translate_config, TranslateConfig};
-pub use run::{eval_translation, is_translation_run, train_translation, TranslateRunOptions, TranslationModel};
-pub use trainer::{evaluate_loss, train_seq2seq, Example, OnValid, Seq2SeqOptions, Seq2SeqReport};
+pub use config::TranslateConfig;
+pub use run::{eval_translation, train_translation, TranslateRunOptions, TranslationModel};
+pub use trainer::{
+    evaluate_loss, train_seq2seq, Example, Seq2SeqOptions, Seq2SeqReport, Seq2SeqTraining, TokenBatches,
+};

@@ -11,10 +11,12 @@
 
 use super::config::{TooLong, TranslateConfig};
 use super::trainer::{train_seq2seq, Example, Seq2SeqOptions, Seq2SeqReport};
+use crate::callbacks::{Callback, EpochLogger, ModelCheckpoint};
 use crate::run::{fresh_run_dir, read_json, write_json};
+use crate::tensorboard::TensorBoard;
 use ferrite_core::{set_num_threads, Error, Result};
 use ferrite_models::{generate, DecodeOptions, Strategy, Transformer, TransformerConfig};
-use ferrite_nn::checkpoint::{load_safetensors, save_safetensors};
+use ferrite_nn::checkpoint::load_safetensors;
 use ferrite_nn::{VarBuilder, VarMap};
 use ferrite_text::{
     corpus_bleu, corpus_chrf, extract_gettext_pairs, read_tsv, split_by_hash, write_tsv, GettextStats, Pair,
@@ -295,7 +297,7 @@ pub fn train_translation(config_path: &Path, opts: &TranslateRunOptions) -> Resu
     saved.data.valid = Some(PathBuf::from("data/valid.tsv"));
     saved.data.test = Some(PathBuf::from("data/test.tsv"));
     let text = toml::to_string_pretty(&saved).map_err(|e| Error::file(&dir, e.to_string()))?;
-    ferrite_core::fs::write_atomic(&dir.join("config.toml"), text.as_bytes())?;
+    ferrite_core::fs::write_atomic(dir.join("config.toml"), text.as_bytes())?;
 
     let texts = splits.train.iter().flat_map(|p| [p.src.as_str(), p.tgt.as_str()]);
     let tokenizer = TextTokenizer::train(cfg.tokenizer.kind, cfg.tokenizer.vocab_size, texts)?;
@@ -337,26 +339,24 @@ pub fn train_translation(config_path: &Path, opts: &TranslateRunOptions) -> Resu
         seed: cfg.seed,
         verbose: opts.verbose,
     };
-    let weights = dir.join("model.safetensors");
-    let mut best: Option<f64> = None;
-    let report = train_seq2seq(&model, &vars, &train, &valid, &topts, &mut |step, vl| {
-        // Keep the weights with the best validation loss (the latest when there is no validation set).
-        let improved = match (vl, best) {
-            (Some(v), Some(b)) => v < b,
-            _ => true,
-        };
-        if improved {
-            best = vl.or(best);
-            let meta = [("step".to_string(), step.to_string())].into_iter().collect();
-            save_safetensors(&weights, &vars.vars().into_iter().collect(), Some(meta))?;
-        }
-        Ok(true)
-    })?;
+    // The weights with the best validation loss (the latest when there is no validation set).
+    let monitor = (!valid.is_empty()).then_some("val_loss");
+    let mut best = ModelCheckpoint::new(dir.join("model.safetensors"), monitor).weights_only();
+    let mut logger = EpochLogger::jsonl(dir.join("metrics.jsonl"));
+    let mut tensorboard = TensorBoard::new(&dir);
+    let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
+    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut logger, &mut tensorboard, &mut best];
+    let report = train_seq2seq(&model, &vars, &train, &valid, &topts, &mut callbacks)?;
+    let best = report
+        .history
+        .iter()
+        .filter_map(|h| h.2)
+        .fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.min(v))));
     write_json(&dir.join("history.json"), &report.history)?;
     let trained = TranslationModel::load(&dir)?;
     let (test, hyps) = score(&trained, &splits.test, cfg.decode.beam)?;
     let lines: String = hyps.iter().map(|h| format!("{h}\n")).collect();
-    ferrite_core::fs::write_atomic(&dir.join("test_hypotheses.txt"), lines.as_bytes())?;
+    ferrite_core::fs::write_atomic(dir.join("test_hypotheses.txt"), lines.as_bytes())?;
     let summary = TranslateSummary {
         run_dir: dir.display().to_string(),
         train_pairs: train.len(),
@@ -379,9 +379,4 @@ pub fn eval_translation(dir: &Path, data: Option<&Path>, beam: Option<usize>) ->
     let pairs = read_tsv(&path)?;
     let beam = beam.unwrap_or(m.config.decode.beam);
     Ok(score(&m, &pairs, beam)?.0)
-}
-
-/// True when `dir` holds a translation run (so `ferrite eval` picks this evaluator).
-pub fn is_translation_run(dir: &Path) -> bool {
-    dir.join("tokenizer.json").is_file() && dir.join("model.json").is_file()
 }

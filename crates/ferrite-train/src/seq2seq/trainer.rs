@@ -1,18 +1,20 @@
-//! The sequence-to-sequence training loop: token-count batches with length bucketing, teacher
-//! forcing, label-smoothed cross-entropy over non-padding tokens, AdamW with warmup, gradient
-//! clipping, periodic validation, a wall-clock or step budget, and a progress bar with loss and
-//! tokens/s.
+//! Sequence-to-sequence training on the one training step and loop: the Transformer as a
+//! [`Trainable`] (label-smoothed cross-entropy over non-padding tokens), token-count batches with
+//! length bucketing as [`TrainData`], AdamW with a per-step schedule, gradient clipping,
+//! validation every n steps, a wall-clock or step budget.
 //!
 //! Layer: train. Works on already tokenized [`Example`]s, so the synthetic tasks in the tests and
 //! the translation runs in `seq2seq::run` share it.
 
+use crate::callbacks::Callback;
 use crate::data::splitmix64;
-use ferrite_core::{manual_seed, no_grad, Error, Result};
+use crate::fit::{fit, EvalEvery, LoopOptions, TrainData};
+use crate::history::Logs;
+use crate::step::{ScheduleUnit, TrainStep, Trainable};
+use ferrite_core::{no_grad, Error, Result, Tensor};
 use ferrite_models::{Seq2SeqBatch, Transformer};
-use ferrite_nn::{clip_grad_norm, Adam, LrSchedule, Optimizer, VarMap};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
-use std::time::Instant;
+use ferrite_nn::{Adam, LrSchedule, VarMap};
+use std::cell::Cell;
 
 /// One tokenized training pair in teacher-forcing form.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,9 +119,6 @@ pub struct Seq2SeqReport {
     pub history: Vec<(usize, f64, Option<f64>)>,
 }
 
-/// Called after each validation with the step and validation loss; return `Ok(false)` to stop.
-pub type OnValid<'a> = dyn FnMut(usize, Option<f64>) -> Result<bool> + 'a;
-
 /// Mean per-token loss over `data` without dropout.
 pub fn evaluate_loss(model: &Transformer, data: &[Example], batch_tokens: usize, label_smoothing: f64) -> Result<f64> {
     let _g = no_grad();
@@ -168,37 +167,88 @@ fn make_batch(data: &[Example], idx: &[usize]) -> Result<Seq2SeqBatch> {
     Seq2SeqBatch::new(&ex)
 }
 
-fn bar(verbose: bool, opts: &Seq2SeqOptions) -> Option<ProgressBar> {
-    if !verbose || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let b = if opts.max_steps > 0 {
-        ProgressBar::new(opts.max_steps as u64)
-    } else {
-        ProgressBar::new_spinner()
-    };
-    let style = ProgressStyle::with_template("step {pos} [{bar:30}] {elapsed_precise} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    b.set_style(style);
-    Some(b)
+/// The Transformer as the training step sees it: a batch's loss is the label-smoothed
+/// cross-entropy over its non-padding target tokens.
+pub struct Seq2SeqTraining<'a> {
+    pub model: &'a Transformer,
+    pub vars: &'a VarMap,
+    pub label_smoothing: f64,
 }
 
-/// Trains `model` (whose parameters live in `vars`) on `train`, validating on `valid`.
+impl Trainable for Seq2SeqTraining<'_> {
+    type Batch = Seq2SeqBatch;
+
+    fn loss(&self, batch: &Seq2SeqBatch, train: bool) -> Result<Tensor> {
+        self.model.loss(batch, self.label_smoothing, train)
+    }
+
+    fn batch_weight(&self, batch: &Seq2SeqBatch) -> usize {
+        batch.target_tokens()
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.vars.vars()
+    }
+}
+
+/// Examples in length-bucketed batches of at most `batch_tokens` padded tokens, reshuffled
+/// every epoch; counts the source and target tokens it serves.
+pub struct TokenBatches<'a> {
+    pub data: &'a [Example],
+    pub batch_tokens: usize,
+    served: Cell<usize>,
+}
+
+impl<'a> TokenBatches<'a> {
+    pub fn new(data: &'a [Example], batch_tokens: usize) -> Self {
+        TokenBatches {
+            data,
+            batch_tokens,
+            served: Cell::new(0),
+        }
+    }
+
+    /// Source + target tokens served so far.
+    pub fn served(&self) -> usize {
+        self.served.get()
+    }
+}
+
+impl TrainData for TokenBatches<'_> {
+    type Batch = Seq2SeqBatch;
+
+    fn epoch(&self, epoch: usize, seed: u64) -> Result<Box<dyn Iterator<Item = Result<Seq2SeqBatch>> + '_>> {
+        let order = batches(self.data, self.batch_tokens, splitmix64(seed ^ epoch as u64), true);
+        Ok(Box::new(order.into_iter().map(move |idx| {
+            let b = make_batch(self.data, &idx)?;
+            self.served
+                .set(self.served.get() + b.target_tokens() + b.src_lens.iter().sum::<usize>());
+            Ok(b)
+        })))
+    }
+
+    fn unit(&self) -> &'static str {
+        "tokens"
+    }
+}
+
+/// Trains `model` (whose parameters live in `vars`) on `train`, validating on `valid` every
+/// `opts.valid_every` steps and at the end; `callbacks` see each validation (`val_loss`).
 ///
-/// Each step: forward with dropout → label-smoothed loss → backward → clip → AdamW. Dropout
-/// masks and batch order are seeded from `opts.seed`, so a run is reproducible at a fixed
-/// thread count.
+/// Each step is the one [`TrainStep`]: dropout seeded by (seed, step) → label-smoothed loss →
+/// backward → clip → AdamW with the step's learning rate. Batch order is seeded by (seed,
+/// epoch), so a run is reproducible at a fixed thread count.
 ///
 /// # Errors
-/// An empty training set, or a step that fails (shape or id errors name the op).
+/// An empty training set, no budget (it would never stop), or a step that fails (shape or id
+/// errors name the op; a non-finite loss names the step).
 pub fn train_seq2seq(
     model: &Transformer,
     vars: &VarMap,
     train: &[Example],
     valid: &[Example],
     opts: &Seq2SeqOptions,
-    on_valid: &mut OnValid<'_>,
+    callbacks: &mut [&mut dyn Callback],
 ) -> Result<Seq2SeqReport> {
     if train.is_empty() {
         return Err(Error::Invalid {
@@ -212,94 +262,60 @@ pub fn train_seq2seq(
             detail: "set max_steps or max_seconds: training would never stop".into(),
         });
     }
-    let params = vars.vars();
     let mut optim = Adam::adamw(opts.lr, opts.weight_decay);
     optim.beta1 = opts.betas.0;
     optim.beta2 = opts.betas.1;
     optim.eps = opts.eps;
-    let started = Instant::now();
-    let progress = bar(opts.verbose, opts);
-    let mut report = Seq2SeqReport::default();
-    let (mut interval_loss, mut interval_steps, mut tokens) = (0.0, 0usize, 0usize);
-    let mut epoch = 0u64;
-    let mut step = 0usize;
-    let train_tokens: usize = train.iter().map(|e| e.src.len() + e.tgt_out.len()).sum();
-    'outer: loop {
-        let order = batches(train, opts.batch_tokens, splitmix64(opts.seed ^ epoch), true);
-        for idx in &order {
-            manual_seed(splitmix64(opts.seed.wrapping_mul(31).wrapping_add(step as u64)));
-            optim.set_lr(opts.schedule.lr(opts.lr, step));
-            let batch = make_batch(train, idx)?;
-            let loss = model.loss(&batch, opts.label_smoothing, true)?;
-            let mut grads = loss.backward()?;
-            if opts.clip_norm > 0.0 {
-                clip_grad_norm(&mut grads, &params, opts.clip_norm)?;
-            }
-            optim.step(&params, &grads)?;
-            let l = loss.item()?;
-            if !l.is_finite() {
-                return Err(Error::Invalid {
-                    op: "train_seq2seq",
-                    detail: format!("loss became {l} at step {step}; lower the learning rate"),
-                });
-            }
-            step += 1;
-            interval_loss += l;
-            interval_steps += 1;
-            tokens += batch.target_tokens() + batch.src_lens.iter().sum::<usize>();
-            let secs = started.elapsed().as_secs_f64();
-            if let Some(b) = &progress {
-                b.set_position(step as u64);
-                if step % 5 == 0 {
-                    b.set_message(format!(
-                        "loss {:.3} · {:.0} tok/s · lr {:.2e}",
-                        interval_loss / interval_steps as f64,
-                        tokens as f64 / secs,
-                        optim.lr()
-                    ));
-                }
-            }
-            let out_of_budget =
-                (opts.max_steps > 0 && step >= opts.max_steps) || (opts.max_seconds > 0.0 && secs >= opts.max_seconds);
-            if (opts.valid_every > 0 && step % opts.valid_every == 0) || out_of_budget {
-                let train_loss = interval_loss / interval_steps.max(1) as f64;
-                let valid_loss = if valid.is_empty() {
-                    None
-                } else {
-                    Some(evaluate_loss(model, valid, opts.batch_tokens, opts.label_smoothing)?)
-                };
-                report.history.push((step, train_loss, valid_loss));
-                report.train_loss = train_loss;
-                report.valid_loss = valid_loss;
-                let msg = format!(
-                    "step {step}: train loss {train_loss:.4}, valid loss {}, {:.0} tok/s, lr {:.2e}, {:.0} s",
-                    valid_loss.map_or("-".into(), |v| format!("{v:.4}")),
-                    tokens as f64 / secs,
-                    optim.lr(),
-                    secs
-                );
-                match &progress {
-                    Some(b) => b.println(msg),
-                    None if opts.verbose => eprintln!("{msg}"),
-                    None => {}
-                }
-                (interval_loss, interval_steps) = (0.0, 0);
-                let keep_going = on_valid(step, valid_loss)?;
-                if out_of_budget || !keep_going {
-                    break 'outer;
-                }
-            }
+    let mut step = TrainStep::new(vars.vars(), Box::new(optim));
+    step.schedule = Some((opts.schedule.clone(), ScheduleUnit::Step));
+    step.clip_norm = (opts.clip_norm > 0.0).then_some(opts.clip_norm);
+    step.seed = opts.seed;
+    let trainee = Seq2SeqTraining {
+        model,
+        vars,
+        label_smoothing: opts.label_smoothing,
+    };
+    let data = TokenBatches::new(train, opts.batch_tokens);
+    let mut validate = |t: &Seq2SeqTraining| -> Result<Logs> {
+        let mut logs = Logs::new();
+        if !valid.is_empty() {
+            logs.insert(
+                "val_loss".into(),
+                evaluate_loss(t.model, valid, opts.batch_tokens, opts.label_smoothing)?,
+            );
         }
-        epoch += 1;
-    }
-    if let Some(b) = progress {
-        b.finish_and_clear();
-    }
-    report.steps = step;
-    report.seconds = started.elapsed().as_secs_f64();
-    report.tokens_per_s = tokens as f64 / report.seconds.max(1e-9);
-    report.epochs = tokens as f64 / train_tokens.max(1) as f64;
-    Ok(report)
+        Ok(logs)
+    };
+    let loop_opts = LoopOptions {
+        epochs: usize::MAX,
+        max_steps: opts.max_steps as u64,
+        max_seconds: opts.max_seconds,
+        eval_every: EvalEvery::Steps(opts.valid_every),
+        verbose: opts.verbose,
+    };
+    let started = std::time::Instant::now();
+    let history = fit(&trainee, &mut step, &data, &mut validate, &loop_opts, callbacks)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let train_tokens: usize = train.iter().map(|e| e.src.len() + e.tgt_out.len()).sum();
+    Ok(Seq2SeqReport {
+        steps: step.state.step as usize,
+        epochs: data.served() as f64 / train_tokens.max(1) as f64,
+        seconds,
+        train_loss: history.last("loss").unwrap_or(f64::NAN),
+        valid_loss: history.last("val_loss"),
+        tokens_per_s: data.served() as f64 / seconds.max(1e-9),
+        history: history
+            .epochs
+            .iter()
+            .map(|l| {
+                (
+                    l.get("step").map_or(0, |&s| s as usize),
+                    l.get("loss").copied().unwrap_or(f64::NAN),
+                    l.get("val_loss").copied(),
+                )
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]
