@@ -34,7 +34,7 @@ baseline() { # NAME RUN_DIR [--train-limit N]
     echo "{\"run\":\"$name\",${line#\{}" | tee -a "$results"
 }
 
-tw=(--data "$tweets" --text-column text --label-column sentiment --max-len 64)
+tw=(--input "$tweets" --text-column text --label-column sentiment --max-len 64)
 # Low data: 500 training tweets (a seeded sample), the same valid/test splits as the full runs.
 run tweets-500-finetune "${tw[@]}" --train-limit 500 --epochs 5 --lr 5e-5
 run tweets-500-scratch "${tw[@]}" --train-limit 500 --epochs 5 --lr 5e-5 --from-scratch
@@ -49,5 +49,5 @@ run tweets-all-scratch "${tw[@]}" --epochs 1 --lr 5e-5 --max-minutes 15 --from-s
 baseline tweets-all-bow "$out/tweets-all-finetune"
 # Spam vs ham: subject + body of each e-mail, first 128 tokens.
 "$ferrite" data spam-assassin --out "$out/spam.jsonl"
-run spam-finetune --data "$out/spam.jsonl" --max-len 128 --epochs 1 --lr 5e-5
+run spam-finetune --input "$out/spam.jsonl" --max-len 128 --epochs 1 --lr 5e-5
 baseline spam-bow "$out/spam-finetune"

@@ -37,8 +37,17 @@ PY = sys.executable
 
 
 def lines(cmd):
+    """Records a command printed: one JSON document holding an array (`ferrite ... --json`), or
+    one JSON object per line (the Python side)."""
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    return [json.loads(l) for l in out.splitlines() if l.strip().startswith("{")]
+    records = []
+    for l in out.splitlines():
+        l = l.strip()
+        if l.startswith("["):
+            records.extend(json.loads(l))
+        elif l.startswith("{"):
+            records.append(json.loads(l))
+    return records
 
 
 def commands(which):

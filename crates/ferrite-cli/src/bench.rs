@@ -1,12 +1,14 @@
-//! `ferrite bench`: micro-benchmarks whose JSON lines match `tools/bench_torch.py`, so the two can be
-//! run side by side on the same machine and compared as ratios.
+//! `ferrite bench`: micro-benchmarks whose JSON records match `tools/bench_torch.py`'s, so the two
+//! can be run side by side on the same machine and compared as ratios (`tools/compare.py`).
 //!
 //! Timing method (same as the PyTorch script): warm up, then time batches of calls lasting about
 //! 1 ms each until at least 0.3 s and 5 batches have run; report the median per-call time.
 
+use crate::common::{print_json, print_line};
 use clap::{Args, ValueEnum};
 use ferrite::prelude::*;
 use serde_json::json;
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -23,38 +25,60 @@ pub enum Which {
     Embed,
     /// A 3×3, 64→64 convolution on [32, 64, 32, 32]: forward, and forward + backward.
     Conv2d,
-    /// GGUF language model: prompt processing (128 tokens) and generation (64) tokens/s (--gguf).
+    /// GGUF language model: prompt processing (128 tokens) and generation (64) tokens/s (--model).
     Llm,
-    /// Whisper transcription time of one WAV (--whisper, --audio).
+    /// Whisper transcription time of one WAV (--model, --input).
     Whisper,
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  ferrite bench matmul --threads 1,2 --json
+  ferrite bench embed --model .cache/assets/all-MiniLM-L6-v2 --batch 1 --len 16 --threads 1
+  ferrite bench whisper --input fox.wav --json")]
 pub struct BenchArgs {
     which: Which,
-    /// Print one JSON object per line.
+    /// Print one JSON document (an array of results) instead of text lines.
     #[arg(long)]
     json: bool,
-    /// Comma-separated thread counts (matmul).
-    #[arg(long, default_value = "1,2")]
+    /// Kernel threads: a comma-separated list runs the benchmark once per count.
+    #[arg(long, default_value = "1,2", value_name = "N[,N…]")]
     threads: String,
-    /// The diabetes CSV (mlp).
-    #[arg(long, default_value = "data/diabetes.csv")]
-    data: std::path::PathBuf,
-    /// A pretrained model directory (embed).
-    #[arg(long, default_value = ".cache/assets/all-MiniLM-L6-v2")]
-    model: std::path::PathBuf,
-    /// A GGUF language model (llm).
-    #[arg(long, default_value = ".cache/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")]
-    gguf: std::path::PathBuf,
-    /// A CTranslate2 Whisper directory (whisper).
-    #[arg(long, default_value = ".cache/assets/whisper-tiny-en")]
-    whisper: std::path::PathBuf,
-    /// A 16-bit PCM WAV file (whisper).
-    #[arg(long)]
-    audio: Option<std::path::PathBuf>,
+    /// The model: a pretrained directory (embed; default MiniLM), a GGUF file (llm; default
+    /// SmolLM2) or a Whisper directory (whisper; default tiny.en), from scripts/fetch-assets.sh.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// The data: the diabetes CSV (mlp; default data/diabetes.csv) or a 16-bit PCM WAV file
+    /// (whisper; required).
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
     #[command(flatten)]
     step: crate::bench_transformer::StepArgs,
+}
+
+/// Results as they are measured: text lines now, or one JSON array at the end.
+pub(crate) struct Report {
+    json: bool,
+    rows: Vec<serde_json::Value>,
+}
+
+impl Report {
+    /// One result: `v` for `--json`, `human` otherwise.
+    pub(crate) fn emit(&mut self, v: serde_json::Value, human: String) -> Result<()> {
+        if self.json {
+            self.rows.push(v);
+            Ok(())
+        } else {
+            print_line(&human)
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        if self.json {
+            print_json(&self.rows)?;
+        }
+        Ok(())
+    }
 }
 
 const SQUARE: [usize; 6] = [64, 128, 256, 512, 1024, 2048];
@@ -88,14 +112,6 @@ pub(crate) fn time_per_call(mut f: impl FnMut()) -> f64 {
     }
 }
 
-pub(crate) fn emit(json_out: bool, v: serde_json::Value, human: String) {
-    if json_out {
-        println!("{v}");
-    } else {
-        println!("{human}");
-    }
-}
-
 fn parse_threads(s: &str) -> Result<Vec<usize>> {
     s.split(',')
         .filter(|t| !t.trim().is_empty())
@@ -113,37 +129,50 @@ fn parse_threads(s: &str) -> Result<Vec<usize>> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    let threads = parse_threads(&args.threads)?;
+    let mut report = Report {
+        json: args.json,
+        rows: Vec::new(),
+    };
+    let asset = |default: &str| -> PathBuf { args.model.clone().unwrap_or_else(|| PathBuf::from(default)) };
     match args.which {
-        Which::Matmul => matmul(&parse_threads(&args.threads)?, args.json),
-        Which::OpOverhead => op_overhead(args.json),
-        Which::Mlp => crate::bench_mlp::run(&args.data, args.json),
-        Which::TransformerStep => {
-            for t in parse_threads(&args.threads)? {
-                crate::bench_transformer::run(&args.step, t, args.json)?;
-            }
-            Ok(())
+        Which::Matmul => matmul(&threads, &mut report)?,
+        Which::OpOverhead => op_overhead(&mut report)?,
+        Which::Mlp => {
+            let data = args.input.clone().unwrap_or_else(|| PathBuf::from("data/diabetes.csv"));
+            crate::bench_mlp::run(&data, &mut report)?
         }
-        Which::Conv2d => crate::bench_conv::run(&parse_threads(&args.threads)?, args.json),
-        Which::Llm => crate::bench_llm::llm(&args.gguf, &parse_threads(&args.threads)?, args.json),
+        Which::TransformerStep => {
+            for t in threads {
+                crate::bench_transformer::run(&args.step, t, &mut report)?;
+            }
+        }
+        Which::Conv2d => crate::bench_conv::run(&threads, &mut report)?,
+        Which::Llm => crate::bench_llm::llm(
+            &asset(".cache/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            &threads,
+            &mut report,
+        )?,
         Which::Whisper => {
-            let audio = args.audio.clone().ok_or_else(|| Error::Invalid {
+            let audio = args.input.clone().ok_or_else(|| Error::Invalid {
                 op: "bench whisper",
                 detail:
-                    "give --audio FILE.wav (e.g. espeak-ng -w fox.wav \"The quick brown fox jumps over the lazy dog.\")"
+                    "give --input FILE.wav (e.g. espeak-ng -w fox.wav \"The quick brown fox jumps over the lazy dog.\")"
                         .into(),
             })?;
-            crate::bench_llm::whisper(&args.whisper, &audio, &parse_threads(&args.threads)?, args.json)
+            crate::bench_llm::whisper(&asset(".cache/assets/whisper-tiny-en"), &audio, &threads, &mut report)?
         }
         Which::Embed => {
-            for t in parse_threads(&args.threads)? {
-                crate::bench_embed::run(&args.model, args.step.batch, args.step.len, t, args.json)?;
+            for t in threads {
+                let model = asset(".cache/assets/all-MiniLM-L6-v2");
+                crate::bench_embed::run(&model, args.step.batch, args.step.len, t, &mut report)?;
             }
-            Ok(())
         }
     }
+    report.finish()
 }
 
-fn matmul(threads: &[usize], json_out: bool) -> Result<()> {
+fn matmul(threads: &[usize], report: &mut Report) -> Result<()> {
     manual_seed(0);
     let shapes: Vec<(usize, usize, usize)> = SQUARE.iter().map(|&s| (s, s, s)).chain(TRAINING).collect();
     for &t in threads {
@@ -161,21 +190,20 @@ fn matmul(threads: &[usize], json_out: bool) -> Result<()> {
                 return Err(e);
             }
             let gflops = 2.0 * (m * k * n) as f64 / sec / 1e9;
-            emit(
-                json_out,
+            report.emit(
                 json!({"bench": "matmul", "impl": "ferrite", "m": m, "k": k, "n": n, "threads": t,
                        "gflops": (gflops * 100.0).round() / 100.0, "us": (sec * 1e9).round() / 1e3}),
                 format!(
                     "matmul {m}x{k}x{n} threads={t}: {gflops:.1} GFLOP/s ({:.1} µs)",
                     sec * 1e6
                 ),
-            );
+            )?;
         }
     }
     Ok(())
 }
 
-fn op_overhead(json_out: bool) -> Result<()> {
+fn op_overhead(report: &mut Report) -> Result<()> {
     set_num_threads(1);
     manual_seed(0);
     let a = Tensor::randn(&[64])?.requires_grad_(true);
@@ -197,8 +225,7 @@ fn op_overhead(json_out: bool) -> Result<()> {
     if let Some(e) = err {
         return Err(e);
     }
-    emit(
-        json_out,
+    report.emit(
         json!({"bench": "op-overhead", "impl": "ferrite", "elements": 64,
                "add_backward_us": (backward * 1e9).round() / 1e3, "add_nograd_us": (nograd * 1e9).round() / 1e3}),
         format!(
@@ -206,6 +233,6 @@ fn op_overhead(json_out: bool) -> Result<()> {
             backward * 1e6,
             nograd * 1e6
         ),
-    );
+    )?;
     Ok(())
 }

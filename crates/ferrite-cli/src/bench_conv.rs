@@ -2,7 +2,7 @@
 //! `[32, 64, 32, 32]` input, forward and forward + backward (gradients of input, weight and bias),
 //! side by side with `tools/bench_torch.py conv2d` (same shapes, PyTorch's default init).
 
-use crate::bench::{emit, time_per_call};
+use crate::bench::{time_per_call, Report};
 use ferrite::prelude::*;
 use serde_json::json;
 
@@ -11,7 +11,7 @@ const CHANNELS: usize = 64;
 const HW: usize = 32;
 const KERNEL: usize = 3;
 
-pub fn run(threads: &[usize], json_out: bool) -> Result<()> {
+pub fn run(threads: &[usize], report: &mut Report) -> Result<()> {
     manual_seed(0);
     let vars = VarMap::new();
     let opts = Conv2dOptions::default().padding(1);
@@ -39,9 +39,8 @@ pub fn run(threads: &[usize], json_out: bool) -> Result<()> {
         if let Some(e) = err {
             return Err(e);
         }
-        emit(
-            json_out,
-            json!({"bench": "conv2d", "impl": "ferrite", "batch": BATCH, "channels": CHANNELS, "hw": HW,
+        report.emit(
+                        json!({"bench": "conv2d", "impl": "ferrite", "batch": BATCH, "channels": CHANNELS, "hw": HW,
                    "kernel": KERNEL, "threads": t, "fwd_ms": (fwd * 1e6).round() / 1e3,
                    "fwd_bwd_ms": (fwd_bwd * 1e6).round() / 1e3}),
             format!(
@@ -49,7 +48,7 @@ pub fn run(threads: &[usize], json_out: bool) -> Result<()> {
                 fwd * 1e3,
                 fwd_bwd * 1e3
             ),
-        );
+        )?;
     }
     Ok(())
 }

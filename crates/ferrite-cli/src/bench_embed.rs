@@ -6,7 +6,7 @@
 //! Reported: the median and 90th-percentile time per call over at least 5 calls and ~2 s, texts/s,
 //! and the process's peak resident memory.
 
-use crate::bench::emit;
+use crate::bench::Report;
 use crate::bench_transformer::peak_rss_mb;
 use ferrite::models::{EncoderInput, SentenceEmbedder};
 use ferrite::prelude::*;
@@ -15,7 +15,7 @@ use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
 
-pub fn run(model: &Path, batch: usize, len: usize, threads: usize, json_out: bool) -> Result<()> {
+pub fn run(model: &Path, batch: usize, len: usize, threads: usize, report: &mut Report) -> Result<()> {
     set_num_threads(threads);
     if len < 2 || batch == 0 {
         return Err(Error::Invalid {
@@ -54,15 +54,14 @@ pub fn run(model: &Path, batch: usize, len: usize, threads: usize, json_out: boo
     let p90 = times[(times.len() * 9 / 10).min(times.len() - 1)];
     let rss = peak_rss_mb().unwrap_or(f64::NAN);
     let round = |x: f64| (x * 1e3).round() / 1e3;
-    emit(
-        json_out,
-        json!({"bench": "embed", "engine": "ferrite", "batch": batch, "len": len, "threads": threads,
+    report.emit(
+                json!({"bench": "embed", "engine": "ferrite", "batch": batch, "len": len, "threads": threads,
                "ms": round(median), "p90_ms": round(p90), "texts_per_s": round(batch as f64 * 1e3 / median),
                "peak_rss_mb": rss.round(), "calls": times.len()}),
         format!(
             "embed batch {batch} × {len} tokens, threads={threads}: {median:.2} ms median (p90 {p90:.2}), {:.1} texts/s, peak RSS {rss:.0} MiB",
             batch as f64 * 1e3 / median
         ),
-    );
+    )?;
     Ok(())
 }

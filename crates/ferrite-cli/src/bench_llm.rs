@@ -5,7 +5,7 @@
 //! time after a 9-token prompt (greedy), median of 3 runs after a warm-up, per thread count.
 //! Whisper: transcription of one WAV, model load excluded, median of 3 after a warm-up.
 
-use crate::bench::emit;
+use crate::bench::Report;
 use crate::bench_transformer::peak_rss_mb;
 use ferrite::models::{argmax, LanguageModel, Whisper};
 use ferrite::{set_num_threads, Result};
@@ -18,7 +18,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub fn llm(model: &Path, threads: &[usize], json_out: bool) -> Result<()> {
+pub fn llm(model: &Path, threads: &[usize], report: &mut Report) -> Result<()> {
     let m = LanguageModel::open(model)?;
     let llama = &m.llama;
     let prompt: Vec<u32> = (0..128u32).map(|i| 1000 + (i * 7919) % 20_000).collect();
@@ -46,18 +46,17 @@ pub fn llm(model: &Path, threads: &[usize], json_out: bool) -> Result<()> {
         }
         let (pp, tg) = (128.0 / median(pp), 64.0 / median(tg));
         let rss = peak_rss_mb().unwrap_or(f64::NAN);
-        emit(
-            json_out,
+        report.emit(
             json!({"bench": "llm", "impl": "ferrite", "threads": t, "prompt_tokens": 128,
                    "prompt_tokens_per_s": (pp * 10.0).round() / 10.0, "generated_tokens": 64,
                    "generated_tokens_per_s": (tg * 10.0).round() / 10.0, "peak_rss_mb": rss.round()}),
             format!("llm threads={t}: prompt {pp:.1} tok/s, generation {tg:.1} tok/s, peak RSS {rss:.0} MiB"),
-        );
+        )?;
     }
     Ok(())
 }
 
-pub fn whisper(model: &Path, audio: &Path, threads: &[usize], json_out: bool) -> Result<()> {
+pub fn whisper(model: &Path, audio: &Path, threads: &[usize], report: &mut Report) -> Result<()> {
     let w = Whisper::load(model)?;
     for &t in threads {
         set_num_threads(t);
@@ -68,15 +67,14 @@ pub fn whisper(model: &Path, audio: &Path, threads: &[usize], json_out: bool) ->
         let secs = median(runs.iter().map(|r| r.seconds).collect());
         let tr = runs.pop().unwrap_or(warm);
         let rss = peak_rss_mb().unwrap_or(f64::NAN);
-        emit(
-            json_out,
+        report.emit(
             json!({"bench": "whisper", "impl": "ferrite", "threads": t, "audio_seconds": tr.audio_seconds,
                    "seconds": (secs * 1e4).round() / 1e4, "text": tr.text, "peak_rss_mb": rss.round()}),
             format!(
                 "whisper threads={t}: {secs:.3} s for {:.2} s of audio, peak RSS {rss:.0} MiB: {}",
                 tr.audio_seconds, tr.text
             ),
-        );
+        )?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! Timed per epoch: the shuffle, batch gathering, forward, loss, backward and Adam step — the
 //! same work the PyTorch script times. Reported: median epoch time and time per step.
 
-use crate::bench::emit;
+use crate::bench::Report;
 use ferrite::prelude::*;
 use ferrite::train::data::{splitmix64, train_test_indices, DataLoader, Standardizer};
 use ferrite::train::{csv::Table, Dataset};
@@ -41,7 +41,7 @@ fn time_epochs(m: &mut Sequential, data: &Dataset, batch: usize, epochs: usize) 
     Ok((times[times.len() / 2], steps))
 }
 
-pub fn run(diabetes: &Path, json_out: bool) -> Result<()> {
+pub fn run(diabetes: &Path, report: &mut Report) -> Result<()> {
     set_num_threads(1);
     manual_seed(42);
     let table = Table::read(diabetes)?;
@@ -55,8 +55,7 @@ pub fn run(diabetes: &Path, json_out: bool) -> Result<()> {
     train.y = Standardizer::fit(&train.y)?.transform(&train.y)?;
     let mut m = model(10)?;
     let (epoch, steps) = time_epochs(&mut m, &train, 32, 10)?;
-    emit(
-        json_out,
+    report.emit(
         json!({"impl": "ferrite", "task": "seed-mlp", "threads": 1, "epochs": 10, "epoch_ms": epoch * 1e3,
                "step_us": epoch * 1e6 / steps as f64, "steps_per_epoch": steps}),
         format!(
@@ -64,7 +63,7 @@ pub fn run(diabetes: &Path, json_out: bool) -> Result<()> {
             epoch * 1e3,
             epoch * 1e6 / steps as f64
         ),
-    );
+    )?;
 
     // 100k rows × 10 features, y = Σ sin(x) + 0.1·noise (as tools/seed_mlp_torch.py --synthetic).
     let x = Tensor::randn(&[100_000, 10])?;
@@ -78,8 +77,7 @@ pub fn run(diabetes: &Path, json_out: bool) -> Result<()> {
     let synth = Dataset::new(x, Tensor::from_vec(y, [100_000, 1])?)?;
     let mut m = model(10)?;
     let (epoch, steps) = time_epochs(&mut m, &synth, 1024, 3)?;
-    emit(
-        json_out,
+    report.emit(
         json!({"impl": "ferrite", "task": "synthetic-100k", "threads": 1, "batch": 1024, "epoch_ms": epoch * 1e3,
                "step_us": epoch * 1e6 / steps as f64, "steps_per_epoch": steps}),
         format!(
@@ -87,6 +85,6 @@ pub fn run(diabetes: &Path, json_out: bool) -> Result<()> {
             epoch * 1e3,
             epoch * 1e6 / steps as f64
         ),
-    );
+    )?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! Reported: the median step time over at least 10 steps (after 3 warm-up steps), tokens/s
 //! (source + target tokens per second) and the process's peak resident memory.
 
-use crate::bench::emit;
+use crate::bench::Report;
 use clap::Args;
 use ferrite::models::{Positional, Seq2SeqBatch, Transformer, TransformerConfig};
 use ferrite::prelude::*;
@@ -43,7 +43,7 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-pub fn run(a: &StepArgs, threads: usize, json_out: bool) -> Result<()> {
+pub fn run(a: &StepArgs, threads: usize, report: &mut Report) -> Result<()> {
     set_num_threads(threads);
     manual_seed(0);
     let cfg = TransformerConfig {
@@ -97,8 +97,7 @@ pub fn run(a: &StepArgs, threads: usize, json_out: bool) -> Result<()> {
     let median = times[times.len() / 2];
     let tokens_per_s = (a.batch * 2 * a.len) as f64 / median;
     let rss = peak_rss_mb().unwrap_or(f64::NAN);
-    emit(
-        json_out,
+    report.emit(
         json!({"bench": "transformer-step", "impl": "ferrite", "threads": threads, "d_model": a.d_model,
                "heads": a.heads, "layers": a.layers, "ffn": a.ffn, "batch": a.batch, "len": a.len, "vocab": a.vocab,
                "step_ms": (median * 1e5).round() / 1e2, "tokens_per_s": tokens_per_s.round(),
@@ -118,6 +117,6 @@ pub fn run(a: &StepArgs, threads: usize, json_out: bool) -> Result<()> {
             tokens_per_s,
             rss
         ),
-    );
+    )?;
     Ok(())
 }

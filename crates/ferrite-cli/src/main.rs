@@ -1,4 +1,9 @@
-//! The `ferrite` command-line tool: one file per subcommand.
+//! The `ferrite` command-line tool: one file per subcommand, one grammar for all of them
+//! (`common.rs`, docs/CLI.md): `--model` names the model (a run directory, a pretrained model
+//! directory or file), `--input` a file to read, texts are positional (or lines of standard
+//! input), `--out` what is written, `--max-minutes` a time budget, `--valid-fraction` /
+//! `--test-fraction` the splits, `--seed`, `--threads` and `--json` (one JSON document on
+//! standard output) mean the same on every command that has them.
 
 mod bench;
 mod bench_conv;
@@ -6,6 +11,7 @@ mod bench_embed;
 mod bench_llm;
 mod bench_mlp;
 mod bench_transformer;
+mod common;
 mod data;
 mod embed;
 mod eval;
@@ -21,7 +27,12 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ferrite", version, about = "ferrite: deep learning in Rust")]
+#[command(
+    name = "ferrite",
+    version,
+    about = "ferrite: deep learning in Rust",
+    after_help = "Examples:\n  ferrite train examples/seed-mlp.toml --out runs/mlp\n  ferrite eval --model runs/mlp --json\n  ferrite generate --model .cache/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \"Once upon a time\"\n\nEvery command takes --json (one JSON document on stdout); see docs/CLI.md for the flags they share."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

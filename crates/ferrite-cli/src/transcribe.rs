@@ -1,44 +1,51 @@
-//! `ferrite transcribe --model DIR clip.wav`: speech to text with a Whisper model in
+//! `ferrite transcribe --model DIR --input clip.wav`: speech to text with a Whisper model in
 //! CTranslate2 format (e.g. `.cache/assets/whisper-tiny-en`, from `scripts/fetch-assets.sh`).
 
+use crate::common::{print_json, print_line, Common};
 use clap::Args;
 use ferrite::models::Whisper;
-use ferrite::{set_num_threads, Result};
+use ferrite::Result;
 use std::path::PathBuf;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  espeak-ng -w fox.wav \"The quick brown fox jumps over the lazy dog.\"
+  ferrite transcribe --model .cache/assets/whisper-tiny-en --input fox.wav
+  ferrite transcribe --model .cache/assets/whisper-tiny-en --input a.wav --input b.wav --beam 4 --json")]
 pub struct TranscribeArgs {
     /// A CTranslate2 Whisper directory (model.bin, config.json, tokenizer.json).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     model: PathBuf,
-    /// 16-bit PCM WAV files (any sample rate; longer than 30 s is decoded window by window).
-    #[arg(required = true)]
-    audio: Vec<PathBuf>,
+    /// 16-bit PCM WAV files (any sample rate; longer than 30 s is decoded window by window);
+    /// repeat for several.
+    #[arg(long, value_name = "FILE", required = true)]
+    input: Vec<PathBuf>,
     /// Beam size (1 = greedy).
     #[arg(long, default_value_t = 1)]
     beam: usize,
-    /// Kernel threads (default: FERRITE_NUM_THREADS or all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// One JSON object per file: text, token ids per window, audio and wall seconds.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 pub fn run(args: TranscribeArgs) -> Result<()> {
-    if let Some(t) = args.threads {
-        set_num_threads(t);
-    }
+    args.common.apply()?;
     let model = Whisper::load(&args.model)?;
-    for wav in &args.audio {
+    let mut all = Vec::new();
+    for wav in &args.input {
         let t = model.transcribe_file(wav, args.beam)?;
-        if args.json {
-            let mut v = serde_json::to_value(&t).unwrap_or_default();
+        if args.common.json {
+            let mut v = serde_json::to_value(&t).map_err(|e| ferrite::Error::Invalid {
+                op: "transcribe",
+                detail: e.to_string(),
+            })?;
             v["file"] = serde_json::json!(wav.display().to_string());
-            println!("{v}");
+            all.push(v);
         } else {
-            println!("{}", t.text);
+            print_line(&t.text)?;
         }
+    }
+    if args.common.json {
+        print_json(&all)?;
     }
     Ok(())
 }

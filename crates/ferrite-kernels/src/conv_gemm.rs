@@ -138,16 +138,25 @@ pub fn conv2d_backward<T: Float>(x: &[T], w: &[T], gy: &[T], s: &ConvShape) -> (
     };
     let dx_buf = &mut dx.spare_capacity_mut()[..dx_len];
     let (dw, db, _) = if s.samples_in_parallel() {
-        threads::install(|_| {
+        // A fixed split — one run of consecutive samples per thread, summed in order — so the
+        // gradients are the same in every run at a given thread count (rayon's adaptive
+        // fold/reduce would group the partial sums differently from run to run).
+        let parts = threads::num_threads().clamp(1, s.geometry.batch);
+        let per_part = s.geometry.batch.div_ceil(parts);
+        let partials: Vec<Acc<T>> = threads::install(|_| {
             dx_buf
-                .par_chunks_mut(s.in_sample())
+                .par_chunks_mut(per_part * s.in_sample())
                 .enumerate()
-                .fold(zeros, |mut acc, (n, dxn)| {
-                    one(n, threads::zero_init(dxn), &mut acc, false);
+                .map(|(p, part)| {
+                    let mut acc = zeros();
+                    for (i, dxn) in part.chunks_mut(s.in_sample()).enumerate() {
+                        one(p * per_part + i, threads::zero_init(dxn), &mut acc, false);
+                    }
                     acc
                 })
-                .reduce(zeros, sum)
-        })
+                .collect()
+        });
+        partials.into_iter().fold(zeros(), sum)
     } else {
         let mut acc = zeros();
         for (n, dxn) in dx_buf.chunks_mut(s.in_sample()).enumerate() {
@@ -227,6 +236,37 @@ mod tests {
         let dx_want = fold(&dcols, &g);
         for (got, want, what) in [(&dx, &dx_want, "dx"), (&dw, &dw_want, "dw"), (&db, &db_want, "db")] {
             assert!(got.iter().zip(want.iter()).all(|(a, b)| (a - b).abs() < 1e-9), "{what}");
+        }
+    }
+
+    /// Weight gradients summed over samples on several threads come out bit for bit the same
+    /// in every run (the reproducibility resumed training relies on).
+    #[test]
+    fn parallel_weight_gradients_are_reproducible() {
+        threads::set_num_threads(2);
+        let g = Conv2dGeometry {
+            batch: 16,
+            channels: 8,
+            h: axis(16, 3, 1, 1, 1),
+            w: axis(16, 3, 1, 1, 1),
+        };
+        let s = ConvShape {
+            geometry: g,
+            out_channels: 8,
+            groups: 1,
+        };
+        assert!(s.samples_in_parallel());
+        let (_, kg) = s.per_group();
+        // f32 with irregular values, so any other grouping of the sums rounds differently.
+        let f32s =
+            |n: usize, seed: usize| -> Vec<f32> { vals(n, seed).iter().map(|&v| (v * 1.37 + 0.013) as f32).collect() };
+        let x = f32s(16 * 8 * 16 * 16, 4);
+        let w = f32s(8 * kg, 5);
+        let gy = f32s(16 * 8 * 16 * 16, 6);
+        let first = conv2d_backward(&x, &w, &gy, &s);
+        for _ in 0..8 {
+            let again = conv2d_backward(&x, &w, &gy, &s);
+            assert!(again.1 == first.1 && again.2 == first.2 && again.0 == first.0);
         }
     }
 }

@@ -16,7 +16,8 @@ pub struct DecodeOptions {
     pub bos: u32,
     pub eos: u32,
     /// At most `max_len_a · source_len + max_len_b` tokens are generated (EOS not counted),
-    /// and never more than the model's position table allows.
+    /// and never more than fit the decoder's position table after BOS (`max_positions − 1`), so
+    /// BOS + output can always be run again (attention maps).
     pub max_len_a: f64,
     pub max_len_b: usize,
 }
@@ -132,7 +133,10 @@ fn prepare(model: &Transformer, sources: &[Vec<u32>], opts: &DecodeOptions) -> R
     let memory = model.encode(&pad_ids(sources.iter().map(Vec::as_slice))?, &lens, false)?;
     let limits = lens
         .iter()
-        .map(|&l| ((opts.max_len_a * l as f64) as usize + opts.max_len_b).clamp(1, cfg.max_positions))
+        .map(|&l| {
+            let most = cfg.max_positions.saturating_sub(1).max(1);
+            ((opts.max_len_a * l as f64) as usize + opts.max_len_b).clamp(1, most)
+        })
         .collect();
     Ok((memory, limits))
 }

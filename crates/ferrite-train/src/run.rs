@@ -309,6 +309,10 @@ pub struct RunOptions {
     pub resume: bool,
     /// Stop training after this many minutes (the epoch in progress is evaluated).
     pub max_minutes: Option<f64>,
+    /// Override the configured seed.
+    pub seed: Option<u64>,
+    /// Override the configured kernel threads.
+    pub threads: Option<usize>,
     pub verbose: bool,
 }
 
@@ -384,7 +388,10 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     if let Some(e) = opts.epochs {
         cfg.epochs = e;
     }
-    if let Some(t) = cfg.training.threads {
+    if let Some(s) = opts.seed {
+        cfg.seed = s;
+    }
+    if let Some(t) = opts.threads.or(cfg.training.threads) {
         set_num_threads(t);
     }
     let dir = opts.out.clone().unwrap_or_else(|| fresh_run_dir(config_path));

@@ -270,6 +270,10 @@ pub struct TranslateRunOptions {
     pub minutes: Option<f64>,
     /// Overrides `[training] max_steps`.
     pub max_steps: Option<usize>,
+    /// Overrides the config's seed.
+    pub seed: Option<u64>,
+    /// Overrides `[training] threads`.
+    pub threads: Option<usize>,
     pub verbose: bool,
 }
 
@@ -282,8 +286,11 @@ pub fn train_translation(config_path: &Path, opts: &TranslateRunOptions) -> Resu
     if let Some(s) = opts.max_steps {
         cfg.training.max_steps = s;
     }
+    if let Some(s) = opts.seed {
+        cfg.seed = s;
+    }
     cfg.validate()?;
-    if let Some(t) = cfg.training.threads {
+    if let Some(t) = opts.threads.or(cfg.training.threads) {
         set_num_threads(t);
     }
     let dir = opts.out.clone().unwrap_or_else(|| fresh_run_dir(config_path));
