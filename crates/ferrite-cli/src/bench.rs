@@ -178,8 +178,8 @@ fn matmul(threads: &[usize], report: &mut Report) -> Result<()> {
     for &t in threads {
         set_num_threads(t);
         for &(m, k, n) in &shapes {
-            let a = Tensor::randn(&[m, k])?;
-            let b = Tensor::randn(&[k, n])?;
+            let a = Tensor::randn([m, k])?;
+            let b = Tensor::randn([k, n])?;
             let mut err = None;
             let sec = time_per_call(|| {
                 if let Err(e) = a.matmul(&b) {
@@ -206,9 +206,9 @@ fn matmul(threads: &[usize], report: &mut Report) -> Result<()> {
 fn op_overhead(report: &mut Report) -> Result<()> {
     set_num_threads(1);
     manual_seed(0);
-    let a = Tensor::randn(&[64])?.requires_grad_(true);
-    let b = Tensor::randn(&[64])?.requires_grad_(true);
-    let g = Tensor::ones(&[64])?;
+    let a = Tensor::randn([64])?.requires_grad_(true);
+    let b = Tensor::randn([64])?.requires_grad_(true);
+    let g = Tensor::ones([64])?;
     let mut err = None;
     let backward = time_per_call(|| {
         let r = a.add(&b).and_then(|c| c.backward_with(&g));

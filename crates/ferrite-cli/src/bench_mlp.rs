@@ -66,9 +66,9 @@ pub fn run(diabetes: &Path, report: &mut Report) -> Result<()> {
     )?;
 
     // 100k rows × 10 features, y = Σ sin(x) + 0.1·noise (as tools/seed_mlp_torch.py --synthetic).
-    let x = Tensor::randn(&[100_000, 10])?;
+    let x = Tensor::randn([100_000, 10])?;
     let xv = x.to_vec::<f32>()?;
-    let noise = Tensor::randn(&[100_000])?.to_vec::<f32>()?;
+    let noise = Tensor::randn([100_000])?.to_vec::<f32>()?;
     let y: Vec<f32> = xv
         .chunks(10)
         .zip(&noise)

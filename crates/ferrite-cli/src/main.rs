@@ -5,6 +5,8 @@
 //! `--test-fraction` the splits, `--seed`, `--threads` and `--json` (one JSON document on
 //! standard output) mean the same on every command that has them.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod bench;
 mod bench_conv;
 mod bench_embed;

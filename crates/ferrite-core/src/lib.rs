@@ -6,6 +6,9 @@
 //! [`op::Op`] naming its inputs. [`Tensor::backward`] walks those ops in reverse using the rules in
 //! `backward.rs` and returns a [`GradStore`].
 
+// The three `unsafe` blocks here only mark buffers a kernel filled (`set_len`); each states why.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod backprop;
 mod backward;
 pub mod dtype;

@@ -188,28 +188,28 @@ fn pooling_and_batch_norm_gradchecks() {
         (0..2 * 3 * 7 * 6)
             .map(|i| ((i * 37) % 251) as f32 / 50.0)
             .collect::<Vec<_>>(),
-        &[2, 3, 7, 6],
+        [2, 3, 7, 6],
     )
     .unwrap();
     gradcheck(
         |t| t[0].max_pool2d(Pool2dOptions::new(3).stride(2).padding(1)),
-        &[x.clone()],
+        std::slice::from_ref(&x),
     )
     .unwrap();
     gradcheck(
         |t| t[0].avg_pool2d(Pool2dOptions::new(3).stride(2).padding(1), true),
-        &[x.clone()],
+        std::slice::from_ref(&x),
     )
     .unwrap();
     gradcheck(
         |t| t[0].avg_pool2d(Pool2dOptions::new(2).padding(1), false),
-        &[x.clone()],
+        std::slice::from_ref(&x),
     )
     .unwrap();
-    gradcheck(|t| t[0].adaptive_avg_pool2d([4, 4]), &[x.clone()]).unwrap();
+    gradcheck(|t| t[0].adaptive_avg_pool2d([4, 4]), std::slice::from_ref(&x)).unwrap();
     gradcheck(
         |t| t[0].transpose(2, 3)?.max_pool2d(Pool2dOptions::new(2)),
-        &[x.clone()],
+        std::slice::from_ref(&x),
     )
     .unwrap();
     let (w, b) = (randn(8, &[3]), randn(9, &[3]));

@@ -5,6 +5,8 @@
 //! Layer: explain (`cli → explain → train → nn → core`). Methods take the model as a function
 //! from inputs to outputs ([`Forward`]) and a [`Target`] output per sample.
 
+#![forbid(unsafe_code)]
+
 mod adaptive;
 pub mod gradient_methods;
 pub mod html;

@@ -455,7 +455,7 @@ pub(crate) mod tests {
         let u = unfold(&[1.0f32, 2.0], &g);
         assert_eq!(u.len(), 7 * 2);
         assert_eq!(&u[..2], &[0.0, 0.0]);
-        assert_eq!(fold(&vec![1.0f32; 14], &g), vec![2.0, 2.0]);
+        assert_eq!(fold(&[1.0f32; 14], &g), vec![2.0, 2.0]);
     }
 
     #[test]

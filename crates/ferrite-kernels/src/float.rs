@@ -54,7 +54,7 @@ pub trait Float:
 /// NaN stays NaN. Branch-free apart from the final selects.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    const LO: f32 = -87.336_544;
+    const LO: f32 = -87.336_54;
     const HI: f32 = 88.722_83;
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
@@ -70,7 +70,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 5e-1;
     let y = p * r * r + r + 1.0;
     let ni = t.to_bits() as i32 - MAGIC.to_bits() as i32;
     let (n1, n2) = (ni >> 1, ni - (ni >> 1));

@@ -4,6 +4,9 @@
 //! element buffers, generic over [`Float`]; no tensors, no shapes-as-objects, no autodiff. Tiny inputs
 //! run on the calling thread; larger ones use ferrite's own rayon pool ([`threads`]).
 
+// SIMD intrinsics, uninitialized outputs and raw views need `unsafe`: every block says why it holds.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 #[macro_use]
 pub mod simd;
 pub mod attention;

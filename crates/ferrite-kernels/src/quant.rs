@@ -39,7 +39,7 @@ impl QuantKind {
     /// Bytes of one row of `cols` weights (`None` when `cols` is not a whole number of blocks).
     pub fn row_bytes(self, cols: usize) -> Option<usize> {
         let (per, size) = self.block();
-        if cols % per != 0 {
+        if !cols.is_multiple_of(per) {
             return None;
         }
         (cols / per).checked_mul(size)
@@ -379,7 +379,8 @@ mod tests {
         let mut q80 = f16_bytes(0.125).to_vec();
         q80.extend((0..32).map(|j| (j as i8 - 16) as u8));
         let q = |j: usize| if j < 16 { j as f32 } else { (31 - j) as f32 };
-        let cases: [(QuantKind, &[u8], Box<dyn Fn(usize) -> f32>); 3] = [
+        type Expected = Box<dyn Fn(usize) -> f32>;
+        let cases: [(QuantKind, &[u8], Expected); 3] = [
             (QuantKind::Q4_1, &q41, Box::new(move |j| 0.5 * q(j) - 1.0)),
             (QuantKind::Q4_0, &q40, Box::new(move |j| 0.25 * (q(j) - 8.0))),
             (QuantKind::Q8_0, &q80, Box::new(|j| 0.125 * (j as f32 - 16.0))),

@@ -144,7 +144,7 @@ pub fn layer_norm_backward<T: Float>(
     len: usize,
     eps: T,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
-    let rows = if len == 0 { 0 } else { x.len() / len };
+    let rows = x.len().checked_div(len).unwrap_or(0);
     let stats: Vec<(T, T)> = (0..rows).map(|r| mean_rstd(&x[r * len..(r + 1) * len], eps)).collect();
     let n = T::from_usize(len);
     let dx = new_rows(x.len(), len, |r, o| {
@@ -196,7 +196,7 @@ pub fn rms_norm<T: Float>(x: &[T], w: Option<&[T]>, len: usize, eps: T) -> Vec<T
 
 /// RMS norm backward. Returns (dx, dw).
 pub fn rms_norm_backward<T: Float>(x: &[T], w: Option<&[T]>, g: &[T], len: usize, eps: T) -> (Vec<T>, Vec<T>) {
-    let rows = if len == 0 { 0 } else { x.len() / len };
+    let rows = x.len().checked_div(len).unwrap_or(0);
     let n = T::from_usize(len);
     let dx = new_rows(x.len(), len, |r, o| {
         let (xr, gr) = (&x[r * len..(r + 1) * len], &g[r * len..(r + 1) * len]);

@@ -83,14 +83,14 @@ impl<const N: usize> Plan<N> {
             while d > 0 {
                 d -= 1;
                 idx[d] += 1;
-                for k in 0..N {
-                    off[k] += self.outer_strides[k][d];
+                for (o, strides) in off.iter_mut().zip(&self.outer_strides) {
+                    *o += strides[d];
                 }
                 if idx[d] < self.outer_shape[d] {
                     break;
                 }
-                for k in 0..N {
-                    off[k] -= self.outer_strides[k][d] * idx[d];
+                for (o, strides) in off.iter_mut().zip(&self.outer_strides) {
+                    *o -= strides[d] * idx[d];
                 }
                 idx[d] = 0;
             }

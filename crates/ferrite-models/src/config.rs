@@ -156,7 +156,7 @@ impl EncoderConfig {
 
     fn validate(&self, source: &Path) -> Result<()> {
         let bad = |detail: String| Err(Error::file(source, detail));
-        if self.num_heads == 0 || self.hidden_size % self.num_heads != 0 {
+        if self.num_heads == 0 || !self.hidden_size.is_multiple_of(self.num_heads) {
             return bad(format!(
                 "hidden size {} is not divisible by {} attention heads",
                 self.hidden_size, self.num_heads

@@ -17,6 +17,8 @@
 //! - `generation/`: one [`Sampler`], one [`argmax`], one beam search over the [`Decoder`] trait,
 //!   and ChatML prompts.
 
+#![forbid(unsafe_code)]
+
 pub mod formats;
 pub mod generation;
 

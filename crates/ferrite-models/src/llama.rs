@@ -265,7 +265,7 @@ impl Llama {
     ) -> Result<Vec<Vec<f32>>> {
         const OP: &str = "Llama::forward";
         let c = &self.config;
-        if ids.is_empty() || rows == 0 || ids.len() % rows != 0 {
+        if ids.is_empty() || rows == 0 || !ids.len().is_multiple_of(rows) {
             return Err(Error::Invalid {
                 op: OP,
                 detail: format!("{} tokens do not make {rows} non-empty rows of one length", ids.len()),

@@ -254,13 +254,13 @@ impl PretrainedModel {
             op: "PretrainedModel::save",
             detail: e.to_string(),
         })?;
-        write_atomic(&dir.join("config.json"), json.as_bytes())?;
+        write_atomic(dir.join("config.json"), json.as_bytes())?;
         let tensors: BTreeMap<String, Tensor> = self.vars.vars().into_iter().map(|(n, t)| (n, t.detach())).collect();
         let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
         save_safetensors(dir.join("model.safetensors"), &tensors, Some(meta))?;
         if let Some(src) = tokenizer {
             let bytes = std::fs::read(src).map_err(|e| Error::file(src, format!("cannot read: {e}")))?;
-            write_atomic(&dir.join("tokenizer.json"), &bytes)?;
+            write_atomic(dir.join("tokenizer.json"), &bytes)?;
         }
         Ok(())
     }

@@ -99,7 +99,7 @@ impl TransformerConfig {
                 self.src_vocab, self.tgt_vocab
             ));
         }
-        if self.d_model == 0 || self.heads == 0 || self.d_model % self.heads != 0 {
+        if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
             return bad(format!(
                 "d_model {} must be a positive multiple of heads {}",
                 self.d_model, self.heads

@@ -164,7 +164,7 @@ fn bad_checkpoints_get_clear_errors() {
     };
     let e = m.encode(&input, false, false).err().unwrap().to_string();
     assert!(e.contains("500") && e.contains("outside"), "{e}");
-    let long = Tensor::zeros(&[1, 65])
+    let long = Tensor::zeros([1, 65])
         .unwrap()
         .to_dtype(ferrite_core::DType::I64)
         .unwrap();

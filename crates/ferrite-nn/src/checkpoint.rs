@@ -133,9 +133,9 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert(
             "a.weight".to_string(),
-            Tensor::from_vec(vec![1.0f32, -2.0, 3.5, 4.0], &[2, 2]).unwrap(),
+            Tensor::from_vec(vec![1.0f32, -2.0, 3.5, 4.0], [2, 2]).unwrap(),
         );
-        m.insert("ids".to_string(), Tensor::from_vec(vec![7i64, 8], &[2]).unwrap());
+        m.insert("ids".to_string(), Tensor::from_vec(vec![7i64, 8], [2]).unwrap());
         let meta = HashMap::from([("step".to_string(), "12".to_string())]);
         save_safetensors(&path, &m, Some(meta)).unwrap();
         let (back, meta) = load_safetensors(&path).unwrap();

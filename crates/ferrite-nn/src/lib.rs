@@ -4,6 +4,8 @@
 //! Layer: nn (`train → nn → core`). Nothing here runs a training loop or reads datasets; that is
 //! `ferrite-train`.
 
+#![forbid(unsafe_code)]
+
 pub mod checkpoint;
 pub mod init;
 pub mod kv_cache;

@@ -174,8 +174,8 @@ mod tests {
 
     #[test]
     fn losses_have_correct_gradients() {
-        let p = Tensor::from_vec(vec![0.3f32, -1.2, 2.5, 0.7, -0.4, 1.9], &[3, 2]).unwrap();
-        let t = Tensor::from_vec(vec![0.0f32, 1.0, 1.0, 0.0, 1.0, 0.5], &[3, 2]).unwrap();
+        let p = Tensor::from_vec(vec![0.3f32, -1.2, 2.5, 0.7, -0.4, 1.9], [3, 2]).unwrap();
+        let t = Tensor::from_vec(vec![0.0f32, 1.0, 1.0, 0.0, 1.0, 0.5], [3, 2]).unwrap();
         for loss in [
             Loss::Mse,
             Loss::Mae,
@@ -186,7 +186,7 @@ mod tests {
             let w = Tensor::new(&[1.0f32, 2.0, 0.5]);
             gradcheck(|x| loss.compute(&x[0], &x[1], Some(&x[2])), &[p.clone(), t.clone(), w]).unwrap();
         }
-        let ids = Tensor::from_vec(vec![1i64, 0, -100], &[3]).unwrap();
+        let ids = Tensor::from_vec(vec![1i64, 0, -100], [3]).unwrap();
         let ce = Loss::SparseCategoricalCrossentropy {
             ignore_index: -100,
             label_smoothing: 0.1,
@@ -197,14 +197,14 @@ mod tests {
 
     #[test]
     fn weighted_and_fused_cross_entropy_agree_with_unit_weights() {
-        let p = Tensor::from_vec(vec![0.3f32, -1.2, 2.5, 0.7, -0.4, 1.9], &[3, 2]).unwrap();
-        let ids = Tensor::from_vec(vec![1i64, 0, 1], &[3]).unwrap();
+        let p = Tensor::from_vec(vec![0.3f32, -1.2, 2.5, 0.7, -0.4, 1.9], [3, 2]).unwrap();
+        let ids = Tensor::from_vec(vec![1i64, 0, 1], [3]).unwrap();
         let ce = Loss::SparseCategoricalCrossentropy {
             ignore_index: -100,
             label_smoothing: 0.2,
         };
         let fused = ce.compute(&p, &ids, None).unwrap().item().unwrap();
-        let ones = Tensor::ones(&[3]).unwrap();
+        let ones = Tensor::ones([3]).unwrap();
         let composed = ce.compute(&p, &ids, Some(&ones)).unwrap().item().unwrap();
         assert!((fused - composed).abs() < 1e-6, "{fused} vs {composed}");
     }

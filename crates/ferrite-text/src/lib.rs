@@ -17,6 +17,8 @@
 //! Pretrained models' tokenizers (BERT WordPiece, RoBERTa BPE, …): [`PretrainedTokenizer`] (`pretrained.rs`)
 //! encodes batches to padded ids, attention masks and token-type ids.
 
+#![forbid(unsafe_code)]
+
 mod batch;
 mod email;
 mod gettext;

@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn standardizer_round_trips() {
-        let x = Tensor::from_vec(vec![1.0f32, 10.0, 3.0, 30.0, 5.0, 50.0], &[3, 2]).unwrap();
+        let x = Tensor::from_vec(vec![1.0f32, 10.0, 3.0, 30.0, 5.0, 50.0], [3, 2]).unwrap();
         let s = Standardizer::fit(&x).unwrap();
         let z = s.transform(&x).unwrap();
         let m = z.mean(&[0], false).unwrap().to_vec::<f32>().unwrap();

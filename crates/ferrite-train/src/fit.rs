@@ -129,7 +129,8 @@ where
                 }
             }
             done = out_of_budget(step);
-            let due = matches!(opts.eval_every, EvalEvery::Steps(n) if n > 0 && step.state.step % n as u64 == 0);
+            let due =
+                matches!(opts.eval_every, EvalEvery::Steps(n) if n > 0 && step.state.step.is_multiple_of(n as u64));
             if done || due {
                 if done && opts.eval_every == EvalEvery::Epoch {
                     break; // evaluated below, as the end of this (partial) epoch

@@ -9,6 +9,8 @@
 //!
 //! Layer: train (`cli → train → models → nn → core`).
 
+#![forbid(unsafe_code)]
+
 pub mod augment;
 pub mod callbacks;
 pub mod checkpoint;

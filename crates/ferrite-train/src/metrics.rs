@@ -156,10 +156,10 @@ mod tests {
     fn classification_metrics_by_hand() {
         let logits = Tensor::from_vec(
             vec![2.0f32, 1.0, 0.0, 0.0, 3.0, 1.0, 0.0, 1.0, 2.0, 5.0, 0.0, 1.0],
-            &[4, 3],
+            [4, 3],
         )
         .unwrap();
-        let t = Tensor::from_vec(vec![0i64, 1, 1, 2], &[4]).unwrap();
+        let t = Tensor::from_vec(vec![0i64, 1, 1, 2], [4]).unwrap();
         assert_eq!(Metric::Accuracy.compute(&logits, &t).unwrap(), 0.5);
         assert_eq!(Metric::TopK(2).compute(&logits, &t).unwrap(), 1.0);
         assert_eq!(Metric::TopK(1).compute(&logits, &t).unwrap(), 0.5);

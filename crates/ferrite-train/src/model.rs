@@ -292,6 +292,8 @@ impl Sequential {
     ///
     /// # Errors
     /// A layer that cannot follow the current output shape (e.g. `Dense` after a 0-d output).
+    // Keras' name (`model.add(Dense(64))`); a model is not summed with anything.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, layer: impl Into<LayerConfig>) -> Result<Self> {
         let cfg = layer.into();
         let i = self.layers.len();

@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// CRC32C of `data`, masked as TFRecord stores it (so a CRC of CRCs stays well distributed).
 pub fn masked_crc(data: &[u8]) -> u32 {
     let c = crc32c::crc32c(data);
-    ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8)
+    c.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// Protobuf wire encoding of the few fields an event needs.

@@ -62,7 +62,7 @@ fn missing_column_is_named() {
 fn input_width_mismatch_names_both_shapes() {
     let m = Sequential::new(&[10]).add(Dense::new(1)).unwrap();
     let e = m
-        .forward(&Tensor::zeros(&[4, 8]).unwrap(), false)
+        .forward(&Tensor::zeros([4, 8]).unwrap(), false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("[4, 8]") && e.contains("[4, 10]"), "{e}");

@@ -7,7 +7,7 @@ use ferrite_train::{Dataset, Dense, FitOptions, Sequential};
 /// y = sin(x₀) + 0.5·x₁² − x₂ on 512 points in [−2, 2]³ (variance ≈ 2.0).
 fn data() -> Dataset {
     manual_seed(11);
-    let x = Tensor::uniform(&[512, 3], -2.0, 2.0).unwrap();
+    let x = Tensor::uniform([512, 3], -2.0, 2.0).unwrap();
     let c = |i: usize| x.narrow(1, i, 1).unwrap();
     let y = c(0)
         .sin_approx()
@@ -56,7 +56,8 @@ fn final_loss(opt: impl Optimizer + 'static, epochs: usize) -> f64 {
 #[test]
 fn each_optimizer_fits_a_known_function() {
     // Bounds: the target's variance is ~2.0; each optimizer must explain > 97.5% of it.
-    let cases: Vec<(&str, Box<dyn Fn() -> f64>, f64)> = vec![
+    type Run = Box<dyn Fn() -> f64>;
+    let cases: Vec<(&str, Run, f64)> = vec![
         ("sgd", Box::new(|| final_loss(Sgd::new(0.05), 60)), 0.05),
         (
             "sgd+momentum",

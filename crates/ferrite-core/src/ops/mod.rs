@@ -10,6 +10,7 @@ mod elementwise;
 mod index;
 mod matmul;
 mod nn;
+mod operators;
 mod pool;
 mod reduce;
 mod view;

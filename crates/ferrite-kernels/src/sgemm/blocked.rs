@@ -35,6 +35,7 @@ struct Buf(*mut f32);
 // SAFETY: threads write disjoint parts of a buffer, and read it only after the fork-join that wrote
 // it has returned.
 unsafe impl Send for Buf {}
+// SAFETY: as for `Send`: shared access is disjoint writes, then reads after the join.
 unsafe impl Sync for Buf {}
 
 /// Runs `f` for `0..n`, spread over the pool when `threads > 1` (rayon splits the range and balances
@@ -121,6 +122,7 @@ struct Block {
 // SAFETY: `c` points into C, and the items of `compute` write disjoint tiles of it; A and B are
 // only read.
 unsafe impl Send for Block {}
+// SAFETY: as for `Send`: shared items write disjoint tiles of C and only read A and B.
 unsafe impl Sync for Block {}
 
 /// The `ir`/`jr` loops in one fork-join: one item per micro-panel of `mr` rows (its whole row of tiles, so the A

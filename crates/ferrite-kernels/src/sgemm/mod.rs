@@ -74,8 +74,11 @@ struct Dst {
 
 // SAFETY: `Src` only reads, and `Dst` is handed to threads for disjoint blocks of C (see `matmul`).
 unsafe impl Send for Src {}
+// SAFETY: `Src` is only read, from any number of threads.
 unsafe impl Sync for Src {}
+// SAFETY: each thread gets a `Dst` for its own block of C; no two write the same element.
 unsafe impl Send for Dst {}
+// SAFETY: as for `Send`: concurrent users write disjoint blocks of C.
 unsafe impl Sync for Dst {}
 
 impl Src {

@@ -17,7 +17,7 @@ fn inits(init: LinearInit, fan_in: usize) -> (Init, Init) {
 }
 
 fn check_groups(op: &'static str, in_c: usize, out_c: usize, groups: usize) -> Result<()> {
-    if groups == 0 || in_c % groups != 0 || out_c % groups != 0 {
+    if groups == 0 || !in_c.is_multiple_of(groups) || !out_c.is_multiple_of(groups) {
         return Err(Error::Invalid {
             op,
             detail: format!("groups = {groups} must divide in_channels = {in_c} and out_channels = {out_c}"),

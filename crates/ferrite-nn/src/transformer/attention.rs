@@ -142,9 +142,9 @@ mod tests {
 
     #[test]
     fn masked_keys_get_no_weight() {
-        let q = Tensor::ones(&[1, 2, 2]).unwrap();
-        let k = Tensor::ones(&[1, 3, 2]).unwrap();
-        let v = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[1, 3, 1]).unwrap();
+        let q = Tensor::ones([1, 2, 2]).unwrap();
+        let k = Tensor::ones([1, 3, 2]).unwrap();
+        let v = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], [1, 3, 1]).unwrap();
         let m = padding_mask(&[2], 3).unwrap().unsqueeze(1).unwrap();
         let (out, w) = scaled_dot_product_attention(&q, &k, &v, Some(&m), 0.0, false, true).unwrap();
         assert_eq!(w.unwrap().to_vec::<f32>().unwrap(), vec![0.5, 0.5, 0.0, 0.5, 0.5, 0.0]);

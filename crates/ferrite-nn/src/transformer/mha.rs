@@ -51,7 +51,7 @@ impl MultiHeadAttention {
     /// `fused_qkv = true` gives PyTorch's parameter names (`in_proj_weight`, `in_proj_bias`,
     /// `out_proj.*`); false gives `q_proj`, `k_proj`, `v_proj`, `out_proj`.
     pub fn new(vb: &VarBuilder, dim: usize, heads: usize, dropout: f64, fused_qkv: bool) -> Result<Self> {
-        if heads == 0 || dim % heads != 0 {
+        if heads == 0 || !dim.is_multiple_of(heads) {
             return Err(Error::Invalid {
                 op: "MultiHeadAttention",
                 detail: format!("embed dim {dim} is not divisible by {heads} heads"),
@@ -97,7 +97,7 @@ impl MultiHeadAttention {
                 });
             }
         }
-        if heads == 0 || dim % heads != 0 {
+        if heads == 0 || !dim.is_multiple_of(heads) {
             return Err(Error::Invalid {
                 op: "MultiHeadAttention",
                 detail: format!("embed dim {dim} is not divisible by {heads} heads"),
@@ -135,6 +135,8 @@ impl MultiHeadAttention {
     ///
     /// `key_padding_mask` `[B, Tk]` and `attn_mask` `[Tq, Tk]` are u8 (1 = may not attend).
     /// Returns `[B, Tq, E]` and the requested weights.
+    // PyTorch's `MultiheadAttention.forward` arguments, one for one.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         query: &Tensor,
