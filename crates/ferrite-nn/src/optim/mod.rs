@@ -39,7 +39,7 @@ impl OptimCore {
 }
 
 /// Something that updates parameters from gradients.
-pub trait Optimizer: Send {
+pub trait Optimizer: Send + Sync {
     /// One update of every parameter that has a gradient in `grads`.
     fn step(&mut self, params: &[(String, Tensor)], grads: &GradStore) -> Result<()>;
     /// A short name (`"adam"`).

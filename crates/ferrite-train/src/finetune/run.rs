@@ -96,26 +96,15 @@ pub fn finetune_run(args: &FinetuneArgs, out: Option<&Path>) -> Result<FinetuneS
     let (train, cut_train) = encode(&splits.train)?;
     let (valid, cut_valid) = encode(&splits.valid)?;
     let (test, cut_test) = encode(&splits.test)?;
-    let model_dir = run_dir.join("model");
-    let tokenizer_src = args.model.join("tokenizer.json");
-    let labels = splits.labels.clone();
-    let report: FinetuneReport = finetune(
-        &model,
-        &train,
-        &valid,
-        classes,
-        tok.pad_id(),
-        &args.options,
-        &mut |_| model.save(&model_dir, &labels, Some(&tokenizer_src)),
-    )?;
+    let report: FinetuneReport = finetune(&model, &train, &valid, classes, tok.pad_id(), &args.options)?;
     write_json(&run_dir.join("history.json"), &report.history)?;
-    // Test the best epoch's weights, as saved.
-    let best = if report.best_epoch == report.history.len() {
-        model
-    } else {
-        PretrainedModel::load(&model_dir, None)?.0
-    };
-    let test_metrics = evaluate(&best, &test, tok.pad_id(), classes)?;
+    // The model holds its best epoch's weights: saved once, then tested.
+    model.save(
+        &run_dir.join("model"),
+        &splits.labels,
+        Some(&args.model.join("tokenizer.json")),
+    )?;
+    let test_metrics = evaluate(&model, &test, tok.pad_id(), classes)?;
     let best_log = &report.history[report.best_epoch.max(1) - 1];
     let mode = if args.from_scratch {
         "from-scratch"

@@ -361,28 +361,36 @@ impl TrainData for TextBatches<'_> {
     }
 }
 
-/// Calls `on_best` whenever validation macro-F1 improves.
-struct OnBest<'a> {
+/// Keeps a copy of the trained parameters whenever validation macro-F1 improves, and puts the
+/// best copy back when training ends (the model then holds its best epoch, ready to save once).
+struct KeepBest {
     best: f64,
     best_epoch: usize,
-    on_best: &'a mut dyn FnMut(usize) -> Result<()>,
+    weights: Vec<(Tensor, Tensor)>,
 }
 
-impl Callback for OnBest<'_> {
-    fn on_epoch_end(&mut self, logs: &Logs, _ctx: &mut Context) -> Result<bool> {
+impl Callback for KeepBest {
+    fn on_epoch_end(&mut self, logs: &Logs, ctx: &mut Context) -> Result<bool> {
         let f1 = logs.get("val_macro_f1").copied().unwrap_or(f64::NEG_INFINITY);
         if f1 > self.best {
             self.best = f1;
             self.best_epoch = logs.get("epoch").map_or(0, |&e| e as usize);
-            (self.on_best)(self.best_epoch)?;
+            self.weights = ctx.step.parameters().into_iter().map(|(_, p)| (p.copy(), p)).collect();
         }
         Ok(false)
+    }
+
+    fn on_train_end(&mut self, _ctx: &mut Context) -> Result<()> {
+        for (best, p) in &self.weights {
+            p.assign_(best)?;
+        }
+        Ok(())
     }
 }
 
 /// Fine-tunes `model` (which must have a sequence-classification head) on `train`, evaluating on
-/// `valid` after every epoch and calling `on_best(epoch)` whenever validation macro-F1 improves
-/// (save the model there).
+/// `valid` after every epoch; the model ends with the weights of its best epoch by validation
+/// macro-F1 (see [`FinetuneReport::best_epoch`]).
 ///
 /// # Errors
 /// Empty data, a loss that becomes non-finite, or a failing step.
@@ -393,7 +401,6 @@ pub fn finetune(
     classes: usize,
     pad_id: u32,
     opts: &FinetuneOptions,
-    on_best: &mut dyn FnMut(usize) -> Result<()>,
 ) -> Result<FinetuneReport> {
     if train.is_empty() || valid.is_empty() || opts.epochs == 0 || opts.batch_size == 0 {
         return Err(Error::Invalid {
@@ -445,10 +452,10 @@ pub fn finetune(
         history.borrow_mut().push((metrics, eval_start.elapsed().as_secs_f64()));
         Ok(logs)
     };
-    let mut best = OnBest {
+    let mut best = KeepBest {
         best: f64::NEG_INFINITY,
         best_epoch: 0,
-        on_best,
+        weights: Vec::new(),
     };
     let loop_opts = LoopOptions {
         epochs: opts.epochs,

@@ -7,31 +7,49 @@ use ferrite_explain::*;
 use ferrite_train::run::{build_model, prepare_data, train_from_config, RunOptions};
 use ferrite_train::{Sequential, TrainConfig};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 fn root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
+/// Trains `config` into `out` (its own seed, or `seed`) and reopens the run.
 fn train(config: &str, out: &Path, seed: Option<u64>) -> (TrainConfig, Sequential) {
-    let mut cfg_path = root().join(config);
-    if let Some(s) = seed {
-        let text = std::fs::read_to_string(&cfg_path).unwrap();
-        let text = text.replacen("seed = 0", &format!("seed = {s}"), 1);
-        cfg_path = root()
-            .join("examples")
-            .join(format!(".explain-test-seed{s}-{}.toml", std::process::id()));
-        std::fs::write(&cfg_path, text).unwrap();
-    }
     let opts = RunOptions {
         out: Some(out.to_path_buf()),
+        seed,
         ..Default::default()
     };
-    train_from_config(&cfg_path, &opts).unwrap();
-    if seed.is_some() {
-        std::fs::remove_file(&cfg_path).ok();
-    }
+    train_from_config(&root().join(config), &opts).unwrap();
     let run = ferrite_train::run::open_run(out).unwrap();
     (run.config, run.model)
+}
+
+/// A run trained once per test binary and shared by every test that only reads it.
+struct SharedRun {
+    dir: PathBuf,
+    config: TrainConfig,
+    model: Sequential,
+}
+
+fn shared(cell: &'static OnceLock<SharedRun>, config: &str, name: &str) -> &'static SharedRun {
+    cell.get_or_init(|| {
+        let dir = tmp(name);
+        let (config, model) = train(config, &dir, None);
+        SharedRun { dir, config, model }
+    })
+}
+
+/// The seed MLP on diabetes, trained once.
+fn mlp_run() -> &'static SharedRun {
+    static RUN: OnceLock<SharedRun> = OnceLock::new();
+    shared(&RUN, "examples/seed-mlp.toml", "shared-mlp")
+}
+
+/// The digits CNN, trained once.
+fn digits_run() -> &'static SharedRun {
+    static RUN: OnceLock<SharedRun> = OnceLock::new();
+    shared(&RUN, "examples/digits-cnn.toml", "shared-digits")
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -58,12 +76,8 @@ fn spearman(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn integrated_gradients_are_complete_on_the_seed_mlp_and_the_digits_cnn() {
     let opts = ExplainOptions::new(Method::IntegratedGradients);
-    for (config, name) in [
-        ("examples/seed-mlp.toml", "mlp"),
-        ("examples/digits-cnn.toml", "digits"),
-    ] {
-        let dir = tmp(name);
-        let (cfg, model) = train(config, &dir, None);
+    for (run, name) in [(mlp_run(), "mlp"), (digits_run(), "digits")] {
+        let (dir, cfg, model) = (&run.dir, &run.config, &run.model);
         let data = prepare_data(&cfg, None).unwrap();
         let n = data.test.len().min(64);
         let x = data.test.x.narrow(0, 0, n).unwrap().contiguous().unwrap();
@@ -87,7 +101,7 @@ fn integrated_gradients_are_complete_on_the_seed_mlp_and_the_digits_cnn() {
             Tensor::zeros(&x.shape()[1..]).unwrap()
         } else {
             let black = Tensor::zeros([1, 64]).unwrap();
-            let s = ferrite_train::run::open_run(&dir).unwrap().scalers;
+            let s = ferrite_train::run::open_run(dir).unwrap().scalers;
             s.prepare_x(&black).unwrap().reshape(&x.shape()[1..]).unwrap()
         };
         // ReLU networks are piecewise linear along the path, and every kink a quadrature cell
@@ -139,10 +153,9 @@ fn integrated_gradients_are_complete_on_the_seed_mlp_and_the_digits_cnn() {
         let mut fine_opts = opts.clone();
         fine_opts.ig = fine;
         fine_opts.row = 5;
-        let e = explain_run(&dir, &input, &fine_opts, &png).unwrap();
+        let e = explain_run(dir, &input, &fine_opts, &png).unwrap();
         assert!(e.completeness.as_ref().unwrap().completeness_gap < 0.01);
         assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
-        std::fs::remove_dir_all(dir).ok();
     }
 }
 
@@ -152,10 +165,10 @@ fn integrated_gradients_are_complete_on_the_seed_mlp_and_the_digits_cnn() {
 /// initialized, and with those of a second network trained from another seed as a control.
 #[test]
 fn saliency_changes_when_weights_are_randomized() {
-    let (dir_a, dir_b) = (tmp("adebayo-a"), tmp("adebayo-b"));
-    let (cfg, trained) = train("examples/digits-cnn.toml", &dir_a, None);
+    let dir_b = tmp("adebayo-b");
+    let (cfg, trained) = (&digits_run().config, &digits_run().model);
     let (_, other) = train("examples/digits-cnn.toml", &dir_b, Some(7));
-    let data = prepare_data(&cfg, None).unwrap();
+    let data = prepare_data(cfg, None).unwrap();
     let mut random_cfg = cfg.clone();
     random_cfg.seed = 12345;
     let random = build_model(&random_cfg, &[1, 8, 8]).unwrap();
@@ -174,7 +187,7 @@ fn saliency_changes_when_weights_are_randomized() {
         let f = |t: &Tensor| m.forward(t, false);
         saliency(&f, &x, &target, true).unwrap().to_vec::<f32>().unwrap()
     };
-    let (a, b, r) = (maps(&trained), maps(&other), maps(&random));
+    let (a, b, r) = (maps(trained), maps(&other), maps(&random));
     let mean_rho =
         |p: &[f32], q: &[f32]| p.chunks(64).zip(q.chunks(64)).map(|(u, v)| spearman(u, v)).sum::<f64>() / 128.0;
     let (control, randomized) = (mean_rho(&a, &b), mean_rho(&a, &r));
@@ -184,7 +197,6 @@ fn saliency_changes_when_weights_are_randomized() {
         randomized < 0.3 && control > randomized + 0.05,
         "control {control}, randomized {randomized}"
     );
-    std::fs::remove_dir_all(dir_a).ok();
     std::fs::remove_dir_all(dir_b).ok();
 }
 
@@ -232,23 +244,22 @@ fn vision_transformer_attention_over_patches() {
 
 #[test]
 fn missing_targets_rows_and_windows_are_named() {
-    let dir = tmp("errors");
-    train("examples/seed-mlp.toml", &dir, None);
+    let dir = &mlp_run().dir;
     let csv = root().join("data/diabetes.csv");
     let png = dir.join("x.png");
     let mut opts = ExplainOptions::new(Method::Saliency);
     opts.target = Some(1);
-    let e = explain_run(&dir, &csv, &opts, &png).unwrap_err().to_string();
+    let e = explain_run(dir, &csv, &opts, &png).unwrap_err().to_string();
     assert!(e.contains("target 1") && e.contains("1 output "), "{e}");
     opts.target = None;
     opts.row = 442;
-    let e = explain_run(&dir, &csv, &opts, &png).unwrap_err().to_string();
+    let e = explain_run(dir, &csv, &opts, &png).unwrap_err().to_string();
     assert!(e.contains("row 442") && e.contains("442 data rows"), "{e}");
     let mut occ = ExplainOptions::new(Method::Occlusion);
     occ.window = Some(vec![11]);
-    let e = explain_run(&dir, &csv, &occ, &png).unwrap_err().to_string();
+    let e = explain_run(dir, &csv, &occ, &png).unwrap_err().to_string();
     assert!(e.contains("[11]") && e.contains("[10]"), "{e}");
-    let e = explain_run(&dir, &csv, &ExplainOptions::new(Method::Attention), &png)
+    let e = explain_run(dir, &csv, &ExplainOptions::new(Method::Attention), &png)
         .unwrap_err()
         .to_string();
     assert!(e.contains("needs a Vision Transformer run"), "{e}");
@@ -256,5 +267,4 @@ fn missing_targets_rows_and_windows_are_named() {
         .unwrap_err()
         .to_string()
         .contains("unknown method 'lime'"));
-    std::fs::remove_dir_all(dir).ok();
 }

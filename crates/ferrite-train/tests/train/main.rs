@@ -1,0 +1,10 @@
+//! ferrite-train's integration tests, one binary (one link, one process for shared fixtures).
+
+mod bad_input;
+mod finetune;
+mod optimizers;
+mod resume;
+mod reversal;
+mod seed_mlp;
+mod translate_run;
+mod vision;
