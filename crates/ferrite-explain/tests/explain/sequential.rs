@@ -78,7 +78,7 @@ fn integrated_gradients_are_complete_on_the_seed_mlp_and_the_digits_cnn() {
     let opts = ExplainOptions::new(Method::IntegratedGradients);
     for (run, name) in [(mlp_run(), "mlp"), (digits_run(), "digits")] {
         let (dir, cfg, model) = (&run.dir, &run.config, &run.model);
-        let data = prepare_data(&cfg, None).unwrap();
+        let data = prepare_data(cfg, None).unwrap();
         let n = data.test.len().min(64);
         let x = data.test.x.narrow(0, 0, n).unwrap().contiguous().unwrap();
         let f = |t: &Tensor| model.forward(t, false);

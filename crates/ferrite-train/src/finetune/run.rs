@@ -100,7 +100,7 @@ pub fn finetune_run(args: &FinetuneArgs, out: Option<&Path>) -> Result<FinetuneS
     write_json(&run_dir.join("history.json"), &report.history)?;
     // The model holds its best epoch's weights: saved once, then tested.
     model.save(
-        &run_dir.join("model"),
+        run_dir.join("model"),
         &splits.labels,
         Some(&args.model.join("tokenizer.json")),
     )?;
