@@ -485,3 +485,33 @@ fn generate_and_chat_with_smollm2() {
     assert_eq!(reply["prompt_ids"][0], 1, "the ChatML prompt starts with <|im_start|>");
     assert_eq!(chat["messages"][1]["role"], "assistant");
 }
+
+/// TensorBoard's own reader (PyPI `tensorboard` 2.21, no TensorFlow) loads the event file a
+/// `ferrite train` run writes: losses per epoch, the learning rate, per-step losses, parameter
+/// histograms. Needs `bash tools/setup_tensorboard_venv.sh`; `.ci/run` does it and sets
+/// `FERRITE_REQUIRE_TENSORBOARD=1`, so in CI the check cannot be skipped.
+#[test]
+fn tensorboard_reads_the_event_file_of_a_run() {
+    let python = root().join("tools/.venv-tb/bin/python");
+    if !python.is_file() {
+        assert!(
+            std::env::var_os("FERRITE_REQUIRE_TENSORBOARD").is_none(),
+            "tools/.venv-tb is missing: run bash tools/setup_tensorboard_venv.sh"
+        );
+        eprintln!("skipped: no tools/.venv-tb (bash tools/setup_tensorboard_venv.sh)");
+        return;
+    }
+    let run = tmp("tensorboard").join("run");
+    let r = run.to_str().unwrap();
+    json(&["train", "examples/seed-mlp.toml", "--out", r, "--epochs", "3", "--json"]);
+    let o = Command::new(&python)
+        .args([root().join("tools/check_tensorboard.py").to_str().unwrap(), r, "--epochs", "3"])
+        .output()
+        .expect("run tools/check_tensorboard.py");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["scalars"]["loss"], 3);
+    assert_eq!(v["scalars"]["val_loss"], 3);
+    assert!(v["histograms"].as_array().is_some_and(|h| h.iter().any(|t| t == "0.weight")));
+    std::fs::remove_dir_all(run).ok();
+}

@@ -235,7 +235,7 @@ impl Callback for TensorBoard {
         let Some(w) = &mut self.writer else { return Ok(false) };
         let step = ctx.step.state.step;
         for (k, v) in logs {
-            if !matches!(k.as_str(), "step" | "seconds") {
+            if !matches!(k.as_str(), "step" | "epoch" | "seconds") {
                 w.scalar(k, step, *v as f32)?;
             }
         }
