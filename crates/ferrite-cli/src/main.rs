@@ -82,7 +82,7 @@ enum Command {
 /// binary does this: a library must not change its host's allocator policy.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
-    extern "C" {
+    unsafe extern "C" {
         fn mallopt(param: std::os::raw::c_int, value: std::os::raw::c_int) -> std::os::raw::c_int;
     }
     const M_TRIM_THRESHOLD: std::os::raw::c_int = -1;
@@ -107,7 +107,7 @@ fn keep_freed_memory() {}
 /// closed pipe would panic instead.
 #[cfg(unix)]
 fn quiet_broken_pipe() {
-    extern "C" {
+    unsafe extern "C" {
         fn signal(signum: std::os::raw::c_int, handler: usize) -> usize;
     }
     const SIGPIPE: std::os::raw::c_int = 13;

@@ -505,13 +505,20 @@ fn tensorboard_reads_the_event_file_of_a_run() {
     let r = run.to_str().unwrap();
     json(&["train", "examples/seed-mlp.toml", "--out", r, "--epochs", "3", "--json"]);
     let o = Command::new(&python)
-        .args([root().join("tools/check_tensorboard.py").to_str().unwrap(), r, "--epochs", "3"])
+        .args([
+            root().join("tools/check_tensorboard.py").to_str().unwrap(),
+            r,
+            "--epochs",
+            "3",
+        ])
         .output()
         .expect("run tools/check_tensorboard.py");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["scalars"]["loss"], 3);
     assert_eq!(v["scalars"]["val_loss"], 3);
-    assert!(v["histograms"].as_array().is_some_and(|h| h.iter().any(|t| t == "0.weight")));
+    assert!(v["histograms"]
+        .as_array()
+        .is_some_and(|h| h.iter().any(|t| t == "0.weight")));
     std::fs::remove_dir_all(run).ok();
 }

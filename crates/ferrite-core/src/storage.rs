@@ -250,7 +250,7 @@ impl Storage {
                 return Err(Error::dtype(
                     op,
                     format!("dtypes must match, got {:?} and {:?}", a.dtype(), b.dtype()),
-                ))
+                ));
             }
             (a, _) => return Err(Error::unsupported_dtype(op, a.dtype())),
         }))

@@ -45,7 +45,7 @@ impl Quadrature {
                     detail: format!(
                         "unknown quadrature '{other}' (gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid, adaptive)"
                     ),
-                })
+                });
             }
         })
     }

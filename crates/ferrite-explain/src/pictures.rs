@@ -48,7 +48,7 @@ pub fn plot_image_attribution(image: &[f32], attr: &[f32], shape: &[usize], capt
                     image.len(),
                     attr.len()
                 ),
-            })
+            });
         }
     };
     let plane = h * w;

@@ -49,7 +49,7 @@ impl Method {
                     detail: format!(
                         "unknown method '{other}' (saliency, grad_x_input, smoothgrad, ig, occlusion, attention)"
                     ),
-                })
+                });
             }
         })
     }
@@ -158,10 +158,10 @@ pub struct Explanation {
 
 /// Raw `[1, F]` input: an image file for image runs, else row `row` of a CSV.
 fn raw_input(run: &SavedRun, input: &Path, row: usize) -> Result<Tensor> {
-    if let Some(shape) = &run.scalers.image_shape {
-        if ferrite_train::image_folder::is_image_file(input) {
-            return read_image_rows(input, shape, run.config.data.resize);
-        }
+    if let Some(shape) = &run.scalers.image_shape
+        && ferrite_train::image_folder::is_image_file(input)
+    {
+        return read_image_rows(input, shape, run.config.data.resize);
     }
     let table = Table::read(input)?;
     if row >= table.rows.len() {

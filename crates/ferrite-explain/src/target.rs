@@ -64,7 +64,7 @@ pub(crate) fn outputs_2d(y: Tensor, n: usize) -> Result<Tensor> {
                     "the model must return [N, K] or [N] outputs, got {:?}; explain one output position at a time",
                     y.shape()
                 ),
-            })
+            });
         }
     };
     if y.shape()[0] != n {

@@ -175,7 +175,7 @@ fn attribute(
                     "{:?} gives no token attributions; use ig, saliency, grad_x_input or smoothgrad (attention maps: TextRequest::Attention)",
                     opts.method
                 ),
-            })
+            });
         }
     })
 }

@@ -102,15 +102,15 @@ impl EncoderInput {
             ("attention_mask", Some(&self.attention_mask)),
             ("token_type_ids", self.token_type_ids.as_ref()),
         ] {
-            if let Some(t) = t {
-                if t.shape() != s {
-                    return Err(Error::ShapeMismatch {
-                        op: OP,
-                        lhs: s.to_vec(),
-                        rhs: t.shape().to_vec(),
-                        detail: format!("{name} must have the shape of input_ids"),
-                    });
-                }
+            if let Some(t) = t
+                && t.shape() != s
+            {
+                return Err(Error::ShapeMismatch {
+                    op: OP,
+                    lhs: s.to_vec(),
+                    rhs: t.shape().to_vec(),
+                    detail: format!("{name} must have the shape of input_ids"),
+                });
             }
         }
         if s[1] > cfg.max_input_len() {
@@ -293,6 +293,9 @@ impl Encoder {
     /// # Errors
     /// Inputs of the wrong shape or dtype, ids outside the vocabulary, or a sequence longer than
     /// the position table (the message says to truncate).
+    ///
+    /// # Shapes
+    /// `input_ids` `[B, T]` → hidden states `[B, T, H]` (+ pooler `[B, H]`, attention maps `[B, heads, T, T]` per layer).
     pub fn forward(&self, input: &EncoderInput, train: bool, output_attentions: bool) -> Result<EncoderOutput> {
         self.forward_from(input, None, train, output_attentions)
     }
@@ -303,6 +306,9 @@ impl Encoder {
     ///
     /// # Errors
     /// As [`forward`](Self::forward), and `words` of another shape than `[B, T, hidden]`.
+    ///
+    /// # Shapes
+    /// `words` `[B, T, H]` (with `input_ids` `[B, T]`) → as [`forward`](Self::forward).
     pub fn forward_embeds(
         &self,
         input: &EncoderInput,

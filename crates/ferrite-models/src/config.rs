@@ -76,7 +76,7 @@ impl EncoderConfig {
             other => {
                 return Err(bad(format!(
                     "unsupported architecture model_type = \"{other}\" (ferrite loads bert, roberta, xlm-roberta, camembert, distilbert)"
-                )))
+                )));
             }
         };
         let usize_of = |key: &str| -> Result<usize> {
@@ -98,12 +98,12 @@ impl EncoderConfig {
         let labels = parse_labels(v, source)?;
         let cfg = match family {
             Family::Bert | Family::Roberta => {
-                if let Some(p) = v.get("position_embedding_type").and_then(Value::as_str) {
-                    if p != "absolute" {
-                        return Err(bad(format!(
-                            "position_embedding_type \"{p}\" is not supported (only \"absolute\")"
-                        )));
-                    }
+                if let Some(p) = v.get("position_embedding_type").and_then(Value::as_str)
+                    && p != "absolute"
+                {
+                    return Err(bad(format!(
+                        "position_embedding_type \"{p}\" is not supported (only \"absolute\")"
+                    )));
                 }
                 let hidden_dropout = f64_or("hidden_dropout_prob", 0.1)?;
                 EncoderConfig {

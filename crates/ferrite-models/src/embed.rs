@@ -135,6 +135,9 @@ impl SentenceEmbedder {
     ///
     /// # Errors
     /// A tokenizer failure.
+    ///
+    /// # Shapes
+    /// `texts.len()` texts → that many vectors of the model's hidden size.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let _guard = no_grad();
         let mut order: Vec<usize> = (0..texts.len()).collect();

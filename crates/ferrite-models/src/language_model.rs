@@ -50,10 +50,10 @@ impl LanguageModel {
         let meta_id = |k: &str| g.metadata.get(k).and_then(|v| v.as_u64()).map(|v| v as u32);
         let mut stop_ids: Vec<u32> = meta_id("tokenizer.ggml.eos_token_id").into_iter().collect();
         for t in ["<|endoftext|>", "<|im_end|>", "<|eot_id|>"] {
-            if let Some(id) = tokenizer.token_to_id(t) {
-                if !stop_ids.contains(&id) {
-                    stop_ids.push(id);
-                }
+            if let Some(id) = tokenizer.token_to_id(t)
+                && !stop_ids.contains(&id)
+            {
+                stop_ids.push(id);
             }
         }
         let add_bos = g

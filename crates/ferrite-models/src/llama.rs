@@ -230,6 +230,9 @@ impl Llama {
     ///
     /// # Errors
     /// No ids, an id outside the vocabulary, or more positions than the context length.
+    ///
+    /// # Shapes
+    /// `ids` (t tokens) → logits of the last one, `[vocab]`.
     pub fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
         Ok(self.forward_inner(ids, 1, cache, None)?.swap_remove(0))
     }
@@ -239,6 +242,9 @@ impl Llama {
     ///
     /// # Errors
     /// As [`forward`](Self::forward), and ids that do not split into `rows` equal rows.
+    ///
+    /// # Shapes
+    /// `ids` (`rows × t` tokens, row-major) → `rows` logit vectors of `[vocab]`.
     pub fn forward_rows(&self, ids: &[u32], rows: usize, cache: &mut KvCache) -> Result<Vec<Vec<f32>>> {
         self.forward_inner(ids, rows, cache, None)
     }
@@ -250,6 +256,9 @@ impl Llama {
     ///
     /// # Errors
     /// As [`forward`](Self::forward).
+    ///
+    /// # Shapes
+    /// `ids` (t tokens) → logits `[vocab]` and per layer `[heads, t, cached + t]`.
     pub fn forward_with_attention(&self, ids: &[u32], cache: &mut KvCache) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
         let mut maps = Vec::with_capacity(self.config.layers);
         let logits = self.forward_inner(ids, 1, cache, Some(&mut maps))?.swap_remove(0);

@@ -100,7 +100,7 @@ impl PretrainedModel {
                 return Err(Error::Invalid {
                     op: "PretrainedModel",
                     detail: "a classification head needs at least one label".into(),
-                })
+                });
             }
             Task::SequenceClassification(n) => Some(match config.family {
                 Family::Bert => Head::Pooled {
@@ -162,11 +162,11 @@ impl PretrainedModel {
         // every such parameter belongs to a linear layer, weight N(0, initializer_range), bias 0.
         let mut rng = Rng::new(0);
         for name in &report.initialized {
-            if let Some(p) = model.vars.get(name) {
-                if name.ends_with("weight") {
-                    let std = config.init_std;
-                    p.assign_(&Init::Normal { mean: 0.0, std }.tensor(p.shape(), &mut rng)?)?;
-                }
+            if let Some(p) = model.vars.get(name)
+                && name.ends_with("weight")
+            {
+                let std = config.init_std;
+                p.assign_(&Init::Normal { mean: 0.0, std }.tensor(p.shape(), &mut rng)?)?;
             }
         }
         Ok((model, report))
@@ -176,6 +176,9 @@ impl PretrainedModel {
     ///
     /// # Errors
     /// See [`Encoder::forward`].
+    ///
+    /// # Shapes
+    /// `input_ids` `[B, T]` → hidden states `[B, T, H]`, pooler `[B, H]`, attention maps `[B, heads, T, T]` per layer.
     pub fn encode(&self, input: &EncoderInput, train: bool, output_attentions: bool) -> Result<EncoderOutput> {
         self.encoder.forward(input, train, output_attentions)
     }
@@ -184,6 +187,9 @@ impl PretrainedModel {
     ///
     /// # Errors
     /// A model without a head, or bad inputs (see [`Encoder::forward`]).
+    ///
+    /// # Shapes
+    /// `input_ids` `[B, T]` → `[B, labels]` (sequence) or `[B, T, labels]` (token classification).
     pub fn logits(&self, input: &EncoderInput, train: bool) -> Result<Tensor> {
         let out = self.encode(input, train, false)?;
         self.head_logits(&out, train)
@@ -194,6 +200,9 @@ impl PretrainedModel {
     ///
     /// # Errors
     /// As [`logits`](Self::logits), and embeddings of the wrong shape.
+    ///
+    /// # Shapes
+    /// `words` `[B, T, H]` → `[B, labels]` (sequence) or `[B, T, labels]`.
     pub fn logits_from_embeds(&self, input: &EncoderInput, words: &Tensor, train: bool) -> Result<Tensor> {
         let out = self.encoder.forward_embeds(input, words, train, false)?;
         self.head_logits(&out, train)

@@ -332,6 +332,9 @@ impl Transformer {
     }
 
     /// Runs the encoder over `src` `[B, Ts]` (i64) whose row i has `src_lens[i]` real tokens.
+    ///
+    /// # Shapes
+    /// `src` i64 `[B, Ts]` → states `[B, Ts, d]` and key padding `[B, Ts]`.
     pub fn encode(&self, src: &Tensor, src_lens: &[usize], train: bool) -> Result<Memory> {
         self.check_ids(src, "source ids")?;
         if src_lens.len() != src.shape()[0] {
@@ -360,6 +363,9 @@ impl Transformer {
 
     /// Decoder logits `[B, Tt, V]` for the whole decoder input `tgt_in` `[B, Tt]` (teacher
     /// forcing; position t sees inputs 0..=t).
+    ///
+    /// # Shapes
+    /// `tgt_in` i64 `[B, Tt]`, memory `[B, Ts, d]` → logits `[B, Tt, V]`.
     pub fn decode(&self, tgt_in: &Tensor, tgt_lens: Option<&[usize]>, memory: &Memory, train: bool) -> Result<Tensor> {
         self.check_ids(tgt_in, "decoder input ids")?;
         let t = tgt_in.shape()[1];
@@ -424,6 +430,9 @@ impl Transformer {
     }
 
     /// Logits for a teacher-forced batch.
+    ///
+    /// # Shapes
+    /// batch `src` `[B, Ts]`, `tgt_in` `[B, Tt]` → logits `[B, Tt, V]`.
     pub fn forward(&self, batch: &Seq2SeqBatch, train: bool) -> Result<Tensor> {
         let memory = self.encode(&batch.src, &batch.src_lens, train)?;
         // Padded target positions come after every real one, so the causal mask already keeps
@@ -432,6 +441,9 @@ impl Transformer {
     }
 
     /// Label-smoothed cross-entropy over the non-padding target tokens (mean).
+    ///
+    /// # Shapes
+    /// batch of `[B, Ts]` / `[B, Tt]` ids → a scalar.
     pub fn loss(&self, batch: &Seq2SeqBatch, label_smoothing: f64, train: bool) -> Result<Tensor> {
         let logits = self.forward(batch, train)?;
         let v = logits.shape()[2];

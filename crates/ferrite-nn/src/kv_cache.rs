@@ -26,6 +26,19 @@ struct LayerKv {
 
 /// Keys and values kept across decoding steps, one entry per decoder layer.
 ///
+/// ```
+/// use ferrite_core::{no_grad, Tensor};
+/// use ferrite_nn::KvCache;
+/// let _g = no_grad();
+/// let mut cache = KvCache::new(1);
+/// // A 3-token prompt, then one token: [batch, heads, t, head_dim].
+/// cache.append(0, &Tensor::ones([1, 2, 3, 4])?, &Tensor::ones([1, 2, 3, 4])?)?;
+/// let (k, v) = cache.append(0, &Tensor::zeros([1, 2, 1, 4])?, &Tensor::zeros([1, 2, 1, 4])?)?;
+/// assert_eq!((k.shape(), cache.len()), (&[1usize, 2, 4, 4][..], 4));
+/// assert_eq!(v.sum_all()?.item()?, 24.0);
+/// # Ok::<(), ferrite_core::Error>(())
+/// ```
+///
 /// Not `Clone`: clones would share buffers that appends write in place. Beam search reorders rows
 /// with [`reorder`](Self::reorder) instead of copying caches.
 pub struct KvCache {
@@ -97,15 +110,15 @@ impl KvCache {
         }
         let (b, h, t, hd) = (k.shape()[0], k.shape()[1], k.shape()[2], k.shape()[3]);
         let l = self.layer(layer)?;
-        if let Some(buf) = &l.keys {
-            if buf.shape()[1..] != [b, h, hd] {
-                return Err(Error::ShapeMismatch {
-                    op: OP,
-                    lhs: buf.shape()[1..].to_vec(),
-                    rhs: vec![b, h, hd],
-                    detail: format!("layer {layer} caches [batch, heads, head_dim] of another size"),
-                });
-            }
+        if let Some(buf) = &l.keys
+            && buf.shape()[1..] != [b, h, hd]
+        {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                lhs: buf.shape()[1..].to_vec(),
+                rhs: vec![b, h, hd],
+                detail: format!("layer {layer} caches [batch, heads, head_dim] of another size"),
+            });
         }
         let need = l.len + t;
         let capacity = l.keys.as_ref().map_or(0, |buf| buf.shape()[0]);
@@ -113,10 +126,10 @@ impl KvCache {
             let grown = need.max(2 * capacity).max(MIN_CAPACITY);
             let grow = |old: &Option<Tensor>| -> Result<Tensor> {
                 let buf = Tensor::zeros([grown, b, h, hd])?;
-                if let Some(old) = old {
-                    if l.len > 0 {
-                        buf.narrow(0, 0, l.len)?.assign_(&old.narrow(0, 0, l.len)?)?;
-                    }
+                if let Some(old) = old
+                    && l.len > 0
+                {
+                    buf.narrow(0, 0, l.len)?.assign_(&old.narrow(0, 0, l.len)?)?;
                 }
                 Ok(buf)
             };

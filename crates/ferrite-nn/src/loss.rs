@@ -8,6 +8,19 @@ use ferrite_core::{CrossEntropyOptions, DType, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// A training objective.
+///
+/// ```
+/// use ferrite_core::Tensor;
+/// use ferrite_nn::Loss;
+/// let pred = Tensor::from_vec(vec![1.0f32, 3.0], [2, 1])?;
+/// let y = Tensor::from_vec(vec![0.0f32, 1.0], [2, 1])?;
+/// assert_eq!(Loss::Mse.compute(&pred, &y, None)?.item()?, 2.5); // (1 + 4) / 2
+/// let logits = Tensor::from_vec(vec![0.0f32, 0.0], [1, 2])?;
+/// let ce = Loss::parse("sparse_categorical_crossentropy")?;
+/// let l = ce.compute(&logits, &Tensor::from_vec(vec![1i64], [1])?, None)?.item()?;
+/// assert!((l - 2f64.ln()).abs() < 1e-6);
+/// # Ok::<(), ferrite_core::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Loss {
@@ -32,14 +45,17 @@ impl Loss {
             "mae" | "mean_absolute_error" => Loss::Mae,
             "huber" => Loss::Huber { delta: 1.0 },
             "binary_crossentropy" | "bce" => Loss::BinaryCrossentropy,
-            "sparse_categorical_crossentropy" | "cross_entropy" => {
-                Loss::SparseCategoricalCrossentropy { ignore_index: -100, label_smoothing: 0.0 }
-            }
+            "sparse_categorical_crossentropy" | "cross_entropy" => Loss::SparseCategoricalCrossentropy {
+                ignore_index: -100,
+                label_smoothing: 0.0,
+            },
             other => {
                 return Err(Error::Invalid {
                     op: "loss",
-                    detail: format!("unknown loss '{other}' (expected mse, mae, huber, binary_crossentropy, sparse_categorical_crossentropy)"),
-                })
+                    detail: format!(
+                        "unknown loss '{other}' (expected mse, mae, huber, binary_crossentropy, sparse_categorical_crossentropy)"
+                    ),
+                });
             }
         })
     }

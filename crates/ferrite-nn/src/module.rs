@@ -54,8 +54,10 @@ impl Activation {
             other => {
                 return Err(ferrite_core::Error::Invalid {
                     op: "activation",
-                    detail: format!("unknown activation '{other}' (expected linear, relu, gelu, gelu_tanh, silu, sigmoid, tanh, softmax)"),
-                })
+                    detail: format!(
+                        "unknown activation '{other}' (expected linear, relu, gelu, gelu_tanh, silu, sigmoid, tanh, softmax)"
+                    ),
+                });
             }
         })
     }
@@ -76,6 +78,8 @@ impl Activation {
 }
 
 impl Module for Activation {
+    /// # Shapes
+    /// `[..] → [..]` (elementwise; softmax over the last dim).
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         self.apply(x)
     }

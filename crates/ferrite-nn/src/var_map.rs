@@ -19,6 +19,19 @@ struct Vars {
 }
 
 /// Trainable tensors (parameters) and non-trainable state (buffers) by name, in creation order.
+///
+/// ```
+/// use ferrite_nn::{Init, VarBuilder, VarMap};
+/// let vars = VarMap::new();
+/// let vb = VarBuilder::new(&vars, 0).pp("encoder").pp("0");
+/// let w = vb.get(&[2, 3], "weight", Init::GlorotUniform)?;
+/// assert!(w.requires_grad());
+/// assert_eq!(vars.vars()[0].0, "encoder.0.weight");
+/// // Loading checks every name and shape.
+/// let bad = std::collections::BTreeMap::from([("encoder.0.weight".to_string(), ferrite_core::Tensor::zeros([3, 2])?)]);
+/// assert!(vars.load(&bad, "file.safetensors").unwrap_err().to_string().contains("[3, 2]"));
+/// # Ok::<(), ferrite_core::Error>(())
+/// ```
 /// Cheap to clone (shared). Optimizers see [`vars`](Self::vars); checkpoints save and load
 /// [`state`](Self::state), which includes the buffers, as a PyTorch `state_dict` does.
 #[derive(Clone, Default)]

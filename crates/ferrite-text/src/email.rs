@@ -23,11 +23,11 @@ pub fn email_text(raw: &str) -> String {
             continue;
         }
         in_subject = false;
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("subject") {
-                subject = value.trim().to_string();
-                in_subject = true;
-            }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("subject")
+        {
+            subject = value.trim().to_string();
+            in_subject = true;
         }
     }
     format!("{subject}\n\n{}", body.trim())

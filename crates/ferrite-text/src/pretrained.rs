@@ -158,13 +158,13 @@ impl PretrainedTokenizer {
     /// # Errors
     /// A pair list of the wrong length, or a tokenizer failure.
     pub fn encode_batch(&self, texts: &[&str], pairs: Option<&[&str]>) -> Result<EncodedBatch> {
-        if let Some(p) = pairs {
-            if p.len() != texts.len() {
-                return Err(Error::Invalid {
-                    op: "encode_batch",
-                    detail: format!("{} texts but {} second texts", texts.len(), p.len()),
-                });
-            }
+        if let Some(p) = pairs
+            && p.len() != texts.len()
+        {
+            return Err(Error::Invalid {
+                op: "encode_batch",
+                detail: format!("{} texts but {} second texts", texts.len(), p.len()),
+            });
         }
         let mut rows = Vec::with_capacity(texts.len());
         for (i, text) in texts.iter().enumerate() {

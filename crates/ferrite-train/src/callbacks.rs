@@ -177,10 +177,10 @@ impl Callback for EarlyStopping {
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
         self.state = serde_json::from_value(state.clone()).map_err(|e| state_error("early_stopping", e))?;
-        if let (true, Some(path)) = (self.restore_best_weights, &self.best_weights_file) {
-            if path.is_file() {
-                self.best_weights = Some(load_safetensors(path)?.0);
-            }
+        if let (true, Some(path)) = (self.restore_best_weights, &self.best_weights_file)
+            && path.is_file()
+        {
+            self.best_weights = Some(load_safetensors(path)?.0);
         }
         Ok(())
     }

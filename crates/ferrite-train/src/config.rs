@@ -241,7 +241,7 @@ impl OptimizerConfig {
                 return Err(Error::Invalid {
                     op: "optimizer",
                     detail: format!("unknown optimizer '{other}' (expected adam, adamw, sgd, rmsprop)"),
-                })
+                });
             }
         })
     }

@@ -132,7 +132,7 @@ pub fn read_images(files: &[PathBuf], labels: Vec<i64>, opts: ImageOptions) -> R
                         s[1],
                         s[2]
                     ),
-                ))
+                ));
             }
             Some(_) => {}
         }

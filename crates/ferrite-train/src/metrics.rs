@@ -40,8 +40,10 @@ impl Metric {
                     _ => {
                         return Err(Error::Invalid {
                             op: "metric",
-                            detail: format!("unknown metric '{other}' (expected mae, mse, accuracy, top_K_accuracy, precision, recall, f1)"),
-                        })
+                            detail: format!(
+                                "unknown metric '{other}' (expected mae, mse, accuracy, top_K_accuracy, precision, recall, f1)"
+                            ),
+                        });
                     }
                 }
             }

@@ -142,16 +142,16 @@ fn read_idx_data(cfg: &TrainConfig) -> Result<RawData> {
             ),
         ));
     }
-    if let Some(shape) = &cfg.data.image_shape {
-        if shape[..] != [1, tr_img.dims[1], tr_img.dims[2]] {
-            return Err(Error::file(
-                dir,
-                format!(
-                    "image_shape {shape:?} differs from the files' [1, {}, {}]",
-                    tr_img.dims[1], tr_img.dims[2]
-                ),
-            ));
-        }
+    if let Some(shape) = &cfg.data.image_shape
+        && shape[..] != [1, tr_img.dims[1], tr_img.dims[2]]
+    {
+        return Err(Error::file(
+            dir,
+            format!(
+                "image_shape {shape:?} differs from the files' [1, {}, {}]",
+                tr_img.dims[1], tr_img.dims[2]
+            ),
+        ));
     }
     let (n_tr, n_te) = (tr_img.dims[0], te_img.dims[0]);
     let pixels = tr_img.dims[1] * tr_img.dims[2];
@@ -205,13 +205,13 @@ fn read_image_folder_data(cfg: &TrainConfig) -> Result<RawData> {
         let (train, test) = train_test_indices(set.len(), cfg.data.test_split, cfg.seed)?;
         (set, train, test)
     };
-    if let Some(shape) = &cfg.data.image_shape {
-        if shape[..] != set.shape {
-            return Err(Error::file(
-                dir,
-                format!("image_shape {shape:?} differs from the images' {:?}", set.shape),
-            ));
-        }
+    if let Some(shape) = &cfg.data.image_shape
+        && shape[..] != set.shape
+    {
+        return Err(Error::file(
+            dir,
+            format!("image_shape {shape:?} differs from the images' {:?}", set.shape),
+        ));
     }
     let n = set.labels.len();
     let per: usize = set.shape.iter().product();
@@ -501,7 +501,7 @@ fn plot_test_classes(model: &Sequential, data: &Prepared, pred: &Tensor, dir: &P
                     "class_names has {} names but the model has {classes} classes",
                     names.len()
                 ),
-            })
+            });
         }
         Some(names) => names.clone(),
         None => (0..classes).map(|i| i.to_string()).collect(),

@@ -206,15 +206,15 @@ impl Tensor {
                 ),
             ));
         }
-        if let Some(b) = bias {
-            if b.shape() != [out_c] {
-                return Err(Error::shape(
-                    OP,
-                    b.shape(),
-                    &[out_c],
-                    "bias must have one value per output channel",
-                ));
-            }
+        if let Some(b) = bias
+            && b.shape() != [out_c]
+        {
+            return Err(Error::shape(
+                OP,
+                b.shape(),
+                &[out_c],
+                "bias must have one value per output channel",
+            ));
         }
         let geometry = geometry(OP, self, [ws[2], ws[3]], opts.stride, opts.padding, opts.dilation)?;
         let shape = ConvShape {

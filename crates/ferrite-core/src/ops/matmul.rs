@@ -315,7 +315,7 @@ impl Tensor {
                 return Err(Error::dtype(
                     OP,
                     format!("dtypes must match, got {:?} and {:?}", a.dtype(), b.dtype()),
-                ))
+                ));
             }
             (a, _) => return Err(Error::unsupported_dtype(OP, a.dtype())),
         };

@@ -17,10 +17,11 @@ fn reduce_storage<T: Float>(v: &[T], t: &Tensor, dims: &[usize], f: ReduceFn) ->
     let len: usize = dims.iter().map(|&d| shape[d]).product();
     let rows = t.numel() / len.max(1);
     // Leading axes of a contiguous tensor: accumulate whole rows (vectorized, no transpose).
-    if let Some(r) = l.contiguous_range() {
-        if dims.iter().enumerate().all(|(i, &d)| i == d) && len > 0 {
-            return kr::reduce_leading(&v[r], len, rows, f);
-        }
+    if let Some(r) = l.contiguous_range()
+        && dims.iter().enumerate().all(|(i, &d)| i == d)
+        && len > 0
+    {
+        return kr::reduce_leading(&v[r], len, rows, f);
     }
     // General case: kept dims first, reduced dims last, then reduce each row.
     let kept: Vec<usize> = (0..shape.len()).filter(|d| !dims.contains(d)).collect();

@@ -106,7 +106,7 @@ impl Ct2Model {
                     return Err(Error::file(
                         path,
                         format!("variable '{name}' has unknown dtype {other}"),
-                    ))
+                    ));
                 }
             };
             if dims.iter().product::<usize>().max(1) * width != len {
@@ -171,7 +171,7 @@ impl Ct2Model {
                 return Err(Error::file(
                     &self.path,
                     format!("variable '{name}' has dtype {d}, not a float"),
-                ))
+                ));
             }
         };
         Tensor::from_vec(vals, v.dims.clone())
@@ -191,7 +191,7 @@ impl Ct2Model {
                 return Err(Error::file(
                     &self.path,
                     format!("variable '{name}' is not an integer scalar"),
-                ))
+                ));
             }
         })
     }

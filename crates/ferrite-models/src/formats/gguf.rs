@@ -203,7 +203,7 @@ impl<'a> Reader<'a> {
                 return Err(Error::file(
                     self.path,
                     format!("corrupt: metadata '{key}' has unknown value type {other}"),
-                ))
+                ));
             }
         })
     }
@@ -263,7 +263,12 @@ impl Gguf {
             }
             let code = r.u32(&name)?;
             let dtype = ggml_type(code).ok_or_else(|| {
-                Error::file(path, format!("tensor '{name}' has ggml type {code}, which ferrite does not read (F32, F16, Q4_0, Q4_1, Q8_0)"))
+                Error::file(
+                    path,
+                    format!(
+                        "tensor '{name}' has ggml type {code}, which ferrite does not read (F32, F16, Q4_0, Q4_1, Q8_0)"
+                    ),
+                )
             })?;
             let offset = r.u64(&name)?;
             infos.push((name, dims, dtype, offset));
@@ -305,7 +310,7 @@ impl Gguf {
                             "truncated: tensor '{name}' ({len} bytes at data offset {offset}) runs past the end of the file ({} bytes)",
                             data.len()
                         ),
-                    ))
+                    ));
                 }
             }
         }

@@ -38,7 +38,7 @@ pub fn tokenizer_from_gguf(g: &Gguf) -> Result<Tokenizer> {
             return Err(Error::file(
                 &g.path,
                 format!("tokenizer.ggml.pre '{other}' is not supported (smollm, gpt2, default are)"),
-            ))
+            ));
         }
     };
     let tokens = g.get_strings("tokenizer.ggml.tokens")?;

@@ -18,10 +18,10 @@ pub struct Message {
 /// start with a system message — what SmolLM2's chat template renders.
 pub fn chatml_prompt(messages: &[Message], default_system: Option<&str>) -> String {
     let mut s = String::new();
-    if let (Some(sys), Some(first)) = (default_system, messages.first()) {
-        if first.role != "system" {
-            s.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
-        }
+    if let (Some(sys), Some(first)) = (default_system, messages.first())
+        && first.role != "system"
+    {
+        s.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
     }
     for m in messages {
         s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content));

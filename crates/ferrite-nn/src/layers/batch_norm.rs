@@ -38,6 +38,9 @@ impl BatchNorm {
 impl Module for BatchNorm {
     /// Training mode normalizes with the batch's statistics and updates the running ones;
     /// inference mode normalizes with the running statistics.
+    ///
+    /// # Shapes
+    /// `[N, C]` or `[N, C, ..]` → the same shape, normalized per channel `C` (batch statistics when training, running statistics otherwise).
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let opts = BatchNormOptions {
             training: train,

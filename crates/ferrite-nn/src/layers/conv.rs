@@ -27,6 +27,15 @@ fn check_groups(op: &'static str, in_c: usize, out_c: usize, groups: usize) -> R
 }
 
 /// A 2-D convolution layer with an optional fused activation.
+///
+/// ```
+/// use ferrite_core::{Conv2dOptions, Tensor};
+/// use ferrite_nn::{Conv2d, LinearInit, Module, VarBuilder, VarMap};
+/// let vb = VarBuilder::new(&VarMap::new(), 0);
+/// let conv = Conv2d::new(&vb, 3, 8, [3, 3], Conv2dOptions::default().padding(1), true, LinearInit::Pytorch)?;
+/// assert_eq!(conv.forward(&Tensor::zeros([2, 3, 16, 16])?, false)?.shape(), &[2, 8, 16, 16]);
+/// # Ok::<(), ferrite_core::Error>(())
+/// ```
 pub struct Conv2d {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
@@ -94,6 +103,8 @@ impl Conv2d {
 }
 
 impl Module for Conv2d {
+    /// # Shapes
+    /// `[N, C, H, W] → [N, O, OH, OW]` (`OH = (H + 2·pad − dil·(kh − 1) − 1) / stride + 1`).
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         self.activation
             .apply(&x.conv2d(&self.weight, self.bias.as_ref(), self.options)?)
@@ -141,6 +152,8 @@ impl Conv1d {
 }
 
 impl Module for Conv1d {
+    /// # Shapes
+    /// `[N, C, L] → [N, O, OL]`.
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         x.conv1d(&self.weight, self.bias.as_ref(), self.options)
     }

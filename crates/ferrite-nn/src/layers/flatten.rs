@@ -7,6 +7,8 @@ use ferrite_core::{Result, Tensor};
 pub struct Flatten;
 
 impl Module for Flatten {
+    /// # Shapes
+    /// `[N, d1, d2, ..] → [N, d1·d2·…]`.
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         if x.ndim() <= 2 {
             return Ok(x.clone());

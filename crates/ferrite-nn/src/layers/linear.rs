@@ -21,6 +21,22 @@ pub enum LinearInit {
 }
 
 /// A fully connected layer with an optional fused activation.
+///
+/// ```
+/// use ferrite_core::Tensor;
+/// use ferrite_nn::{Activation, Linear, LinearInit, Module, VarBuilder, VarMap};
+/// let vars = VarMap::new();
+/// let dense = Linear::new(&VarBuilder::new(&vars, 0), 4, 3, true, LinearInit::Keras)?.with_activation(Activation::Relu);
+/// let y = dense.forward(&Tensor::ones([2, 4])?, false)?;
+/// assert_eq!(y.shape(), &[2, 3]);
+/// assert!(y.to_vec::<f32>()?.iter().all(|&v| v >= 0.0));
+/// // PyTorch's names: "weight" [out, in] and "bias" [out].
+/// assert_eq!(vars.vars().iter().map(|(n, t)| (n.as_str(), t.shape().to_vec())).collect::<Vec<_>>(),
+///            vec![("weight", vec![3, 4]), ("bias", vec![3])]);
+/// // A wrong input width names both shapes.
+/// assert!(dense.forward(&Tensor::ones([2, 5])?, false).unwrap_err().to_string().contains("[2, 5]"));
+/// # Ok::<(), ferrite_core::Error>(())
+/// ```
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,

@@ -31,6 +31,8 @@ impl Pool2d {
 }
 
 impl Module for Pool2d {
+    /// # Shapes
+    /// `[N, C, H, W] → [N, C, OH, OW]`.
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         match *self {
             Pool2d::Max(o) => x.max_pool2d(o),

@@ -39,6 +39,21 @@ impl OptimCore {
 }
 
 /// Something that updates parameters from gradients.
+///
+/// ```
+/// use ferrite_core::Tensor;
+/// use ferrite_nn::{clip_grad_norm, Adam, Optimizer};
+/// let w = Tensor::from_vec(vec![3.0f32], [1])?.requires_grad_(true);
+/// let params = vec![("w".to_string(), w.clone())];
+/// let mut opt = Adam::new(0.1);
+/// for _ in 0..100 {
+///     let mut grads = w.sqr()?.sum_all()?.backward()?; // minimize w²
+///     clip_grad_norm(&mut grads, &params, 1.0)?;
+///     opt.step(&params, &grads)?;
+/// }
+/// assert!(w.item()?.abs() < 0.1 && opt.steps() == 100);
+/// # Ok::<(), ferrite_core::Error>(())
+/// ```
 pub trait Optimizer: Send + Sync {
     /// One update of every parameter that has a gradient in `grads`.
     fn step(&mut self, params: &[(String, Tensor)], grads: &GradStore) -> Result<()>;

@@ -8,6 +8,13 @@
 use serde::{Deserialize, Serialize};
 
 /// A learning-rate schedule: `lr(t) = base_lr · factor(t)`.
+///
+/// ```
+/// use ferrite_nn::LrSchedule;
+/// // Hugging Face's linear warmup then decay: 10 warmup steps, 0 at step 100.
+/// let s = LrSchedule::Warmup { warmup: 10, then: Box::new(LrSchedule::LinearDecay { total: 90 }) };
+/// assert_eq!((s.lr(1.0, 4), s.lr(1.0, 10), s.lr(1.0, 55), s.lr(1.0, 100)), (0.5, 1.0, 0.5, 0.0));
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
 pub enum LrSchedule {

@@ -33,6 +33,18 @@ pub fn padding_mask(lengths: &[usize], t: usize) -> Result<Tensor> {
 
 /// softmax(q·kᵀ/√d + mask)·v.
 ///
+/// ```
+/// use ferrite_core::Tensor;
+/// use ferrite_nn::transformer::{causal_mask, scaled_dot_product_attention};
+/// let q = Tensor::ones([1, 3, 4])?;
+/// let v = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], [1, 3, 1])?;
+/// let (out, w) = scaled_dot_product_attention(&q, &q, &v, Some(&causal_mask(3, 3)?), 0.0, false, true)?;
+/// // Equal scores: query i averages values 0..=i.
+/// assert_eq!(out.to_vec::<f32>()?, vec![1.0, 1.5, 2.0]);
+/// assert_eq!(w.unwrap().to_vec::<f32>()?[..3], [1.0, 0.0, 0.0]);
+/// # Ok::<(), ferrite_core::Error>(())
+/// ```
+///
 /// # Shapes
 /// q `[.., t_q, d]`, k `[.., t_k, d]`, v `[.., t_k, d_v]`; `mask` (u8, 1 = masked) broadcastable to
 /// `[.., t_q, t_k]`. Returns the output `[.., t_q, d_v]` and, if `need_weights`, the attention

@@ -134,6 +134,9 @@ impl EncoderLayer {
 
     /// [`forward`](Self::forward), also returning the self-attention weights `[B, H, T, T]` when
     /// `need` asks for them (attention maps for explanation; the normal path never builds them).
+    ///
+    /// # Shapes
+    /// `x` `[B, T, d]` → `[B, T, d]` and weights `[B, H, T, T]`.
     pub fn forward_weights(
         &self,
         x: &Tensor,
@@ -230,6 +233,9 @@ impl DecoderLayer {
 
     /// [`forward`](Self::forward), also returning the self-attention `[B, H, Tt, Tt]` and
     /// cross-attention `[B, H, Tt, Ts]` weights when `need` asks for them.
+    ///
+    /// # Shapes
+    /// `x` `[B, Tt, d]`, `memory` `[B, Ts, d]` → `[B, Tt, d]`, `[B, H, Tt, Tt]`, `[B, H, Tt, Ts]`.
     #[allow(clippy::type_complexity)]
     pub fn forward_weights(
         &self,
@@ -364,6 +370,8 @@ impl Module for EncoderStack {
         Ok(h)
     }
 
+    /// # Shapes
+    /// `[N, T, d] → [N, T, d]`, one `[N, H, T, T]` map per layer.
     fn forward_with_attention(&self, x: &Tensor, attentions: &mut Vec<Tensor>) -> Result<Tensor> {
         let mut h = x.clone();
         for l in &self.layers {

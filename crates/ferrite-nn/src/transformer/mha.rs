@@ -24,6 +24,19 @@ enum Projections {
 }
 
 /// Multi-head attention.
+///
+/// ```
+/// use ferrite_core::Tensor;
+/// use ferrite_nn::transformer::{MultiHeadAttention, NeedWeights};
+/// use ferrite_nn::{VarBuilder, VarMap};
+/// let vars = VarMap::new();
+/// let mha = MultiHeadAttention::new(&VarBuilder::new(&vars, 0), 8, 2, 0.0, true)?;
+/// assert!(vars.get("in_proj_weight").is_some()); // PyTorch's parameter names
+/// let x = Tensor::randn([2, 5, 8])?;
+/// let (y, w) = mha.forward(&x, &x, &x, None, None, NeedWeights::PerHead, false)?;
+/// assert_eq!((y.shape(), w.unwrap().shape()), (&[2usize, 5, 8][..], &[2usize, 2, 5, 5][..]));
+/// # Ok::<(), ferrite_core::Error>(())
+/// ```
 pub struct MultiHeadAttention {
     proj: Projections,
     out_proj: Linear,
@@ -131,10 +144,12 @@ impl MultiHeadAttention {
         x.reshape([b, t, self.heads, self.dim / self.heads])?.transpose(1, 2) // (B, H, T, hd)
     }
 
-    /// Attends from `query` `[B, Tq, E]` to `key`/`value` `[B, Tk, E]`.
+    /// Attends from `query` to `key`/`value`.
     ///
-    /// `key_padding_mask` `[B, Tk]` and `attn_mask` `[Tq, Tk]` are u8 (1 = may not attend).
-    /// Returns `[B, Tq, E]` and the requested weights.
+    /// # Shapes
+    /// `query` `[B, Tq, E]`, `key`/`value` `[B, Tk, E]`; `key_padding_mask` `[B, Tk]` and
+    /// `attn_mask` `[Tq, Tk]` are u8 (1 = may not attend) → `[B, Tq, E]` and the requested
+    /// weights (`[B, H, Tq, Tk]` per head or `[B, Tq, Tk]` averaged).
     // PyTorch's `MultiheadAttention.forward` arguments, one for one.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
@@ -199,6 +214,9 @@ impl MultiHeadAttention {
     /// Projects `x` `[B, T, E]` to queries (`which = 0`), keys (1) or values (2), split into heads:
     /// `[B, H, T, E/H]`. Incremental decoding projects only the new positions and keeps the
     /// keys/values of earlier ones (see `transformer::cache`).
+    ///
+    /// # Shapes
+    /// `x` `[B, T, E]` → `[B, H, T, E/H]`.
     pub fn project_heads(&self, x: &Tensor, which: usize) -> Result<Tensor> {
         if x.ndim() != 3 || x.shape()[2] != self.dim {
             return Err(Error::ShapeMismatch {
@@ -213,6 +231,9 @@ impl MultiHeadAttention {
 
     /// Attention over already projected heads, then the output projection: q `[B, H, Tq, hd]`,
     /// k and v `[B, H, Tk, hd]`, `mask` u8 broadcastable to `[B, H, Tq, Tk]` → `[B, Tq, E]`.
+    ///
+    /// # Shapes
+    /// q `[B, H, Tq, hd]`, k and v `[B, H, Tk, hd]` → `[B, Tq, E]`.
     pub fn attend_heads(
         &self,
         q: &Tensor,

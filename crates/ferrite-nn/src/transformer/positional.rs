@@ -45,6 +45,9 @@ impl PositionalEncoding {
     }
 
     /// x + pe[offset..offset+T] (offset > 0 when decoding one step at a time).
+    ///
+    /// # Shapes
+    /// `x` `[B, T, d]` → `[B, T, d]` (positions `offset..offset+T`).
     pub fn forward(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
         let table = match self {
             PositionalEncoding::Sinusoidal(t) | PositionalEncoding::Learned(t) => t,

@@ -96,7 +96,7 @@ fn parse_mo(bytes: &[u8]) -> std::result::Result<Vec<(String, String)>, String> 
             return Err(format!(
                 "not a .mo file: magic number {:#010x}, expected 0x950412de",
                 u32::from_le_bytes(b)
-            ))
+            ));
         }
     };
     let mo = Mo { bytes, endian };

@@ -129,14 +129,16 @@ pub fn to_examples(
                             t.len() + 1,
                             p.src
                         ),
-                    })
+                    });
                 }
             }
         }
         out.push(ex);
     }
     if cut > 0 || dropped > 0 {
-        eprintln!("{what}: {cut} pairs truncated to {max_tokens} tokens, {dropped} dropped (too long or empty after tokenization)");
+        eprintln!(
+            "{what}: {cut} pairs truncated to {max_tokens} tokens, {dropped} dropped (too long or empty after tokenization)"
+        );
     }
     Ok(out)
 }
