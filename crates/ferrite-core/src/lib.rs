@@ -1,10 +1,14 @@
 //! ferrite-core: the `Tensor`, its ops, and reverse-mode autodiff.
 //!
-//! Layer: core (`nn → core → kernels`). Data flow: a `Tensor` is a layout over shared
-//! [`storage::Storage`]; an op runs its pure shape rule ([`shape`]), dispatches once on dtype in
-//! `storage` to a kernel in `ferrite-kernels`, and, when gradients are being recorded, stores an
-//! [`op::Op`] naming its inputs. [`Tensor::backward`] walks those ops in reverse using the rules in
-//! `backward.rs` and returns a [`GradStore`].
+//! Layer: core (`nn → core → kernels`; depends on `ferrite-kernels`, `half`, `rayon` and
+//! `serde_json` for reference files). Data flow: a `Tensor` is a layout over shared
+//! [`storage::Storage`]; an op checks its shapes (in [`shape`] or inline, naming the op), matches
+//! on the dtype — in a `Storage` method for elementwise, affine, comparison, `where` and
+//! conversion ops, with the `map_float!` macros in its `ops/*.rs` file for the others — calls a
+//! kernel in `ferrite-kernels`, and, when gradients are being recorded, stores an [`op::Op`]
+//! naming its inputs. [`Tensor::backward`] walks those ops in reverse, one arm per `Op` in
+//! `backward.rs` (fused ops call their backward kernels from there), and returns a
+//! [`GradStore`].
 
 // The three `unsafe` blocks here only mark buffers a kernel filled (`set_len`); each states why.
 #![deny(clippy::undocumented_unsafe_blocks)]

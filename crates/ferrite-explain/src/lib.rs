@@ -2,8 +2,8 @@
 //! gradient, SmoothGrad, integrated gradients with a completeness check), occlusion, and
 //! pictures of them, with Captum's semantics so results can be compared number for number.
 //!
-//! Layer: explain (`cli → explain → train → nn → core`). Methods take the model as a function
-//! from inputs to outputs ([`Forward`]) and a [`Target`] output per sample.
+//! Layer: explain (`cli → explain → {train, models} → nn → core`). Methods take the model as a
+//! function from inputs to outputs ([`Forward`]) and a [`Target`] output per sample.
 
 #![forbid(unsafe_code)]
 

@@ -1,8 +1,10 @@
-//! ferrite-nn: modules, named parameters, initializers, layers, losses, optimizers, schedules and
-//! checkpoints.
+//! ferrite-nn: the blocks models are built from — `Module`, named parameters (`VarMap` /
+//! `VarBuilder`), initializers, layers, attention and Transformer encoder/decoder layers, the KV
+//! cache of incremental decoding — and losses, optimizers, clipping, schedules, safetensors IO.
 //!
-//! Layer: nn (`train → nn → core`). Nothing here runs a training loop or reads datasets; that is
-//! `ferrite-train`.
+//! Layer: nn (`models → nn → core`; depends on `ferrite-core`, `safetensors`, `half`, `serde`).
+//! No architecture lives here (those are `ferrite-models`), no training loop and no datasets
+//! (`ferrite-train`).
 
 #![forbid(unsafe_code)]
 
