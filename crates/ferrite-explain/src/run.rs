@@ -238,7 +238,8 @@ pub fn explain_run(dir: &Path, input: &Path, opts: &ExplainOptions, out: &Path) 
         outputs_2d(model(&x)?, 1)?.to_f64_vec()
     };
     let classification = run.scalers.task == Task::Classification;
-    let predicted = classification.then(|| (0..y.len()).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap_or(0));
+    let predicted =
+        classification.then(|| ferrite_models::argmax(&y.iter().map(|&v| v as f32).collect::<Vec<_>>()) as usize);
     let target_id = opts.target.or(predicted).unwrap_or(0);
     let target = Target::All(target_id);
     target.resolve(1, y.len())?;

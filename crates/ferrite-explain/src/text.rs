@@ -99,9 +99,7 @@ pub fn explain_text(c: &Classifier, text: &str, opts: &ExplainOptions) -> Result
         model(&words)?.to_f64_vec()
     };
     let probs = softmax(&logits);
-    let predicted = (0..logits.len())
-        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-        .unwrap_or(0);
+    let predicted = ferrite_models::argmax(&logits.iter().map(|&v| v as f32).collect::<Vec<_>>()) as usize;
     let target_id = opts.target.unwrap_or(predicted);
     let target = Target::All(target_id);
     target.resolve(1, logits.len())?;

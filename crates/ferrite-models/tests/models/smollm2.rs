@@ -50,7 +50,7 @@ fn greedy_continuation_matches_llama_cpp() {
     let prompt = [6403u32, 1980, 253, 655, 28, 665, 436, 253, 1838];
     let mut cache = model.new_cache();
     let mut logits = model.forward(&prompt, &mut cache).unwrap();
-    let argmax = |l: &[f32]| (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap() as u32;
+    let argmax = ferrite_models::argmax;
     let top = argmax(&logits);
     eprintln!("top logit after the prompt: id {top} = {:.3}", logits[top as usize]);
     assert_eq!(top, 8180);
