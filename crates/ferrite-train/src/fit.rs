@@ -135,18 +135,12 @@ where
                 if done && opts.eval_every == EvalEvery::Epoch {
                     break; // evaluated below, as the end of this (partial) epoch
                 }
-                let stop = evaluate(
-                    model,
-                    step,
-                    validate,
-                    &mut interval,
-                    &tensors,
-                    &mut history,
-                    callbacks,
-                    false,
-                )?;
-                progress.log(history.epochs.last().expect("ferrite bug: just evaluated"), false);
-                done |= stop;
+                let ctx = Evaluation {
+                    tensors: &tensors,
+                    history: &mut history,
+                    progress: &mut progress,
+                };
+                done |= evaluate(model, step, validate, &mut interval, ctx, callbacks, false)?;
                 if done {
                     break;
                 }
@@ -154,18 +148,12 @@ where
         }
         step.state.epoch += 1;
         if opts.eval_every == EvalEvery::Epoch {
-            let stop = evaluate(
-                model,
-                step,
-                validate,
-                &mut interval,
-                &tensors,
-                &mut history,
-                callbacks,
-                true,
-            )?;
-            progress.log(history.epochs.last().expect("ferrite bug: just evaluated"), true);
-            done |= stop;
+            let ctx = Evaluation {
+                tensors: &tensors,
+                history: &mut history,
+                progress: &mut progress,
+            };
+            done |= evaluate(model, step, validate, &mut interval, ctx, callbacks, true)?;
         }
     }
     progress.finish();
@@ -207,20 +195,30 @@ impl Interval {
     }
 }
 
-/// Validates, records the logs, runs the callbacks (keeping their state in the step's
+/// Where an evaluation's results go.
+struct Evaluation<'a> {
+    tensors: &'a [(String, ferrite_core::Tensor)],
+    history: &'a mut History,
+    progress: &'a mut Progress,
+}
+
+/// Validates, records and shows the logs, runs the callbacks (keeping their state in the step's
 /// [`TrainState`](crate::step::TrainState) for checkpoints) and starts a new interval. Returns
 /// whether a callback asked to stop.
-#[allow(clippy::too_many_arguments)]
 fn evaluate<M: Trainable + ?Sized>(
     model: &M,
     step: &mut TrainStep,
     validate: &mut dyn FnMut(&M) -> Result<Logs>,
     interval: &mut Interval,
-    tensors: &[(String, ferrite_core::Tensor)],
-    history: &mut History,
+    out: Evaluation<'_>,
     callbacks: &mut [&mut dyn Callback],
     epoch_end: bool,
 ) -> Result<bool> {
+    let Evaluation {
+        tensors,
+        history,
+        progress,
+    } = out;
     let mut logs = Logs::new();
     if interval.weight > 0 {
         logs.insert("loss".into(), interval.mean());
@@ -236,6 +234,7 @@ fn evaluate<M: Trainable + ?Sized>(
     };
     logs.insert("epoch".into(), epoch as f64);
     logs.insert("step".into(), step.state.step as f64);
+    progress.log(&logs, epoch_end);
     history.epochs.push(logs.clone());
     let mut stop = false;
     for cb in callbacks.iter_mut() {
