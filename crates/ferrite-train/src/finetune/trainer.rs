@@ -331,6 +331,8 @@ struct TextBatches<'a> {
     batch_size: usize,
     pad_id: u32,
     features: Option<&'a Features>,
+    /// Examples served so far.
+    served: std::cell::Cell<usize>,
 }
 
 impl TrainData for TextBatches<'_> {
@@ -340,7 +342,8 @@ impl TrainData for TextBatches<'_> {
         let mut rng = Rng::new(splitmix64(seed.wrapping_add(epoch as u64)));
         Ok(Box::new(batches(self.data, self.batch_size, &mut rng).into_iter().map(
             move |idx| {
-                let labels: Vec<i64> = idx.iter().map(|&i| self.data[i].label as i64).collect();
+                self.served.set(self.served.get() + idx.len());
+            let labels: Vec<i64> = idx.iter().map(|&i| self.data[i].label as i64).collect();
                 let input = match self.features {
                     Some(f) => ClassifierInput::Features(f.output(&idx)?),
                     None => {
@@ -429,6 +432,7 @@ pub fn finetune(
         batch_size: opts.batch_size,
         pad_id,
         features: features.as_ref().map(|f| &f.0),
+        served: std::cell::Cell::new(0),
     };
     let history: RefCell<Vec<(ClassificationMetrics, f64)>> = RefCell::new(Vec::new());
     let mut validate = |t: &ClassifierTraining| -> Result<Logs> {
@@ -468,7 +472,7 @@ pub fn finetune(
     let evals = history.into_inner();
     let eval_seconds: f64 = evals.iter().map(|(_, s)| s).sum();
     let train_seconds = started.elapsed().as_secs_f64() - eval_seconds;
-    let seen: usize = (step.state.step as usize * opts.batch_size).min(train.len() * logs.epochs.len());
+    let seen = data.served.get();
     Ok(FinetuneReport {
         history: logs
             .epochs
