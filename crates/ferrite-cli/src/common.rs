@@ -6,7 +6,7 @@
 //! Layer: app.
 
 use clap::Args;
-use ferrite::{set_num_threads, Error, Result};
+use ferrite::{set_num_threads, Error, Result, MAX_THREADS};
 use serde::Serialize;
 use std::io::{BufRead, Write};
 
@@ -25,12 +25,12 @@ impl Common {
     /// Applies `--threads`.
     ///
     /// # Errors
-    /// `--threads 0`.
+    /// `--threads 0` or above [`MAX_THREADS`].
     pub fn apply(&self) -> Result<()> {
         match self.threads {
-            Some(0) => Err(Error::Invalid {
+            Some(n) if !(1..=MAX_THREADS).contains(&n) => Err(Error::Invalid {
                 op: "--threads",
-                detail: "needs at least 1 thread".into(),
+                detail: format!("{n} must be between 1 and {MAX_THREADS}"),
             }),
             Some(n) => {
                 set_num_threads(n);

@@ -121,9 +121,45 @@ fn quiet_broken_pipe() {
 #[cfg(not(unix))]
 fn quiet_broken_pipe() {}
 
+/// The last line of defence: a panic that a check missed becomes one line on stderr that says it
+/// is a bug and asks for a report, instead of a backtrace dump (exit status 101, as any panic).
+/// `RUST_BACKTRACE=1` still adds the backtrace for whoever debugs it. Only the first panic prints:
+/// a panic in a worker thread resurfaces in the thread that joins it.
+fn report_panics_as_bugs() {
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    std::panic::set_hook(Box::new(|info| {
+        if REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let what = what.lines().next().unwrap_or_default().to_string();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error ({what}{place}); this is a bug in ferrite, please report it with the \
+             command that caused it (set RUST_BACKTRACE=1 for details)"
+        );
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+    }));
+}
+
 fn main() -> ExitCode {
     keep_freed_memory();
     quiet_broken_pipe();
+    report_panics_as_bugs();
+    // Lets the CLI tests check the hook above on a real panic (there is no known input that panics).
+    if std::env::var_os("FERRITE_PANIC_SELF_TEST").is_some() {
+        panic!("panic self-test requested by FERRITE_PANIC_SELF_TEST");
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),

@@ -3,8 +3,9 @@
 
 use crate::common::{print_json, print_line, Common};
 use clap::Args;
-use ferrite::models::Whisper;
-use ferrite::Result;
+use ferrite::models::formats::wav::read_wav;
+use ferrite::models::{check_beam, Whisper};
+use ferrite::{Error, Result};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -23,6 +24,10 @@ pub struct TranscribeArgs {
     /// Beam size (1 = greedy).
     #[arg(long, default_value_t = 1)]
     beam: usize,
+    /// Refuse audio longer than this many minutes (a damaged header can make a small file look
+    /// hours long; raise it for long recordings).
+    #[arg(long, value_name = "MINUTES", default_value_t = 120.0)]
+    max_audio_minutes: f64,
     #[command(flatten)]
     common: Common,
 }
@@ -31,8 +36,20 @@ pub fn run(args: TranscribeArgs) -> Result<()> {
     args.common.apply()?;
     let model = Whisper::load(&args.model)?;
     let mut all = Vec::new();
+    check_beam(args.beam)?;
     for wav in &args.input {
-        let t = model.transcribe_file(wav, args.beam)?;
+        let audio = read_wav(wav)?;
+        let minutes = audio.samples.len() as f64 / audio.rate as f64 / 60.0;
+        if minutes > args.max_audio_minutes {
+            return Err(Error::file(
+                wav,
+                format!(
+                    "holds {minutes:.1} minutes of audio, more than --max-audio-minutes {}",
+                    args.max_audio_minutes
+                ),
+            ));
+        }
+        let t = model.transcribe_audio(&audio, args.beam)?;
         if args.common.json {
             let mut v = serde_json::to_value(&t).map_err(|e| ferrite::Error::Invalid {
                 op: "transcribe",

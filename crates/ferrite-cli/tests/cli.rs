@@ -352,24 +352,83 @@ fn errors_exit_with_a_message_never_a_panic() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// A full disk: the write error is reported and the exit code is 1, with no panic.
+/// A full disk: the write error is reported and the exit code is 1, with no panic — for every
+/// command that prints results (tables, embeddings, generated text).
 #[test]
 fn a_failed_write_to_stdout_is_an_error() {
-    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+    if std::fs::metadata("/dev/full").is_err() {
         return; // not Linux
+    }
+    let to_full = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+            .args(args)
+            .current_dir(root())
+            .stdout(full)
+            .output()
+            .expect("run ferrite");
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write to standard output") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
     };
+    to_full(&["bench", "op-overhead", "--threads", "1", "--json"]);
+    let run = tmp("full").join("mlp");
+    let run = run.to_str().unwrap();
+    json(&[
+        "train",
+        "examples/seed-mlp.toml",
+        "--out",
+        run,
+        "--epochs",
+        "1",
+        "--json",
+    ]);
+    for json_flag in [false, true] {
+        let mut args = vec!["predict", "--model", run, "--input", "data/diabetes.csv"];
+        args.extend(json_flag.then_some("--json"));
+        to_full(&args);
+    }
+    let minilm = asset("all-MiniLM-L6-v2", "model.safetensors");
+    to_full(&[
+        "embed",
+        "--model",
+        minilm.to_str().unwrap(),
+        "a sentence",
+        "--threads",
+        "1",
+    ]);
+    let llm = asset("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    to_full(&[
+        "generate",
+        "--model",
+        llm.to_str().unwrap(),
+        "Once upon a time",
+        "--max-tokens",
+        "2",
+    ]);
+}
+
+/// The last line of defence: a panic that remains is one line asking for a report, with exit
+/// code 101 and no backtrace dump (`FERRITE_PANIC_SELF_TEST` makes the CLI panic on purpose).
+#[test]
+fn a_remaining_panic_is_one_line_asking_for_a_report() {
     let o = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-        .args(["bench", "op-overhead", "--threads", "1", "--json"])
-        .current_dir(root())
-        .stdout(full)
+        .args(["bench", "op-overhead", "--threads", "1"])
+        .env("FERRITE_PANIC_SELF_TEST", "1")
+        .env_remove("RUST_BACKTRACE")
         .output()
         .expect("run ferrite");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(101), "{err}");
+    assert!(err.contains("internal error") && err.contains("please report"), "{err}");
     assert!(
-        err.contains("cannot write to standard output") && !err.contains("panicked"),
+        !err.contains("panicked at") && !err.contains("stack backtrace"),
         "{err}"
     );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 /// A reader that stops early (`| head -1`) ends the process quietly, without a panic message.

@@ -42,6 +42,47 @@ fn temp_path(path: &Path) -> Result<PathBuf> {
     Ok(path.with_file_name(tmp_name))
 }
 
+/// Removes temp files that [`write_atomic`] left in `dir` when its process was killed mid-write
+/// (`kill -9` during a checkpoint): `.name.<pid>.<n>.tmp` files whose process is gone. A temp file
+/// of a live process (a concurrent writer) is kept; where liveness cannot be checked (no `/proc`),
+/// only files older than an hour go. Returns how many were removed; unreadable entries are skipped.
+pub fn remove_stale_temps(dir: impl AsRef<Path>) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir.as_ref()) else {
+        return 0;
+    };
+    let proc_fs = Path::new("/proc/self").exists();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else {
+            continue;
+        };
+        let stale = if proc_fs {
+            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600)
+        };
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The pid in a `write_atomic` temp name `.name.<pid>.<n>.tmp`, if `name` is one.
+fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = rest.rsplitn(3, '.');
+    let (_n, pid, base) = (parts.next()?.parse::<u64>().ok()?, parts.next()?, parts.next()?);
+    (!base.is_empty()).then_some(())?;
+    pid.parse().ok()
+}
+
 fn write_and_sync(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = std::fs::File::create(tmp)?;
     file.write_all(bytes)?;
@@ -63,6 +104,26 @@ fn sync_dir(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_temps_of_dead_writers_are_removed() {
+        let dir = std::env::temp_dir().join(format!("ferrite_stale_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // pid 4294967 never exists (above Linux's pid_max limit of 2^22).
+        let dead = dir.join(".checkpoint.safetensors.4294967.3.tmp");
+        let mine = dir.join(format!(".checkpoint.safetensors.{}.0.tmp", std::process::id()));
+        let other = dir.join("notes.4294967.1.tmp.txt");
+        for p in [&dead, &mine, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        if Path::new("/proc/self").exists() {
+            assert_eq!(remove_stale_temps(&dir), 1);
+            assert!(!dead.exists() && mine.exists() && other.exists());
+        }
+        assert_eq!(temp_owner(".a.b.12.7.tmp"), Some(12));
+        assert_eq!(temp_owner(".12.7.tmp"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn writes_replaces_and_leaves_no_temp_file() {

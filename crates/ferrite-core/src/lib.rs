@@ -37,4 +37,4 @@ pub use rng::{manual_seed, Rng};
 pub use tensor::{Tensor, TensorId};
 
 /// Kernel thread count control (also settable with `FERRITE_NUM_THREADS`).
-pub use ferrite_kernels::threads::{num_threads, set_num_threads};
+pub use ferrite_kernels::threads::{num_threads, set_num_threads, MAX_THREADS};

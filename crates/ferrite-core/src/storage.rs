@@ -122,6 +122,29 @@ impl Storage {
         }
     }
 
+    /// As [`full`](Self::full), but a size the allocator refuses (a corrupted or absurd shape
+    /// from a config or file) is an error instead of an abort.
+    pub fn try_full(
+        dtype: DType,
+        n: usize,
+        value: f64,
+    ) -> std::result::Result<Storage, std::collections::TryReserveError> {
+        fn fill<T: WithDType>(n: usize, v: f64) -> std::result::Result<Vec<T>, std::collections::TryReserveError> {
+            let mut out = Vec::new();
+            out.try_reserve_exact(n)?;
+            out.resize(n, T::from_f64(v));
+            Ok(out)
+        }
+        Ok(match dtype {
+            DType::F32 => Storage::F32(fill(n, value)?),
+            DType::F64 => Storage::F64(fill(n, value)?),
+            DType::F16 => Storage::F16(fill(n, value)?),
+            DType::BF16 => Storage::BF16(fill(n, value)?),
+            DType::I64 => Storage::I64(fill(n, value)?),
+            DType::U8 => Storage::U8(fill(n, value)?),
+        })
+    }
+
     /// Copies the elements under `l` into a fresh contiguous storage.
     pub fn contiguous(&self, l: &Layout) -> Storage {
         map_any!(self, |v| contig(v, l).into_owned())

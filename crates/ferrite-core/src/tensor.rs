@@ -121,10 +121,16 @@ impl Tensor {
     }
 
     /// A tensor filled with `value`, of the given dtype.
+    ///
+    /// # Errors
+    /// A negative size, or one the allocator refuses (named with the shape and bytes) — a
+    /// corrupted config asking for 10¹² rows is an error, not an abort.
     pub fn full_dtype(shape: impl ShapeArg, value: f64, dtype: DType) -> Result<Tensor> {
         let shape = concrete_shape("full", &shape)?;
-        let n = shape.iter().product();
-        Ok(Tensor::from_storage(Storage::full(dtype, n, value), shape))
+        let n = allocation_size("full", &shape, dtype.size_in_bytes())?;
+        let storage =
+            Storage::try_full(dtype, n, value).map_err(|_| allocation_error("full", &shape, dtype.size_in_bytes()))?;
+        Ok(Tensor::from_storage(storage, shape))
     }
 
     /// An f32 tensor filled with `value`; errors on a negative size.
@@ -179,12 +185,14 @@ impl Tensor {
         f: impl Fn(&mut Rng) -> f64,
     ) -> Result<Tensor> {
         let shape = concrete_shape(op, &shape)?;
-        let n: usize = shape.iter().product();
-        let draw = |r: &mut Rng| (0..n).map(|_| f(r) as f32).collect::<Vec<f32>>();
-        let v = match rng {
+        let n = allocation_size(op, &shape, 4)?;
+        let mut v: Vec<f32> = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| allocation_error(op, &shape, 4))?;
+        let mut draw = |r: &mut Rng| v.extend((0..n).map(|_| f(r) as f32));
+        match rng {
             Some(r) => draw(r),
             None => with_default_rng(draw),
-        };
+        }
         Ok(Tensor::from_storage(Storage::F32(v), shape))
     }
 
@@ -408,4 +416,24 @@ impl Tensor {
     pub fn dtype_of<T: WithDType>() -> DType {
         T::DTYPE
     }
+}
+
+/// The element count of `shape`, or an error if it (times `elem_bytes`) overflows `usize`.
+fn allocation_size(op: &'static str, shape: &[usize], elem_bytes: usize) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|n| n.checked_mul(elem_bytes).is_some())
+        .ok_or_else(|| Error::invalid(op, format!("shape {shape:?} has more elements than any memory holds")))
+}
+
+fn allocation_error(op: &'static str, shape: &[usize], elem_bytes: usize) -> Error {
+    let bytes = shape.iter().product::<usize>() as f64 * elem_bytes as f64;
+    Error::invalid(
+        op,
+        format!(
+            "cannot allocate a tensor of shape {shape:?} ({:.3e} bytes): not enough memory",
+            bytes
+        ),
+    )
 }

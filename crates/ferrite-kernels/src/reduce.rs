@@ -15,6 +15,23 @@ pub enum ReduceFn {
     Min,
 }
 
+/// Index of the largest element, the first one on ties, as `torch.argmax`: a NaN counts as larger
+/// than any number, so the first NaN wins. 0 for an empty slice. The one argmax: the tensor op and
+/// greedy decoding both call it, so they cannot drift apart.
+pub fn argmax_slice<T: Float>(x: &[T]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        #[allow(clippy::eq_op)] // `v != v` is the NaN test `Float` has without another trait method.
+        if v != v {
+            return i;
+        }
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
 /// Sum of a slice with eight accumulators.
 #[inline(always)]
 pub fn sum_slice<T: Float>(x: &[T]) -> T {
@@ -147,6 +164,14 @@ pub fn reduce_leading<T: Float>(src: &[T], lead: usize, rest: usize, op: ReduceF
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argmax_is_torch_argmax() {
+        assert_eq!(argmax_slice(&[0.1f32, 0.7, 0.7, 0.2]), 1);
+        assert_eq!(argmax_slice(&[1.0f64, f64::NAN, 3.0, f64::NAN]), 1);
+        assert_eq!(argmax_slice(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
+        assert_eq!(argmax_slice::<f32>(&[]), 0);
+    }
 
     #[test]
     fn rows_and_leading_agree_with_loops() {

@@ -27,6 +27,7 @@ fn state() -> &'static RwLock<PoolState> {
             .ok()
             .and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|&n| n > 0)
+            .map(|n| n.min(MAX_THREADS))
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         RwLock::new(PoolState {
             threads,
@@ -41,10 +42,15 @@ pub fn num_threads() -> usize {
     state().read().map(|s| s.threads).unwrap_or(1)
 }
 
-/// Sets the number of threads kernels may use (at least 1). Takes effect for the next kernel call.
+/// The most threads kernels will use: more only thrash (each pool thread and spinning helper is an
+/// OS thread), and 100,000 fail to start. Callers that take a count from users refuse larger ones.
+pub const MAX_THREADS: usize = 1024;
+
+/// Sets the number of threads kernels may use, clamped to 1..=[`MAX_THREADS`]. Takes effect for
+/// the next kernel call.
 pub fn set_num_threads(n: usize) {
     if let Ok(mut s) = state().write() {
-        let n = n.max(1);
+        let n = n.clamp(1, MAX_THREADS);
         if s.threads != n {
             s.threads = n;
             s.pool = None;

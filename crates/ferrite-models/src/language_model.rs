@@ -98,8 +98,8 @@ impl LanguageModel {
     /// search gives its text at the end); stops at any of the model's stop ids.
     ///
     /// # Errors
-    /// An empty prompt, ids outside the vocabulary, a prompt longer than the context, bad
-    /// strategy parameters.
+    /// An empty prompt, ids outside the vocabulary, a prompt longer than the context, a
+    /// `max_tokens` above the context length, bad strategy parameters.
     pub fn generate(
         &self,
         prompt_ids: &[u32],
@@ -107,6 +107,13 @@ impl LanguageModel {
         strategy: &Strategy,
         mut on_text: impl FnMut(&str),
     ) -> Result<Generation> {
+        let context = self.llama.config.context;
+        if max_tokens > context {
+            return Err(Error::Invalid {
+                op: "generate",
+                detail: format!("max_tokens {max_tokens} is more than the model's whole context of {context} tokens"),
+            });
+        }
         let started = Instant::now();
         let mut decoder = LlamaDecoder::new(&self.llama);
         let logits = decoder.prime(prompt_ids)?;

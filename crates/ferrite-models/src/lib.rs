@@ -39,7 +39,7 @@ pub use bert::{Encoder, EncoderInput, EncoderOutput};
 pub use checkpoint::{load_weights_into, read_json, LoadReport, ModelDir};
 pub use config::{EncoderConfig, Family};
 pub use embed::{cosine, l2_normalize, pool, Pooling, SentenceEmbedder};
-pub use generation::{argmax, Decoder, Ranking, Sampler, SamplingOptions, Strategy};
+pub use generation::{argmax, check_beam, Decoder, Ranking, Sampler, SamplingOptions, Strategy, MAX_BEAM};
 pub use language_model::{Generation, LanguageModel};
 pub use llama::{Llama, LlamaConfig, LlamaDecoder};
 pub use pretrained::{PretrainedModel, Task};

@@ -17,6 +17,7 @@ use ferrite_core::{Error, Result, Tensor};
 use ferrite_kernels::quant::{quant_matmul, quant_matmul_many, QuantKind, QuantMatrix};
 use ferrite_kernels::rows::rms_norm;
 use ferrite_nn::KvCache;
+use std::sync::RwLock;
 
 /// Shapes and constants from the file's `llama.*` metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,9 +111,33 @@ pub struct Llama {
     blocks: Vec<Block>,
     norm: Vec<f32>,
     output: Mat,
-    /// cos/sin of every (position, pair) up to the context length, `[context, head_dim/2]`.
-    rope_cos: Vec<f32>,
-    rope_sin: Vec<f32>,
+    /// cos/sin of (position, pair) for the positions used so far, grown on demand: a GGUF may
+    /// declare a context of millions of positions, and a table for all of them up front would be
+    /// gigabytes (or an abort, for a corrupted `context_length`).
+    rope: RwLock<RopeTable>,
+}
+
+/// `cos`/`sin` `[positions, head_dim/2]` of the rotation angles `pos · base^(−2i/head_dim)`.
+#[derive(Default)]
+struct RopeTable {
+    positions: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    /// Extends the table to `positions` rows.
+    fn grow(&mut self, c: &LlamaConfig, positions: usize) {
+        let half = c.head_dim / 2;
+        for pos in self.positions..positions {
+            for i in 0..half {
+                let theta = pos as f64 * c.rope_base.powf(-2.0 * i as f64 / c.head_dim as f64);
+                self.cos.push(theta.cos() as f32);
+                self.sin.push(theta.sin() as f32);
+            }
+        }
+        self.positions = self.positions.max(positions);
+    }
 }
 
 impl Llama {
@@ -171,18 +196,6 @@ impl Llama {
             embedding
         };
         let norm = vector("output_norm.weight", c.dim)?;
-        let half = c.head_dim / 2;
-        let (mut rope_cos, mut rope_sin) = (
-            Vec::with_capacity(c.context * half),
-            Vec::with_capacity(c.context * half),
-        );
-        for pos in 0..c.context {
-            for i in 0..half {
-                let theta = pos as f64 * c.rope_base.powf(-2.0 * i as f64 / c.head_dim as f64);
-                rope_cos.push(theta.cos() as f32);
-                rope_sin.push(theta.sin() as f32);
-            }
-        }
         Ok(Llama {
             config: c,
             gguf,
@@ -190,8 +203,7 @@ impl Llama {
             blocks,
             norm,
             output,
-            rope_cos,
-            rope_sin,
+            rope: RwLock::new(RopeTable::default()),
         })
     }
 
@@ -350,11 +362,21 @@ impl Llama {
     fn rope(&self, x: &mut [f32], heads: usize, start: usize, t: usize) {
         let hd = self.config.head_dim;
         let half = hd / 2;
+        let needed = start + t;
+        // A poisoned lock only means another thread panicked mid-grow; the rows it finished are
+        // whole (`positions` is updated last), so the table is still usable.
+        if self.rope.read().unwrap_or_else(|e| e.into_inner()).positions < needed {
+            let mut table = self.rope.write().unwrap_or_else(|e| e.into_inner());
+            // Doubling keeps growth amortized; never past the context (forward checks `needed`).
+            let target = needed.next_power_of_two().max(256).min(self.config.context.max(needed));
+            table.grow(&self.config, target);
+        }
+        let table = self.rope.read().unwrap_or_else(|e| e.into_inner());
         for (i, row) in x.chunks_mut(heads * hd).enumerate() {
             let pos = start + i % t;
             let (cos, sin) = (
-                &self.rope_cos[pos * half..(pos + 1) * half],
-                &self.rope_sin[pos * half..(pos + 1) * half],
+                &table.cos[pos * half..(pos + 1) * half],
+                &table.sin[pos * half..(pos + 1) * half],
             );
             for head in row.chunks_mut(hd) {
                 for p in 0..half {

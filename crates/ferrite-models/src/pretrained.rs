@@ -148,6 +148,8 @@ impl PretrainedModel {
         let config = EncoderConfig::from_json(&dir.config, &dir.config_path())?;
         let task = task.unwrap_or_else(|| Task::from_config(&config));
         let tensors = dir.load_tensors()?;
+        let source = dir.weight_files.first().cloned().unwrap_or_else(|| dir.dir.clone());
+        check_config_sizes(&config, &tensors, &dir.config_path(), &source)?;
         let has_pooler = tensors.keys().any(|k| k.contains("pooler.dense.weight"));
         let vars = VarMap::new();
         let model = Self::build(&config, task, has_pooler, VarBuilder::for_loading(&vars), vars)?;
@@ -156,7 +158,6 @@ impl PretrainedModel {
         let may_be_fresh = |n: &str| {
             is_task_model && (!n.starts_with(&prefix) || (!has_pooler && n.starts_with(&format!("{prefix}pooler."))))
         };
-        let source = dir.weight_files.first().cloned().unwrap_or_else(|| dir.dir.clone());
         let report = load_weights_into(&model.vars, tensors, config.family.base_prefix(), may_be_fresh, &source)?;
         // What the checkpoint lacked (a new head, a pooler) is initialized as transformers does:
         // every such parameter belongs to a linear layer, weight N(0, initializer_range), bias 0.
@@ -273,4 +274,64 @@ impl PretrainedModel {
         }
         Ok(())
     }
+}
+
+/// Checks `config.json`'s sizes against the weights before anything is allocated from them: a
+/// `vocab_size` or `num_hidden_layers` of 10¹² must be an error naming both files, not an
+/// allocation failure. Compares the word and position tables' shapes and the layer count.
+fn check_config_sizes(
+    config: &EncoderConfig,
+    tensors: &std::collections::BTreeMap<String, ferrite_core::Tensor>,
+    config_path: &Path,
+    weights: &Path,
+) -> Result<()> {
+    let mismatch = |field: &str, says: String, name: &str, shape: &[usize]| {
+        Err(Error::file(
+            config_path,
+            format!("{field} says {says}, but {name} in {} is {shape:?}", weights.display()),
+        ))
+    };
+    let find = |suffix: &str| tensors.iter().find(|(n, _)| n.ends_with(suffix));
+    let h = config.hidden_size;
+    if let Some((name, t)) = find("embeddings.word_embeddings.weight")
+        && t.shape() != [config.vocab_size, h]
+    {
+        return mismatch(
+            "vocab_size × hidden_size",
+            format!("[{}, {h}]", config.vocab_size),
+            name,
+            t.shape(),
+        );
+    }
+    if let Some((name, t)) = find("embeddings.position_embeddings.weight")
+        && t.shape() != [config.max_positions, h]
+    {
+        return mismatch(
+            "max_position_embeddings × hidden_size",
+            format!("[{}, {h}]", config.max_positions),
+            name,
+            t.shape(),
+        );
+    }
+    let layers = tensors
+        .keys()
+        .filter_map(|n| {
+            let rest = &n[n.find("layer.")? + "layer.".len()..];
+            rest[..rest.find('.')?].parse::<usize>().ok()
+        })
+        .max()
+        .map(|i| i + 1);
+    if let Some(found) = layers
+        && found != config.num_layers
+    {
+        return Err(Error::file(
+            config_path,
+            format!(
+                "num_hidden_layers says {}, but {} holds {found} layers",
+                config.num_layers,
+                weights.display()
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -13,7 +13,7 @@
 //! projection is tied to the token embedding (an alias).
 
 use crate::formats::ct2::Ct2Model;
-use crate::formats::wav::{read_wav, resample};
+use crate::formats::wav::{read_wav, resample, Audio};
 use crate::generation::{generate, Decoder, Ranking, Start, Strategy};
 use crate::whisper_mel::{log_mel, HOP, N_MELS, SAMPLE_RATE};
 use ferrite_core::{no_grad, Conv1dOptions, Error, Result, Tensor};
@@ -477,7 +477,14 @@ impl Whisper {
     /// # Errors
     /// Unreadable or unsupported audio (named), model failures.
     pub fn transcribe_file(&self, wav: impl AsRef<Path>, beam: usize) -> Result<Transcript> {
-        let audio = read_wav(wav)?;
+        self.transcribe_audio(&read_wav(wav)?, beam)
+    }
+
+    /// Transcribes audio read by [`read_wav`] (any rate; resampled to 16 kHz).
+    ///
+    /// # Errors
+    /// Model failures.
+    pub fn transcribe_audio(&self, audio: &Audio, beam: usize) -> Result<Transcript> {
         let samples = resample(&audio.samples, audio.rate, SAMPLE_RATE);
         self.transcribe_samples(&samples, beam)
     }

@@ -391,4 +391,41 @@ impl Callback for EpochLogger {
         f.write_all(line.as_bytes()).map_err(io)?;
         Ok(false)
     }
+
+    fn name(&self) -> &str {
+        if self.csv {
+            "csv_logger"
+        } else {
+            "epoch_logger"
+        }
+    }
+
+    /// The log's length when the checkpoint is written: the logger runs before the checkpoint, so
+    /// a kill between the two leaves lines the checkpoint never saw.
+    fn save_state(&self) -> Option<serde_json::Value> {
+        let bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        Some(serde_json::json!({ "bytes": bytes }))
+    }
+
+    /// Cuts the log back to what the checkpoint saw, so a resumed run logs each epoch once.
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        let Some(bytes) = state.get("bytes").and_then(serde_json::Value::as_u64) else {
+            return Err(Error::Invalid {
+                op: "epoch_logger",
+                detail: format!("the checkpoint's logger state lacks the log length: {state}"),
+            });
+        };
+        let io = |e: std::io::Error| Error::file(&self.path, format!("cannot cut the log back to the checkpoint: {e}"));
+        match std::fs::OpenOptions::new().write(true).open(&self.path) {
+            Ok(f) => {
+                if f.metadata().map_err(io)?.len() > bytes {
+                    f.set_len(bytes).map_err(io)?;
+                    f.sync_all().map_err(io)?;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! Layer: train. Relative data paths are resolved against the config file's directory.
 
 use crate::augment::AugmentConfig;
+use crate::checks::Checks;
 use crate::model::LayerConfig;
 use crate::step::ScheduleUnit;
 use ferrite_core::{Error, Result};
@@ -177,6 +178,10 @@ pub struct DataConfig {
     pub standardize_y: bool,
     /// Per-class loss weights for classification.
     pub class_weight: Option<Vec<f64>>,
+    /// CSV rows with a missing value or an infinity: `"error"` (default, names the cell) or
+    /// `"drop"` (skip the row).
+    #[serde(default)]
+    pub missing: crate::csv::Missing,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -338,6 +343,173 @@ impl TrainConfig {
             let base = path.parent().unwrap_or(Path::new("."));
             cfg.data.path = base.join(&cfg.data.path);
         }
+        cfg.validate(path)?;
         Ok(cfg)
+    }
+
+    /// Checks every value's range (serde checks only the types), naming `path`, each key and its
+    /// allowed range.
+    ///
+    /// # Errors
+    /// All out-of-range values at once.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let mut c = Checks::new();
+        c.at_least("epochs", self.epochs, 1);
+        let d = &self.data;
+        if !(d.test_split > 0.0 && d.test_split < 1.0) {
+            c.problem(
+                "data.test_split",
+                format!(
+                    "{} must be in (0, 1): the run reports its metrics on the test rows",
+                    d.test_split
+                ),
+            );
+        }
+        c.within("data.validation_split", d.validation_split, 0.0, 1.0, false);
+        if let Some(shape) = &d.image_shape
+            && (shape.len() != 3 || shape.contains(&0))
+        {
+            c.problem(
+                "data.image_shape",
+                format!("{shape:?} must be [channels, height, width], none 0"),
+            );
+        }
+        if let Some([h, w]) = d.resize
+            && (h == 0 || w == 0)
+        {
+            c.problem("data.resize", format!("[{h}, {w}] must be [height, width], neither 0"));
+        }
+        for (i, w) in d.class_weight.iter().flatten().enumerate() {
+            c.non_negative(&format!("data.class_weight[{i}]"), *w);
+        }
+        let o = &self.optimizer;
+        c.positive("optimizer.lr", o.lr);
+        c.within("optimizer.momentum", o.momentum, 0.0, 1.0, false);
+        if let Some(v) = o.weight_decay {
+            c.non_negative("optimizer.weight_decay", v);
+        }
+        for (key, v) in [("optimizer.beta1", o.beta1), ("optimizer.beta2", o.beta2)] {
+            if let Some(v) = v {
+                c.within(key, v, 0.0, 1.0, false);
+            }
+        }
+        for (key, v) in [
+            ("optimizer.eps", o.eps),
+            ("optimizer.clip_norm", o.clip_norm),
+            ("optimizer.clip_value", o.clip_value),
+        ] {
+            if let Some(v) = v {
+                c.positive(key, v);
+            }
+        }
+        let t = &self.training;
+        c.at_least("training.batch_size", t.batch_size, 1);
+        c.threads("training.threads", t.threads);
+        if let Some(s) = &t.schedule {
+            check_schedule(&mut c, "training.schedule", s);
+        }
+        if let Some(e) = &self.early_stopping {
+            c.non_negative("early_stopping.min_delta", e.min_delta);
+        }
+        if let Some(p) = &self.reduce_lr_on_plateau {
+            c.within("reduce_lr_on_plateau.factor", p.factor, 0.0, 1.0, false);
+            if p.factor == 0.0 {
+                c.problem(
+                    "reduce_lr_on_plateau.factor",
+                    "0 would stop learning; it must be in (0, 1)",
+                );
+            }
+            c.non_negative("reduce_lr_on_plateau.min_lr", p.min_lr);
+        }
+        if self.model.layers.is_empty() {
+            c.problem("model.layers", "the model needs at least one layer");
+        }
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            check_layer(&mut c, &format!("model.layers[{i}]"), layer);
+        }
+        c.finish(path)
+    }
+}
+
+fn check_schedule(c: &mut Checks, key: &str, s: &LrSchedule) {
+    match s {
+        LrSchedule::Constant => {}
+        LrSchedule::Step { step_size, gamma } => {
+            c.at_least(&format!("{key}.step_size"), *step_size, 1);
+            c.positive(&format!("{key}.gamma"), *gamma);
+        }
+        LrSchedule::Exponential { gamma } => c.positive(&format!("{key}.gamma"), *gamma),
+        LrSchedule::Cosine { t_max, eta_min } => {
+            c.at_least(&format!("{key}.t_max"), *t_max, 1);
+            c.non_negative(&format!("{key}.eta_min"), *eta_min);
+        }
+        LrSchedule::Warmup { warmup, then } => {
+            c.at_least(&format!("{key}.warmup"), *warmup, 1);
+            check_schedule(c, &format!("{key}.then"), then);
+        }
+        LrSchedule::LinearDecay { total } => c.at_least(&format!("{key}.total"), *total, 1),
+        LrSchedule::InverseSqrt { warmup } => c.at_least(&format!("{key}.warmup"), *warmup, 1),
+    }
+}
+
+/// Sizes of at least 1, probabilities in [0, 1), epsilons above 0: what every layer needs to be a
+/// layer (PyTorch accepts some zero sizes in code; in a config they are always a mistake).
+fn check_layer(c: &mut Checks, key: &str, layer: &LayerConfig) {
+    fn size(c: &mut Checks, key: &str, name: &str, v: usize) {
+        c.at_least(&format!("{key}.{name}"), v, 1);
+    }
+    match layer {
+        LayerConfig::Dense { units, .. } => size(c, key, "units", *units),
+        LayerConfig::Embedding { vocab, dim } => {
+            size(c, key, "vocab", *vocab);
+            size(c, key, "dim", *dim);
+        }
+        LayerConfig::Conv2d {
+            filters,
+            kernel_size,
+            stride,
+            dilation,
+            groups,
+            ..
+        } => {
+            size(c, key, "filters", *filters);
+            size(c, key, "groups", *groups);
+            for (name, v) in [("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)] {
+                v.pair().iter().for_each(|&x| size(c, key, name, x));
+            }
+        }
+        LayerConfig::MaxPool2d { pool_size, stride, .. } | LayerConfig::AvgPool2d { pool_size, stride, .. } => {
+            pool_size.pair().iter().for_each(|&x| size(c, key, "pool_size", x));
+            stride
+                .iter()
+                .flat_map(|s| s.pair())
+                .for_each(|x| size(c, key, "stride", x));
+        }
+        LayerConfig::PatchEmbed { patch, dim } => {
+            size(c, key, "patch", *patch);
+            size(c, key, "dim", *dim);
+        }
+        LayerConfig::TransformerEncoder {
+            heads,
+            ffn,
+            layers,
+            dropout,
+            ..
+        } => {
+            size(c, key, "heads", *heads);
+            size(c, key, "ffn", *ffn);
+            size(c, key, "layers", *layers);
+            c.within(&format!("{key}.dropout"), *dropout, 0.0, 1.0, false);
+        }
+        LayerConfig::Dropout { rate } => c.within(&format!("{key}.rate"), *rate, 0.0, 1.0, false),
+        LayerConfig::LayerNorm { eps } => c.positive(&format!("{key}.eps"), *eps),
+        LayerConfig::BatchNorm { momentum, eps } => {
+            c.within(&format!("{key}.momentum"), *momentum, 0.0, 1.0, true);
+            c.positive(&format!("{key}.eps"), *eps);
+        }
+        LayerConfig::Activation { .. }
+        | LayerConfig::Flatten
+        | LayerConfig::GlobalAvgPool2d
+        | LayerConfig::ClassToken => {}
     }
 }

@@ -80,6 +80,9 @@ pub fn splitmix64(x: u64) -> u64 {
 /// Deterministic train/test split: rows sorted by `splitmix64(seed·1000003 + i)`; the first
 /// `round(n·test_fraction)` of that order are the test rows, the rest (in file order) train.
 /// Returns (train indices, test indices).
+///
+/// # Errors
+/// A fraction outside [0, 1), or one that leaves either side without rows.
 pub fn train_test_indices(n: usize, test_fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(0.0..1.0).contains(&test_fraction) {
         return Err(Error::Invalid {
@@ -92,6 +95,17 @@ pub fn train_test_indices(n: usize, test_fraction: f64, seed: u64) -> Result<(Ve
         .collect();
     keyed.sort_unstable();
     let n_test = (n as f64 * test_fraction).round() as usize;
+    if n_test == 0 || n_test == n {
+        let which = if n_test == 0 { "test" } else { "training" };
+        return Err(Error::Invalid {
+            op: "test_split",
+            detail: format!(
+                "{test_fraction} of {n} rows leaves no {which} rows (the run trains on one part and \
+                 reports its metrics on the other); use more data or a test_split that keeps at least \
+                 one row on each side"
+            ),
+        });
+    }
     let test: Vec<usize> = keyed[..n_test].iter().map(|&(_, i)| i).collect();
     let mut is_test = vec![false; n];
     test.iter().for_each(|&i| is_test[i] = true);

@@ -14,6 +14,7 @@
 pub mod augment;
 pub mod callbacks;
 pub mod checkpoint;
+pub mod checks;
 pub mod config;
 pub mod csv;
 pub mod data;

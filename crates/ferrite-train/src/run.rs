@@ -16,7 +16,7 @@ use crate::model::Sequential;
 use crate::plot::plot_loss_curve;
 use crate::tensorboard::TensorBoard;
 use ferrite_core::fs::write_atomic;
-use ferrite_core::{set_num_threads, DType, Error, Result, Tensor};
+use ferrite_core::{set_num_threads, Error, Result, Tensor};
 use ferrite_nn::Loss;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -73,7 +73,39 @@ fn targets(table: &Table, cfg: &TrainConfig) -> Result<Tensor> {
     let y = table.select(std::slice::from_ref(&cfg.data.target))?;
     match cfg.task {
         Task::Regression => Ok(y),
-        Task::Classification => y.reshape([table.rows.len()])?.to_dtype(DType::I64),
+        Task::Classification => {
+            let col = table.column_index(&cfg.data.target)?;
+            let ids = table
+                .rows
+                .iter()
+                .zip(&table.lines)
+                .map(|(row, line)| {
+                    class_id(row[col]).map_err(|why| {
+                        Error::file(
+                            &table.path,
+                            format!(
+                                "line {line}, column '{}': class label {} {why}",
+                                cfg.data.target, row[col]
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<i64>>>()?;
+            Tensor::from_vec(ids, [table.rows.len()])
+        }
+    }
+}
+
+/// A class label as a class id: a whole number from 0 (the CSV holds it as a number).
+fn class_id(v: f64) -> std::result::Result<i64, &'static str> {
+    if v.fract() != 0.0 {
+        Err("is not a whole number (classes are numbered 0, 1, 2, …)")
+    } else if v < 0.0 {
+        Err("is negative (classes are numbered 0, 1, 2, …)")
+    } else if v > (1u64 << 31) as f64 {
+        Err("is too large for a class id")
+    } else {
+        Ok(v as i64)
     }
 }
 
@@ -95,12 +127,34 @@ fn read_csv_data(cfg: &TrainConfig) -> Result<RawData> {
             "the config's [data] section needs target = \"COLUMN\"",
         ));
     }
-    let table = Table::read(&cfg.data.path)?;
+    let table = Table::read_with(&cfg.data.path, cfg.data.missing)?;
     let features = if cfg.data.features.is_empty() {
         table.other_columns(std::slice::from_ref(&cfg.data.target))
     } else {
         cfg.data.features.clone()
     };
+    if features.contains(&cfg.data.target) {
+        return Err(Error::file(
+            &cfg.data.path,
+            format!(
+                "[data] features lists the target column '{}': a model given its own answer learns nothing",
+                cfg.data.target
+            ),
+        ));
+    }
+    if let Some(dup) = features
+        .iter()
+        .enumerate()
+        .find_map(|(i, f)| features[..i].contains(f).then_some(f))
+    {
+        return Err(Error::file(
+            &cfg.data.path,
+            format!("[data] features lists column '{dup}' twice"),
+        ));
+    }
+    if table.rows.is_empty() {
+        return Err(Error::file(&cfg.data.path, "has a header but no data rows"));
+    }
     if let Some(shape) = &cfg.data.image_shape {
         let n: usize = shape.iter().product();
         if shape.len() != 3 || n != features.len() {
@@ -272,6 +326,97 @@ pub fn prepare_data(cfg: &TrainConfig, saved: Option<&Scalers>) -> Result<Prepar
     Ok(Prepared { train, test, scalers })
 }
 
+/// A resumed run continues the run it started as: only `epochs` (to train longer) and
+/// `training.threads` may differ from the run directory's `config.toml`; any other change would
+/// silently be ignored (the scalers, weights and optimizer state are the old run's), so it is an
+/// error naming the keys.
+fn refuse_changed_config(cfg: &TrainConfig, dir: &Path) -> Result<()> {
+    let saved_path = dir.join("config.toml");
+    let saved = TrainConfig::from_file(&saved_path)?;
+    let mut now = cfg.clone();
+    now.epochs = saved.epochs;
+    now.training.threads = saved.training.threads;
+    now.data.path = std::fs::canonicalize(&cfg.data.path).unwrap_or(cfg.data.path.clone());
+    let flat = |c: &TrainConfig| -> Result<BTreeMap<String, String>> {
+        let value = toml::Value::try_from(c).map_err(|e| Error::file(&saved_path, e.to_string()))?;
+        let mut out = BTreeMap::new();
+        flatten_toml("", &value, &mut out);
+        Ok(out)
+    };
+    let (before, after) = (flat(&saved)?, flat(&now)?);
+    let changed: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| {
+            let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(unset)".into());
+            format!("{k}: {} → {}", show(before.get(k)), show(after.get(k)))
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::file(
+        &saved_path,
+        format!(
+            "--resume continues this run, but the config differs from the one it started with ({}); \
+             only epochs and training.threads may change — start a new run for the rest",
+            changed.join(", ")
+        ),
+    ))
+}
+
+/// `a.b[2].c = value` lines of a TOML value, for naming what differs.
+fn flatten_toml(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_toml(&key, v, out);
+            }
+        }
+        toml::Value::Array(a) if a.iter().any(|x| x.is_table()) => {
+            for (i, v) in a.iter().enumerate() {
+                flatten_toml(&format!("{prefix}[{i}]"), v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// Class labels must name one of the model's outputs: `0..units` for a softmax layer, 0 or 1 for a
+/// single logit. Checked before training so the error names the data file and the layer, not a
+/// loss deep inside the first step.
+fn check_labels_fit(cfg: &TrainConfig, model: &Sequential, data: &Prepared) -> Result<()> {
+    if cfg.task != Task::Classification {
+        return Ok(());
+    }
+    let units = model.output_shape().last().copied().unwrap_or(0);
+    let classes = if units == 1 { 2 } else { units };
+    for ds in [&data.train, &data.test] {
+        if let Some(&label) = ds.y.to_vec::<i64>()?.iter().find(|&&l| l < 0 || l as usize >= classes) {
+            return Err(Error::file(
+                &cfg.data.path,
+                format!(
+                    "class label {label} is out of range: the model's last layer has {units} unit{} \
+                     (classes 0 to {}); give it one unit per class",
+                    if units == 1 { "" } else { "s" },
+                    classes.saturating_sub(1)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Builds and compiles the configured model (optimizer, clipping and schedule on its training
 /// step).
 ///
@@ -391,18 +536,27 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     if let Some(s) = opts.seed {
         cfg.seed = s;
     }
-    if let Some(t) = opts.threads.or(cfg.training.threads) {
+    if let Some(t) = opts.threads {
+        cfg.training.threads = Some(t);
+    }
+    // The overrides are checked as the file's own values are (`--epochs 0`, `--threads 100000`).
+    cfg.validate(config_path)?;
+    if let Some(t) = cfg.training.threads {
         set_num_threads(t);
     }
     let dir = opts.out.clone().unwrap_or_else(|| fresh_run_dir(config_path));
     std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, format!("cannot create run directory: {e}")))?;
+    // Temp files of a writer killed mid-checkpoint (`kill -9`) would otherwise pile up.
+    ferrite_core::fs::remove_stale_temps(&dir);
     let saved = if opts.resume {
+        refuse_changed_config(&cfg, &dir)?;
         Some(read_json::<Scalers>(&dir.join("scaler.json"))?)
     } else {
         None
     };
     let data = prepare_data(&cfg, saved.as_ref())?;
     let mut model = build_model(&cfg, &data.scalers.input_shape())?;
+    check_labels_fit(&cfg, &model, &data)?;
     let checkpoint = dir.join("checkpoint.safetensors");
     if opts.resume {
         model.resume_from(&checkpoint)?;

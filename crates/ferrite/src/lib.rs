@@ -62,7 +62,7 @@
 pub use ferrite_core as core;
 pub use ferrite_core::{
     manual_seed, no_grad, num_threads, set_num_threads, with_no_grad, BatchNormOptions, Conv1dOptions, Conv2dOptions,
-    CrossEntropyOptions, DType, Error, GradStore, Pool2dOptions, Result, Rng, Tensor,
+    CrossEntropyOptions, DType, Error, GradStore, Pool2dOptions, Result, Rng, Tensor, MAX_THREADS,
 };
 pub use ferrite_explain as explain;
 pub use ferrite_models as models;

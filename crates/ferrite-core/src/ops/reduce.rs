@@ -15,7 +15,11 @@ fn reduce_storage<T: Float>(v: &[T], t: &Tensor, dims: &[usize], f: ReduceFn) ->
     let shape = t.shape();
     let l = t.layout();
     let len: usize = dims.iter().map(|&d| shape[d]).product();
-    let rows = t.numel() / len.max(1);
+    // Counted from the kept axes, not numel / len: an empty reduced axis still leaves rows (of 0).
+    let rows: usize = (0..shape.len())
+        .filter(|d| !dims.contains(d))
+        .map(|d| shape[d])
+        .product();
     // Leading axes of a contiguous tensor: accumulate whole rows (vectorized, no transpose).
     if let Some(r) = l.contiguous_range()
         && dims.iter().enumerate().all(|(i, &d)| i == d)
@@ -122,7 +126,8 @@ impl Tensor {
         centered.sqr()?.sum(dims, keepdim)?.div_scalar(denom as f64)
     }
 
-    /// Index of the maximum along `dim` (i64, first occurrence on ties); not differentiable.
+    /// Index of the maximum along `dim` (i64; the first on ties, a NaN counts as the maximum, as
+    /// `torch.argmax`); not differentiable.
     pub fn argmax(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
         let d = crate::shape::resolve_dim("argmax", dim, self.shape())?;
         let size = self.shape()[d];
@@ -134,18 +139,7 @@ impl Tensor {
         }
         let moved = self.transpose(d as isize, -1)?.contiguous()?;
         let vals = moved.to_f64_vec();
-        let idx: Vec<i64> = vals
-            .chunks(size)
-            .map(|row| {
-                let mut best = 0;
-                for (i, &v) in row.iter().enumerate() {
-                    if v > row[best] || (v.is_nan() && !row[best].is_nan()) {
-                        best = i;
-                    }
-                }
-                best as i64
-            })
-            .collect();
+        let idx: Vec<i64> = vals.chunks(size).map(|row| kr::argmax_slice(row) as i64).collect();
         let mut shape = self.shape().to_vec();
         if keepdim {
             shape[d] = 1;
@@ -186,5 +180,19 @@ impl Tensor {
             return self.reshape(shape);
         }
         self.sum(&dims, true)?.reshape(shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tensor;
+
+    #[test]
+    fn argmax_along_any_dim_takes_the_first_maximum_and_nan() {
+        // [[1, 5, 5], [7, NaN, 2]]: rows → [1, 1]; columns → [1, 0, 0].
+        let t = Tensor::from_vec(vec![1.0f32, 5.0, 5.0, 7.0, f32::NAN, 2.0], [2, 3]).unwrap();
+        assert_eq!(t.argmax(-1, false).unwrap().to_vec::<i64>().unwrap(), vec![1, 1]);
+        assert_eq!(t.argmax(0, false).unwrap().to_vec::<i64>().unwrap(), vec![1, 1, 0]);
+        assert_eq!(t.argmax(0, true).unwrap().shape(), &[1, 3]);
     }
 }

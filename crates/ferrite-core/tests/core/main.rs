@@ -4,3 +4,4 @@ mod errors;
 mod gradcheck;
 mod reference;
 mod vision;
+mod zero_size;

@@ -1,12 +1,24 @@
-//! WAV files: RIFF/WAVE reading (16-bit PCM, any rate and channel count, averaged to mono) and
-//! band-limited resampling, for speech models.
+//! WAV files: RIFF/WAVE reading (16-bit PCM, plain or `WAVE_FORMAT_EXTENSIBLE` as sox, ffmpeg and
+//! Audacity write it; any channel count, averaged to mono) and band-limited resampling, for speech
+//! models.
 //!
-//! Layer: models (formats). Every chunk length is checked against the bytes that are there;
-//! errors name the file.
+//! Layer: models (formats). Every chunk length is checked against the bytes that are there, and
+//! the header is not trusted: a sample rate outside [`MIN_RATE`]..=[`MAX_RATE`] (a 1 Hz header
+//! would turn a short file into hours of audio) is an error; errors name the file.
 
 use ferrite_core::{Error, Result};
 use std::f64::consts::PI;
 use std::path::Path;
+
+/// The lowest sample rate accepted (narrow-band telephone speech is 8 kHz).
+pub const MIN_RATE: usize = 1_000;
+/// The highest sample rate accepted (studio audio goes to 384 kHz).
+pub const MAX_RATE: usize = 384_000;
+
+/// `WAVE_FORMAT_PCM` and `WAVE_FORMAT_EXTENSIBLE` (whose sub-format GUID starts with the real
+/// format code).
+const FORMAT_PCM: u16 = 1;
+const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
 
 /// Mono samples in [−1, 1] and their rate.
 pub struct Audio {
@@ -49,12 +61,35 @@ pub fn parse_wav(path: &Path, b: &[u8]) -> Result<Audio> {
     let fmt = fmt.ok_or_else(|| Error::file(path, "no fmt chunk"))?;
     let data = data.ok_or_else(|| Error::file(path, "no data chunk"))?;
     let u16_at = |i: usize| u16::from_le_bytes([fmt[i], fmt[i + 1]]);
-    let (format, channels, bits) = (u16_at(0), u16_at(2) as usize, u16_at(14));
+    let (mut format, channels, bits) = (u16_at(0), u16_at(2) as usize, u16_at(14));
     let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]) as usize;
-    if format != 1 || bits != 16 || channels == 0 || rate == 0 {
+    if format == FORMAT_EXTENSIBLE {
+        // cbSize (16), valid bits (18), channel mask (20), sub-format GUID (24..40).
+        if fmt.len() < 40 {
+            return Err(Error::file(
+                path,
+                format!("WAVE_FORMAT_EXTENSIBLE fmt chunk is {} bytes, needs 40", fmt.len()),
+            ));
+        }
+        format = u16_at(24);
+        let valid_bits = u16_at(18);
+        if format == FORMAT_PCM && valid_bits != 0 && valid_bits != 16 {
+            return Err(Error::file(
+                path,
+                format!("only 16-bit PCM WAV is supported (16-bit containers holding {valid_bits}-bit samples)"),
+            ));
+        }
+    }
+    if format != FORMAT_PCM || bits != 16 || channels == 0 {
         return Err(Error::file(
             path,
-            format!("only 16-bit PCM WAV is supported (format {format}, {bits} bits, {channels} channels, {rate} Hz)"),
+            format!("only 16-bit PCM WAV is supported (format {format}, {bits} bits, {channels} channels)"),
+        ));
+    }
+    if !(MIN_RATE..=MAX_RATE).contains(&rate) {
+        return Err(Error::file(
+            path,
+            format!("sample rate {rate} Hz in the header is outside {MIN_RATE}–{MAX_RATE} Hz: a damaged or mislabelled file"),
         ));
     }
     let frames = data.len() / (2 * channels);
@@ -136,6 +171,25 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("x.wav") && e.contains("not a WAV file"), "{e}");
+        // The same audio as WAVE_FORMAT_EXTENSIBLE (sox's and ffmpeg's layout) reads the same.
+        let mut ext = b[..20].to_vec();
+        ext[16..20].copy_from_slice(&40u32.to_le_bytes());
+        ext.extend(0xFFFEu16.to_le_bytes());
+        ext.extend(&b[22..36]); // channels, rate, byte rate, block align, bits
+        ext.extend(22u16.to_le_bytes()); // cbSize
+        ext.extend(16u16.to_le_bytes()); // valid bits
+        ext.extend(3u32.to_le_bytes()); // channel mask: front left + right
+        ext.extend([1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71]); // KSDATAFORMAT_SUBTYPE_PCM
+        ext.extend(&b[36..]);
+        let len = (ext.len() - 8) as u32;
+        ext[4..8].copy_from_slice(&len.to_le_bytes());
+        let e = parse_wav(Path::new("ext.wav"), &ext).unwrap();
+        assert_eq!((e.rate, &e.samples), (a.rate, &a.samples));
+        // A header claiming 1 Hz (17 hours for a 1 MB file) is refused, naming the rate.
+        let mut slow = b.clone();
+        slow[24..28].copy_from_slice(&1u32.to_le_bytes());
+        let e = parse_wav(Path::new("x.wav"), &slow).err().unwrap().to_string();
+        assert!(e.contains("x.wav") && e.contains("sample rate 1 Hz"), "{e}");
         let mut float = b.clone();
         float[20] = 3; // IEEE float format
         assert!(parse_wav(Path::new("x.wav"), &float)

@@ -49,6 +49,24 @@ struct Search {
 }
 
 /// Beam search with `k` beams per row of `start` (see the module docs).
+/// The widest beam accepted: each beam is one more row through the model at every step, and past a
+/// few dozen the search only costs time (Hugging Face's and Whisper's defaults are 4 and 5).
+pub const MAX_BEAM: usize = 64;
+
+/// Checks a beam size: 1 (greedy) to [`MAX_BEAM`].
+///
+/// # Errors
+/// A beam of 0 or above [`MAX_BEAM`].
+pub fn check_beam(k: usize) -> Result<()> {
+    if !(1..=MAX_BEAM).contains(&k) {
+        return Err(Error::Invalid {
+            op: "beam",
+            detail: format!("beam size {k} must be between 1 and {MAX_BEAM}"),
+        });
+    }
+    Ok(())
+}
+
 pub(super) fn search(
     decoder: &mut dyn Decoder,
     start: Start,
@@ -56,12 +74,7 @@ pub(super) fn search(
     k: usize,
     ranking: Ranking,
 ) -> Result<Vec<Decoded>> {
-    if k == 0 {
-        return Err(Error::Invalid {
-            op: "generate",
-            detail: "beam size must be at least 1".into(),
-        });
-    }
+    check_beam(k)?;
     let n = start.logits.len();
     // Each row becomes k beams; only the first is live at the start, so the k beams don't
     // duplicate one another.

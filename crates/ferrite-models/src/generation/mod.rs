@@ -12,6 +12,7 @@ pub mod chat;
 pub mod sampler;
 
 pub use beam::Ranking;
+pub use beam::{check_beam, MAX_BEAM};
 pub use chat::{chatml_default_system, chatml_prompt, Message};
 pub use sampler::{argmax, Sampler, SamplingOptions};
 

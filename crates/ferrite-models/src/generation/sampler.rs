@@ -9,18 +9,14 @@
 //! mass reaches p (Holtzman et al. 2020); the draw renormalizes what is kept.
 
 use ferrite_core::{Error, Result, Rng};
+use ferrite_kernels::reduce::argmax_slice;
 use serde::{Deserialize, Serialize};
 
-/// Index of the largest logit, the first one on ties (as `torch.argmax`); 0 for an empty row.
-/// NaNs never win.
+/// Index of the largest logit, the first one on ties (as `torch.argmax`; a NaN counts as the
+/// largest, so a model that produced one shows it rather than hiding it); 0 for an empty row.
+/// The kernels' [`argmax_slice`], which the tensor op `Tensor::argmax` uses too.
 pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in logits.iter().enumerate() {
-        if x > logits[best] || logits[best].is_nan() && !x.is_nan() {
-            best = i;
-        }
-    }
-    best as u32
+    argmax_slice(logits) as u32
 }
 
 /// How [`Sampler`] chooses a token.
@@ -161,7 +157,7 @@ mod tests {
     #[test]
     fn argmax_takes_the_first_maximum() {
         assert_eq!(argmax(&[0.1, 0.7, 0.7, 0.2]), 1);
-        assert_eq!(argmax(&[f32::NAN, 1.0, 3.0]), 2);
+        assert_eq!(argmax(&[1.0, f32::NAN, 3.0, f32::NAN]), 1);
         assert_eq!(argmax(&[]), 0);
     }
 

@@ -142,12 +142,32 @@ fn bad_checkpoints_get_clear_errors() {
         e.contains("model.safetensors") && e.contains("intermediate.dense") && e.contains("shape"),
         "{e}"
     );
-    // One layer fewer in the config: the extra layer's weights are listed as unexpected.
+    // One layer fewer in the config, or absurd sizes: named against the weights before anything
+    // is allocated from them (10¹² used to abort in the allocator).
     config["intermediate_size"] = serde_json::json!(37);
-    config["num_hidden_layers"] = serde_json::json!(1);
-    std::fs::write(tmp.join("config.json"), config.to_string()).unwrap();
-    let e = PretrainedModel::load(&tmp, None).err().unwrap().to_string();
-    assert!(e.contains("unexpected") && e.contains("encoder.layer.1."), "{e}");
+    for (field, value, want) in [
+        ("num_hidden_layers", 1u64, "num_hidden_layers says 1, but"),
+        ("num_hidden_layers", 1_000_000_000_000, "holds 2 layers"),
+        (
+            "vocab_size",
+            1_000_000_000_000,
+            "vocab_size × hidden_size says [1000000000000,",
+        ),
+        (
+            "max_position_embeddings",
+            1_000_000_000_000,
+            "max_position_embeddings × hidden_size",
+        ),
+    ] {
+        let mut c = config.clone();
+        c[field] = serde_json::json!(value);
+        std::fs::write(tmp.join("config.json"), c.to_string()).unwrap();
+        let e = PretrainedModel::load(&tmp, None).err().unwrap().to_string();
+        assert!(
+            e.contains("config.json") && e.contains("model.safetensors") && e.contains(want),
+            "{e}"
+        );
+    }
     // An architecture ferrite does not implement.
     config["model_type"] = serde_json::json!("gpt2");
     std::fs::write(tmp.join("config.json"), config.to_string()).unwrap();

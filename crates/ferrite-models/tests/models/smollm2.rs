@@ -63,3 +63,33 @@ fn greedy_continuation_matches_llama_cpp() {
     }
     assert_eq!(out, [8180, 3365, 20391, 617, 5732, 288, 1238, 281, 260, 2388, 30, 2306]);
 }
+
+/// A `context_length` of 2²⁸ in the header (a corrupted or hostile file) loads without allocating
+/// a position table for all of it (that aborted), and still decodes; `max_tokens` beyond the
+/// model's context is refused by name.
+#[test]
+fn a_huge_declared_context_allocates_nothing_up_front() {
+    let mut bytes = std::fs::read(model_path()).unwrap();
+    let key = b"llama.context_length";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    assert_eq!(
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()),
+        4,
+        "a u32 value"
+    );
+    bytes[at + 4..at + 8].copy_from_slice(&(1u32 << 28).to_le_bytes());
+    let g = Gguf::parse(Path::new("huge-context.gguf"), bytes).unwrap();
+    let model = Llama::load(g).unwrap();
+    assert_eq!(model.config.context, 1 << 28);
+    let mut cache = model.new_cache();
+    let logits = model.forward(&[6403u32, 1980, 253], &mut cache).unwrap();
+    assert_eq!(logits.len(), model.config.vocab);
+
+    let lm = ferrite_models::LanguageModel::open(model_path()).unwrap();
+    let e = lm
+        .generate(&[6403], 1_000_000, &ferrite_models::Strategy::Greedy, |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("max_tokens 1000000") && e.contains("context"), "{e}");
+}

@@ -76,6 +76,8 @@ pub fn finetune_run(args: &FinetuneArgs, out: Option<&Path>) -> Result<FinetuneS
     let splits = load_splits(&args.data, &args.data_options)?;
     let run_dir = out.map_or_else(|| fresh_dir(&args.data), Path::to_path_buf);
     std::fs::create_dir_all(&run_dir).map_err(|e| Error::file(&run_dir, format!("cannot create: {e}")))?;
+    // Temp files of a writer killed mid-checkpoint (`kill -9`) would otherwise pile up.
+    ferrite_core::fs::remove_stale_temps(&run_dir);
     write_json(&run_dir.join("finetune.json"), args)?;
     write_splits(&run_dir, &splits)?;
     let classes = splits.labels.len();

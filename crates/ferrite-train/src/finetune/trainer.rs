@@ -343,7 +343,7 @@ impl TrainData for TextBatches<'_> {
         Ok(Box::new(batches(self.data, self.batch_size, &mut rng).into_iter().map(
             move |idx| {
                 self.served.set(self.served.get() + idx.len());
-            let labels: Vec<i64> = idx.iter().map(|&i| self.data[i].label as i64).collect();
+                let labels: Vec<i64> = idx.iter().map(|&i| self.data[i].label as i64).collect();
                 let input = match self.features {
                     Some(f) => ClassifierInput::Features(f.output(&idx)?),
                     None => {

@@ -3,6 +3,7 @@
 //!
 //! Layer: train. Relative paths are resolved against the config file's directory.
 
+use crate::checks::Checks;
 use ferrite_core::{Error, Result};
 use ferrite_models::{DecodeOptions, Ranking, Strategy, TransformerConfig};
 use ferrite_nn::LrSchedule;
@@ -247,6 +248,7 @@ impl TranslateConfig {
             }
         }
         cfg.validate().map_err(|e| Error::file(path, e.to_string()))?;
+        cfg.check_ranges(path)?;
         Ok(cfg)
     }
 
@@ -300,6 +302,46 @@ impl TranslateConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The ranges of the numbers (learning rate, betas, sizes, …), every problem at once.
+    fn check_ranges(&self, path: &Path) -> Result<()> {
+        let mut c = Checks::new();
+        let t = &self.training;
+        c.positive("training.lr", t.lr);
+        c.non_negative("training.minutes", t.minutes);
+        c.within("training.label_smoothing", t.label_smoothing, 0.0, 1.0, false);
+        c.non_negative("training.clip_norm", t.clip_norm);
+        c.non_negative("training.weight_decay", t.weight_decay);
+        c.within("training.betas[0]", t.betas[0], 0.0, 1.0, false);
+        c.within("training.betas[1]", t.betas[1], 0.0, 1.0, false);
+        c.positive("training.eps", t.eps);
+        c.threads("training.threads", t.threads);
+        let m = &self.model;
+        for (key, v) in [
+            ("model.d_model", m.d_model),
+            ("model.heads", m.heads),
+            ("model.encoder_layers", m.encoder_layers),
+            ("model.decoder_layers", m.decoder_layers),
+            ("model.ffn", m.ffn),
+        ] {
+            c.at_least(key, v, 1);
+        }
+        if m.heads > 0 && !m.d_model.is_multiple_of(m.heads) {
+            c.problem(
+                "model.heads",
+                format!("{} must divide model.d_model {}", m.heads, m.d_model),
+            );
+        }
+        c.within("model.dropout", m.dropout, 0.0, 1.0, false);
+        if !self.decode.length_penalty.is_finite() {
+            c.problem(
+                "decode.length_penalty",
+                format!("{} must be a finite number", self.decode.length_penalty),
+            );
+        }
+        c.non_negative("decode.max_len_a", self.decode.max_len_a);
+        c.finish(path)
     }
 }
 

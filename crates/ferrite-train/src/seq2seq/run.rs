@@ -297,6 +297,8 @@ pub fn train_translation(config_path: &Path, opts: &TranslateRunOptions) -> Resu
     }
     let dir = opts.out.clone().unwrap_or_else(|| fresh_run_dir(config_path));
     std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, format!("cannot create run directory: {e}")))?;
+    // Temp files of a writer killed mid-checkpoint (`kill -9`) would otherwise pile up.
+    ferrite_core::fs::remove_stale_temps(&dir);
     let splits = load_splits(&cfg)?;
     write_splits(&dir.join("data"), &splits)?;
     // The copy in the run directory points at the extracted split, so the run is self-contained.

@@ -26,6 +26,16 @@ fn config_of_kind(dir: &Path, csv: &str, extra_data: &str, extra_top: &str) -> P
     p
 }
 
+/// The standard config with another `test_split`.
+fn with_test_split(dir: &Path, split: &str) -> PathBuf {
+    let cfg = config_with(dir, GOOD, "", "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("test_split = 0.25", &format!("test_split = {split}"));
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 fn run_err(cfg: &Path) -> String {
     let out = cfg.parent().unwrap().join("run");
     train_from_config(
@@ -103,6 +113,9 @@ fn empty_splits_are_refused_by_name() {
     // 8 rows, 25% test → 6 train rows; a validation split of 0.01 rounds to none.
     let e = run_err(&config_with(&d, GOOD, "validation_split = 0.01", ""));
     assert!(e.contains("validation split has no rows"), "{e}");
+    // 8 rows, 5% test → no test rows: refused naming the split, not an empty mean later.
+    let e = run_err(&with_test_split(&d, "0.05"));
+    assert!(e.contains("test_split") && e.contains("leaves no test rows"), "{e}");
 }
 
 #[test]
@@ -126,4 +139,199 @@ fn corrupt_or_truncated_checkpoint_names_the_file() {
         .unwrap()
         .to_string();
     assert!(e.contains("missing.safetensors"), "{e}");
+}
+
+/// Runs a config whose `[data]`/top level get `extra_data`/`extra_top` and whose CSV is `csv`;
+/// the error must name the file and contain every one of `want`.
+fn refused(name: &str, csv: &str, extra_data: &str, extra_top: &str, want: &[&str]) {
+    let d = tmp(name);
+    let e = run_err(&config_with(&d, csv, extra_data, extra_top));
+    for w in want {
+        assert!(e.contains(w), "{name}: '{w}' missing from: {e}");
+    }
+    assert!(!e.contains("panicked"), "{e}");
+}
+
+#[test]
+fn missing_and_infinite_cells_are_refused_or_dropped_never_saved() {
+    let nan = "a,b,y\n1,2,3\n2,3,5\n3,nan,7\n4,5,9\n5,6,11\n6,7,13\n7,8,15\n8,9,17\n";
+    refused(
+        "nan",
+        nan,
+        "",
+        "",
+        &["d.csv", "line 4, column 'b'", "missing value", "missing = \"drop\""],
+    );
+    refused(
+        "inf",
+        &nan.replace("nan", "-inf"),
+        "",
+        "",
+        &["line 4, column 'b'", "infinite"],
+    );
+    refused("empty-cell", &nan.replace("nan", ""), "", "", &["line 4, column 'b'"]);
+    // Dropped: the run trains on the 7 complete rows, and its scalers hold no NaN.
+    let d = tmp("drop");
+    let cfg = config_with(&d, nan, "missing = \"drop\"", "");
+    let out = d.join("run");
+    train_from_config(
+        &cfg,
+        &RunOptions {
+            out: Some(out.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let scaler = std::fs::read_to_string(out.join("scaler.json")).unwrap();
+    // serde writes a NaN statistic as null; only the optional keys after them may be null.
+    let stats = &scaler[..scaler.find("\"image_shape\"").unwrap()];
+    assert!(
+        !stats.contains("null") && !stats.to_lowercase().contains("nan"),
+        "{scaler}"
+    );
+    ferrite_train::run::open_run(&out).unwrap();
+}
+
+#[test]
+fn class_labels_are_whole_numbers_within_the_output() {
+    let cls = "task = \"classification\"";
+    let labels = |l: &str| format!("a,y\n1,0\n2,1\n3,{l}\n4,0\n5,1\n6,0\n7,1\n8,0\n");
+    let run = |name: &str, label: &str, want: &[&str]| {
+        let d = tmp(name);
+        std::fs::write(d.join("d.csv"), labels(label)).unwrap();
+        let cfg = d.join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "{cls}\nseed = 1\nepochs = 1\n[data]\npath = \"d.csv\"\ntarget = \"y\"\ntest_split = 0.25\n\
+                 [model]\nlayers = [{{ type = \"dense\", units = 2 }}]\n[optimizer]\nname = \"adam\"\nlr = 0.01\n\
+                 [training]\nloss = \"cross_entropy\"\n"
+            ),
+        )
+        .unwrap();
+        let e = run_err(&cfg);
+        for w in want {
+            assert!(e.contains(w), "{name}: '{w}' missing from: {e}");
+        }
+    };
+    run(
+        "fraction",
+        "1.5",
+        &["d.csv", "line 4, column 'y'", "1.5", "whole number"],
+    );
+    run("negative", "-1", &["line 4", "negative"]);
+    run("nan-label", "nan", &["line 4, column 'y'", "missing value"]);
+    run("too-big", "2", &["d.csv", "class label 2 is out of range", "2 units"]);
+}
+
+#[test]
+fn columns_must_be_distinct_and_the_target_not_a_feature() {
+    refused(
+        "target-feature",
+        GOOD,
+        "features = [\"a\", \"y\"]",
+        "",
+        &["d.csv", "target column 'y'"],
+    );
+    refused("twice", GOOD, "features = [\"a\", \"a\"]", "", &["'a' twice"]);
+    refused(
+        "dup-header",
+        &GOOD.replace("a,b,y", "a,a,y"),
+        "",
+        "",
+        &["d.csv", "'a' appears twice"],
+    );
+    refused("no-rows", "a,b,y\n", "", "", &["d.csv", "no data rows"]);
+}
+
+#[test]
+fn nonsense_values_are_refused_with_key_and_range() {
+    let e = run_err(&with_test_split(&tmp("split0"), "0.0"));
+    assert!(
+        e.contains("c.toml") && e.contains("data.test_split: 0 must be in (0, 1)"),
+        "{e}"
+    );
+    let d = tmp("opt");
+    let cfg = config_with(&d, GOOD, "", "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "lr = 0.01\n",
+        "lr = -0.01\nbeta1 = 2.0\neps = 0.0\nclip_value = 0.0\n[training]\nthreads = 100000\n",
+    );
+    std::fs::write(
+        &cfg,
+        text.replace("units = 1 }]", "units = 0 }, { type = \"layer_norm\", eps = -1.0 }]"),
+    )
+    .unwrap();
+    let e = run_err(&cfg);
+    for w in [
+        "c.toml",
+        "optimizer.lr: -0.01",
+        "optimizer.beta1: 2 must be in [0, 1)",
+        "optimizer.eps: 0 must be a number above 0",
+        "optimizer.clip_value: 0",
+        "training.threads: 100000",
+        "model.layers[0].units: 0 must be at least 1",
+        "model.layers[1].eps: -1",
+    ] {
+        assert!(e.contains(w), "'{w}' missing from: {e}");
+    }
+    // A flag's value is checked as the file's is.
+    let d = tmp("flag");
+    let e = train_from_config(
+        &config_with(&d, GOOD, "", ""),
+        &RunOptions {
+            out: Some(d.join("run")),
+            epochs: Some(0),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("epochs: 0 must be at least 1"), "{e}");
+}
+
+#[test]
+fn resume_refuses_a_changed_config_by_key() {
+    let d = tmp("resume-changed");
+    let cfg = config_with(&d, GOOD, "", "");
+    let out = d.join("run");
+    train_from_config(
+        &cfg,
+        &RunOptions {
+            out: Some(out.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("lr = 0.01", "lr = 0.5");
+    std::fs::write(&cfg, text).unwrap();
+    let e = train_from_config(
+        &cfg,
+        &RunOptions {
+            out: Some(out.clone()),
+            epochs: Some(2),
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("optimizer.lr: 0.01 → 0.5") && e.contains("only epochs"),
+        "{e}"
+    );
+    // More epochs (and nothing else) is what resuming is for.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("lr = 0.5", "lr = 0.01");
+    std::fs::write(&cfg, text).unwrap();
+    let s = train_from_config(
+        &cfg,
+        &RunOptions {
+            out: Some(out),
+            epochs: Some(2),
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.epochs, 2);
 }
