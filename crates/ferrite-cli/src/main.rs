@@ -128,6 +128,10 @@ fn quiet_broken_pipe() {}
 fn report_panics_as_bugs() {
     static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     std::panic::set_hook(Box::new(|info| {
+        // A panic inside a dependency that ferrite catches and reports as an error naming the file.
+        if ferrite::core::error::panic_is_being_caught() {
+            return;
+        }
         if REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return;
         }

@@ -136,3 +136,48 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+thread_local! {
+    static CATCHING_PANICS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f`, turning a panic inside it into `Err(message)`.
+///
+/// For calls into dependencies that may panic on a malformed file they were handed (the
+/// `tokenizers` crate trusts a deserialized `tokenizer.json`'s post-processor template, for one):
+/// the caller turns the message into an error naming that file. While `f` runs,
+/// [`panic_is_being_caught`] is true on this thread, so a process-wide panic hook (the CLI's)
+/// can stay quiet about a panic that becomes an ordinary error.
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    CATCHING_PANICS.with(|c| c.set(c.get() + 1));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING_PANICS.with(|c| c.set(c.get() - 1));
+    r.map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into())
+    })
+}
+
+/// Whether the current thread is inside [`catch_panic`].
+pub fn panic_is_being_caught() -> bool {
+    CATCHING_PANICS.with(|c| c.get() > 0)
+}
+
+#[cfg(test)]
+mod catch_tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_panic_is_an_error_and_the_flag_is_scoped() {
+        assert!(!panic_is_being_caught());
+        assert_eq!(catch_panic(|| 3), Ok(3));
+        let e = catch_panic(|| {
+            assert!(panic_is_being_caught());
+            panic!("bad template {}", 7)
+        });
+        assert_eq!(e, Err("bad template 7".to_string()));
+        assert!(!panic_is_being_caught());
+    }
+}

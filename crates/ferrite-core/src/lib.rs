@@ -18,6 +18,7 @@ mod backward;
 pub mod dtype;
 pub mod error;
 pub mod fs;
+pub mod fuzz;
 mod grad_mode;
 pub mod layout;
 pub mod op;

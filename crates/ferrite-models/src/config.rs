@@ -171,6 +171,27 @@ impl EncoderConfig {
                 self.pad_token_id, self.vocab_size
             ));
         }
+        if self.num_layers == 0 || self.intermediate_size == 0 {
+            return bad("the layer count and intermediate size must be positive".into());
+        }
+        for (key, p) in [
+            ("hidden dropout", self.hidden_dropout),
+            ("attention dropout", self.attention_dropout),
+            ("classifier dropout", self.classifier_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return bad(format!("{key} probability must be in [0, 1), got {p}"));
+            }
+        }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
+            return bad(format!("layer_norm_eps must be positive, got {}", self.layer_norm_eps));
+        }
+        if !(self.init_std >= 0.0 && self.init_std.is_finite()) {
+            return bad(format!(
+                "initializer_range must be a non-negative number, got {}",
+                self.init_std
+            ));
+        }
         Ok(())
     }
 

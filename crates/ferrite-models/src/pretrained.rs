@@ -152,7 +152,15 @@ impl PretrainedModel {
         check_config_sizes(&config, &tensors, &dir.config_path(), &source)?;
         let has_pooler = tensors.keys().any(|k| k.contains("pooler.dense.weight"));
         let vars = VarMap::new();
-        let model = Self::build(&config, task, has_pooler, VarBuilder::for_loading(&vars), vars)?;
+        // Sizes the weights do not pin down (a head, a missing table) still come from the config.
+        let model =
+            Self::build(&config, task, has_pooler, VarBuilder::for_loading(&vars), vars).map_err(|e| match e {
+                Error::File { .. } => e,
+                other => Error::file(
+                    dir.config_path(),
+                    format!("cannot build the model it describes: {other}"),
+                ),
+            })?;
         let prefix = format!("{}.", config.family.base_prefix());
         let is_task_model = task != Task::Encoder;
         let may_be_fresh = |n: &str| {
@@ -292,26 +300,39 @@ fn check_config_sizes(
         ))
     };
     let find = |suffix: &str| tensors.iter().find(|(n, _)| n.ends_with(suffix));
-    let h = config.hidden_size;
-    if let Some((name, t)) = find("embeddings.word_embeddings.weight")
-        && t.shape() != [config.vocab_size, h]
-    {
-        return mismatch(
-            "vocab_size × hidden_size",
-            format!("[{}, {h}]", config.vocab_size),
-            name,
-            t.shape(),
-        );
-    }
-    if let Some((name, t)) = find("embeddings.position_embeddings.weight")
-        && t.shape() != [config.max_positions, h]
-    {
-        return mismatch(
+    let (h, v, p, t, f) = (
+        config.hidden_size,
+        config.vocab_size,
+        config.max_positions,
+        config.type_vocab_size,
+        config.intermediate_size,
+    );
+    // Every size the model allocates from the config, against the tensor that holds it.
+    let expected: [(&str, &str, [usize; 2]); 5] = [
+        ("embeddings.word_embeddings.weight", "vocab_size × hidden_size", [v, h]),
+        (
+            "embeddings.position_embeddings.weight",
             "max_position_embeddings × hidden_size",
-            format!("[{}, {h}]", config.max_positions),
-            name,
-            t.shape(),
-        );
+            [p, h],
+        ),
+        (
+            "embeddings.token_type_embeddings.weight",
+            "type_vocab_size × hidden_size",
+            [t, h],
+        ),
+        (
+            "layer.0.intermediate.dense.weight",
+            "intermediate_size × hidden_size",
+            [f, h],
+        ),
+        ("layer.0.ffn.lin1.weight", "hidden_dim × dim", [f, h]),
+    ];
+    for (suffix, field, want) in expected {
+        if let Some((name, tensor)) = find(suffix)
+            && tensor.shape() != want
+        {
+            return mismatch(field, format!("{want:?}"), name, tensor.shape());
+        }
     }
     let layers = tensors
         .keys()

@@ -33,6 +33,18 @@ impl EncodedBatch {
     }
 }
 
+/// Runs a call into `tokenizers`, which trusts what it deserialized (a post-processor template
+/// naming a special token it does not define panics at encode time): a panic becomes an error
+/// naming the file.
+fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    ferrite_core::error::catch_panic(f).map_err(|p| {
+        Error::file(
+            path,
+            format!("the tokenizer failed to {what} ({p}); the file is inconsistent"),
+        )
+    })
+}
+
 /// A pretrained tokenizer, loaded from a Hugging Face `tokenizer.json`.
 #[derive(Clone)]
 pub struct PretrainedTokenizer {
@@ -54,8 +66,8 @@ impl PretrainedTokenizer {
         if !path.is_file() {
             return Err(Error::file(path, "tokenizer file not found"));
         }
-        let mut inner =
-            Tokenizer::from_file(path).map_err(|e| Error::file(path, format!("not a valid tokenizer.json: {e}")))?;
+        let mut inner = guarded(path, "load", || Tokenizer::from_file(path))?
+            .map_err(|e| Error::file(path, format!("not a valid tokenizer.json: {e}")))?;
         let pad_id = inner
             .get_padding()
             .map(|p| p.pad_id)
@@ -99,11 +111,17 @@ impl PretrainedTokenizer {
     /// # Errors
     /// A tokenizer failure, naming the file.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(text, true)
-            .map_err(|e| Error::file(&self.path, format!("cannot encode {text:?}: {e}")))?;
-        Ok(enc.get_ids().to_vec())
+        Ok(self.encode_one(text, None)?.get_ids().to_vec())
+    }
+
+    /// One encoding (a text or a pair), special tokens included; a panic inside `tokenizers` on a
+    /// malformed file becomes an error naming it.
+    fn encode_one(&self, text: &str, pair: Option<&str>) -> Result<tokenizers::Encoding> {
+        guarded(&self.path, "encode", || match pair {
+            None => self.inner.encode(text, true),
+            Some(p) => self.inner.encode((text, p), true),
+        })?
+        .map_err(|e| Error::file(&self.path, format!("cannot encode {text:?}: {e}")))
     }
 
     /// Decodes ids to text, skipping special tokens.
@@ -111,8 +129,7 @@ impl PretrainedTokenizer {
     /// # Errors
     /// A tokenizer failure, naming the file.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner
-            .decode(ids, true)
+        guarded(&self.path, "decode", || self.inner.decode(ids, true))?
             .map_err(|e| Error::file(&self.path, format!("cannot decode: {e}")))
     }
 
@@ -121,11 +138,7 @@ impl PretrainedTokenizer {
     /// # Errors
     /// A tokenizer failure, naming the file.
     pub fn tokens(&self, text: &str) -> Result<Vec<String>> {
-        let enc = self
-            .inner
-            .encode(text, true)
-            .map_err(|e| Error::file(&self.path, format!("cannot encode {text:?}: {e}")))?;
-        Ok(enc.get_tokens().to_vec())
+        Ok(self.encode_one(text, None)?.get_tokens().to_vec())
     }
 
     /// Limits every encoding to `max_len` tokens, special tokens included, truncating the longer
@@ -168,11 +181,7 @@ impl PretrainedTokenizer {
         }
         let mut rows = Vec::with_capacity(texts.len());
         for (i, text) in texts.iter().enumerate() {
-            let enc = match pairs {
-                None => self.inner.encode(*text, true),
-                Some(p) => self.inner.encode((*text, p[i]), true),
-            }
-            .map_err(|e| Error::file(&self.path, format!("cannot encode {text:?}: {e}")))?;
+            let enc = self.encode_one(text, pairs.map(|p| p[i]))?;
             let truncated = !enc.get_overflowing().is_empty();
             rows.push((enc.get_ids().to_vec(), enc.get_type_ids().to_vec(), truncated));
         }

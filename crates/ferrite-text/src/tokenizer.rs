@@ -109,8 +109,15 @@ impl TextTokenizer {
             ));
         }
         let no_merges = model["merges"].as_array().is_none_or(|m| m.is_empty());
-        let inner: Tokenizer = text
-            .parse()
+        // `tokenizers` panics on some inconsistent models (a merge longer than its vocabulary's
+        // tokens): caught, it is one more way the file is invalid.
+        let inner: Tokenizer = ferrite_core::error::catch_panic(|| text.parse::<Tokenizer>())
+            .map_err(|p| {
+                Error::file(
+                    path,
+                    format!("not a valid tokenizer.json: the tokenizer library failed on it ({p})"),
+                )
+            })?
             .map_err(|e| Error::file(path, format!("not a valid tokenizer.json: {e}")))?;
         for (id, token) in SPECIAL_TOKENS.iter().enumerate() {
             match inner.token_to_id(token) {
@@ -123,6 +130,14 @@ impl TextTokenizer {
                     ));
                 }
             }
+        }
+        // Every id must index the vocabulary, or encoding yields ids that decode refuses.
+        let n = inner.get_vocab_size(true);
+        if let Some((token, id)) = inner.get_vocab(true).into_iter().find(|(_, id)| *id as usize >= n) {
+            return Err(Error::file(
+                path,
+                format!("token {token:?} has id {id}, outside the vocabulary of {n} (ids must be 0..{n})"),
+            ));
         }
         let kind = if no_merges {
             TokenizerKind::Char

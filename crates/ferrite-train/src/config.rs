@@ -408,6 +408,30 @@ impl TrainConfig {
         if let Some(s) = &t.schedule {
             check_schedule(&mut c, "training.schedule", s);
         }
+        // What a monitor may watch: the losses and the configured metrics, on training or
+        // validation rows (unknown metric names are reported by the model build).
+        let mut logged = vec!["loss".to_string()];
+        logged.extend(
+            t.metrics
+                .iter()
+                .filter_map(|m| crate::Metric::parse(m).ok())
+                .map(|m| m.name()),
+        );
+        let logged: Vec<String> = logged.iter().flat_map(|k| [k.clone(), format!("val_{k}")]).collect();
+        let mut monitor = |key: &str, m: &str| {
+            if !logged.iter().any(|k| k == m) {
+                c.problem(
+                    key,
+                    format!("'{m}' is not a logged value (one of {})", logged.join(", ")),
+                );
+            }
+        };
+        if let Some(e) = &self.early_stopping {
+            monitor("early_stopping.monitor", &e.monitor);
+        }
+        if let Some(p) = &self.reduce_lr_on_plateau {
+            monitor("reduce_lr_on_plateau.monitor", &p.monitor);
+        }
         if let Some(e) = &self.early_stopping {
             c.non_negative("early_stopping.min_delta", e.min_delta);
         }

@@ -395,8 +395,22 @@ fn flatten_toml(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String
 /// Class labels must name one of the model's outputs: `0..units` for a softmax layer, 0 or 1 for a
 /// single logit. Checked before training so the error names the data file and the layer, not a
 /// loss deep inside the first step.
-fn check_labels_fit(cfg: &TrainConfig, model: &Sequential, data: &Prepared) -> Result<()> {
+/// The model's output against the targets: one value per target column for regression (named
+/// in the config), a unit per class for classification (labels named in the data file).
+fn check_output_fits(cfg: &TrainConfig, config_path: &Path, model: &Sequential, data: &Prepared) -> Result<()> {
     if cfg.task != Task::Classification {
+        let want = &data.train.y.shape()[1..];
+        if model.output_shape() != want {
+            return Err(Error::file(
+                config_path,
+                format!(
+                    "the model's output has shape {:?} but the regression target has {want:?}: \
+                     end the model with a dense layer of {} unit(s)",
+                    model.output_shape(),
+                    want.iter().product::<usize>()
+                ),
+            ));
+        }
         return Ok(());
     }
     let units = model.output_shape().last().copied().unwrap_or(0);
@@ -555,8 +569,10 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
         None
     };
     let data = prepare_data(&cfg, saved.as_ref())?;
-    let mut model = build_model(&cfg, &data.scalers.input_shape())?;
-    check_labels_fit(&cfg, &model, &data)?;
+    // The model, loss, metrics and optimizer come from the config: their errors name it.
+    let mut model =
+        build_model(&cfg, &data.scalers.input_shape()).map_err(|e| Error::file(config_path, e.to_string()))?;
+    check_output_fits(&cfg, config_path, &model, &data)?;
     let checkpoint = dir.join("checkpoint.safetensors");
     if opts.resume {
         model.resume_from(&checkpoint)?;

@@ -109,13 +109,12 @@ impl Ct2Model {
                     ));
                 }
             };
-            if dims.iter().product::<usize>().max(1) * width != len {
+            let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if count.and_then(|c| c.checked_mul(width)) != Some(len) {
+                let count = count.map_or("too many".to_string(), |c| c.to_string());
                 return Err(Error::file(
                     path,
-                    format!(
-                        "corrupt: variable '{name}' {dims:?} holds {len} bytes, not {} × {width}",
-                        dims.iter().product::<usize>().max(1)
-                    ),
+                    format!("corrupt: variable '{name}' {dims:?} holds {len} bytes, not {count} × {width}"),
                 ));
             }
             let data = c.take(len, &name)?.to_vec();

@@ -197,14 +197,5 @@ mod tests {
             .unwrap()
             .to_string()
             .contains("16-bit PCM"));
-        // Mutated files: an error or samples, never a panic.
-        let base = wav_bytes(&(0..64).map(|i| (i * 511) as i16).collect::<Vec<_>>(), 22050, 1);
-        let mut rng = ferrite_core::Rng::new(7);
-        for _ in 0..crate::formats::gguf::fuzz::iterations() {
-            let m = crate::formats::gguf::fuzz::mutate(&mut rng, &base);
-            if let Err(e) = parse_wav(Path::new("fuzz.wav"), &m) {
-                assert!(e.to_string().contains("fuzz.wav"));
-            }
-        }
     }
 }
