@@ -7,6 +7,7 @@
 use crate::common::{print_json, print_line};
 use clap::{Args, ValueEnum};
 use ferrite::prelude::*;
+use ferrite::MAX_THREADS;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -112,20 +113,25 @@ pub(crate) fn time_per_call(mut f: impl FnMut()) -> f64 {
     }
 }
 
+/// `--threads 1,2,4`: each count in 1..=[`MAX_THREADS`], as `--threads` is on every command.
 fn parse_threads(s: &str) -> Result<Vec<usize>> {
-    s.split(',')
+    let bad = |detail: String| Error::Invalid {
+        op: "--threads",
+        detail,
+    };
+    let counts = s
+        .split(',')
         .filter(|t| !t.trim().is_empty())
-        .map(|t| {
-            t.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| Error::Invalid {
-                    op: "bench",
-                    detail: format!("--threads: '{t}' is not a positive integer"),
-                })
+        .map(|t| match t.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+            Ok(n) => Err(bad(format!("{n} must be between 1 and {MAX_THREADS}"))),
+            Err(_) => Err(bad(format!("'{t}' is not a thread count"))),
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    if counts.is_empty() {
+        return Err(bad("give at least one thread count (e.g. 1,2)".into()));
+    }
+    Ok(counts)
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {

@@ -46,6 +46,26 @@ impl Common {
     }
 }
 
+/// Parses a time budget in minutes (`--max-minutes`, `--max-audio-minutes`): a finite number
+/// above 0. clap reports a failure naming the flag (exit code 2).
+pub fn minutes(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if m.is_finite() && m > 0.0 => Ok(m),
+        Ok(_) => Err("must be a number of minutes above 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Parses a share of the data or of the steps (`--valid-fraction`, `--test-fraction`,
+/// `--warmup-frac`): a number in [0, 1).
+pub fn fraction(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+        Ok(_) => Err("must be a fraction in [0, 1)".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn write_error(e: std::io::Error) -> Error {
     Error::Invalid {
         op: "output",

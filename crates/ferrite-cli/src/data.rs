@@ -2,7 +2,7 @@
 //! gettext catalogs, cleaned, deduplicated and split by hash into `DIR/{train,valid,test}.tsv`;
 //! `ferrite data spam-assassin --out spam.jsonl`: the SpamAssassin e-mails as labelled JSON Lines.
 
-use crate::common::{print_json, print_line};
+use crate::common::{fraction, print_json, print_line};
 use clap::{Args, Subcommand};
 use ferrite::core::fs::write_atomic;
 use ferrite::text::read_spam_assassin;
@@ -34,10 +34,10 @@ enum DataCommand {
         #[arg(long, default_value = "/usr/share/locale")]
         locale_dir: PathBuf,
         /// Fraction of the pairs held out for validation (by a hash of each pair).
-        #[arg(long, default_value_t = 0.02)]
+        #[arg(long, default_value_t = 0.02, value_parser = fraction)]
         valid_fraction: f64,
         /// Fraction of the pairs held out for the final test.
-        #[arg(long, default_value_t = 0.03)]
+        #[arg(long, default_value_t = 0.03, value_parser = fraction)]
         test_fraction: f64,
         /// Print one JSON document on standard output.
         #[arg(long)]

@@ -1,7 +1,7 @@
 //! `ferrite finetune --model DIR --input FILE --task classify …` (transfer learning onto a text
 //! classification task) and `ferrite classify --model RUN "text"`.
 
-use crate::common::{print_json, print_line, texts_or_stdin, Common};
+use crate::common::{fraction, minutes, print_json, print_line, texts_or_stdin, Common};
 use clap::{Args, ValueEnum};
 use ferrite::train::finetune::{finetune_run, Classifier, DataOptions, FinetuneArgs as RunArgs, FinetuneOptions};
 use ferrite::{Error, Result};
@@ -40,7 +40,7 @@ pub struct FinetuneArgs {
     lr: f64,
     #[arg(long, default_value_t = 0.01)]
     weight_decay: f64,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = fraction)]
     warmup_frac: f64,
     /// Layer-wise learning-rate decay (e.g. 0.9); 1 = off.
     #[arg(long, default_value_t = 1.0)]
@@ -58,16 +58,16 @@ pub struct FinetuneArgs {
     #[arg(long)]
     train_limit: Option<usize>,
     /// Fraction of the texts held out for validation (by a hash of each text).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = fraction)]
     valid_fraction: f64,
     /// Fraction of the texts held out for the final test.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = fraction)]
     test_fraction: f64,
     /// Seed for the training sample, initialization, shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Stop training after this many minutes (the epoch in progress is evaluated).
-    #[arg(long, value_name = "M")]
+    #[arg(long, value_name = "M", value_parser = minutes)]
     max_minutes: Option<f64>,
     /// Run directory (default runs/finetune-<data>-<time>).
     #[arg(long, value_name = "DIR")]

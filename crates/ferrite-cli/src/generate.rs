@@ -50,9 +50,16 @@ impl SamplingArgs {
         })
     }
 
+    /// Applies `--threads` and opens the model, checking the options first: a bad value is
+    /// reported before the model loads or any text is printed.
     fn open(&self) -> Result<LanguageModel> {
         self.common.apply()?;
-        LanguageModel::open(&self.model)
+        if let Strategy::Sample(options) = self.strategy() {
+            options.validate()?;
+        }
+        let m = LanguageModel::open(&self.model)?;
+        m.check_max_tokens(self.max_tokens)?;
+        Ok(m)
     }
 
     /// Generates after `ids`, streaming the text unless `--json`.

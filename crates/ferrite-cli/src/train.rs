@@ -1,7 +1,7 @@
 //! `ferrite train CONFIG.toml`: trains the model a config describes (its top-level `task` says
 //! which kind of run) and writes a run directory.
 
-use crate::common::{print_json, print_line, Common};
+use crate::common::{minutes, print_json, print_line, Common};
 use clap::Args;
 use ferrite::train::config::RunKind;
 use ferrite::train::run::{train_from_config, RunOptions};
@@ -24,7 +24,7 @@ pub struct TrainArgs {
     #[arg(long)]
     epochs: Option<usize>,
     /// Training time budget in minutes (overrides the config).
-    #[arg(long, value_name = "M")]
+    #[arg(long, value_name = "M", value_parser = minutes)]
     max_minutes: Option<f64>,
     /// Optimizer step limit (translation; overrides the config).
     #[arg(long, value_name = "N")]

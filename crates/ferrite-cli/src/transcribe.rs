@@ -1,7 +1,7 @@
 //! `ferrite transcribe --model DIR --input clip.wav`: speech to text with a Whisper model in
 //! CTranslate2 format (e.g. `.cache/assets/whisper-tiny-en`, from `scripts/fetch-assets.sh`).
 
-use crate::common::{print_json, print_line, Common};
+use crate::common::{minutes, print_json, print_line, Common};
 use clap::Args;
 use ferrite::models::formats::wav::read_wav;
 use ferrite::models::{check_beam, Whisper};
@@ -26,7 +26,7 @@ pub struct TranscribeArgs {
     beam: usize,
     /// Refuse audio longer than this many minutes (a damaged header can make a small file look
     /// hours long; raise it for long recordings).
-    #[arg(long, value_name = "MINUTES", default_value_t = 120.0)]
+    #[arg(long, value_name = "MINUTES", default_value_t = 120.0, value_parser = minutes)]
     max_audio_minutes: f64,
     #[command(flatten)]
     common: Common,

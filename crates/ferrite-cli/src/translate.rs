@@ -62,7 +62,7 @@ pub fn run(args: TranslateArgs) -> Result<()> {
             repeat_last_n: 0,
             seed: args.seed,
         }),
-        None => m.config.decode.strategy(args.beam.unwrap_or(m.config.decode.beam)),
+        None => m.config.decode.strategy(args.beam.unwrap_or(m.config.decode.beam))?,
     };
     // Blank lines stay blank rather than becoming a translation of nothing.
     let text: Vec<String> = sentences.iter().filter(|s| !s.trim().is_empty()).cloned().collect();

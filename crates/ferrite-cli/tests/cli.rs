@@ -545,6 +545,84 @@ fn generate_and_chat_with_smollm2() {
     assert_eq!(chat["messages"][1]["role"], "assistant");
 }
 
+/// Resource flags out of range are refused by name before anything is loaded or printed:
+/// thread counts above the cap, sampling values that are NaN or out of range, more new tokens
+/// than the model's context holds.
+#[test]
+fn out_of_range_resource_flags_are_refused_by_name() {
+    let refused = |args: &[&str], want: &str| {
+        let o = ferrite(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.code() == Some(1) && err.contains(want) && !err.contains("panicked"),
+            "ferrite {args:?}: {err}"
+        );
+        assert!(
+            o.stdout.is_empty(),
+            "ferrite {args:?} printed {:?}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    };
+    refused(
+        &["bench", "op-overhead", "--threads", "100000"],
+        "--threads: 100000 must be between 1 and 1024",
+    );
+    refused(&["bench", "op-overhead", "--threads", ","], "at least one thread count");
+    refused(
+        &["embed", "--model", "x", "--threads", "0", "a"],
+        "--threads: 0 must be between 1 and 1024",
+    );
+    // Budgets and fractions are parsed by clap: a usage error naming the flag (exit code 2).
+    for (args, flag) in [
+        (
+            &["train", "examples/seed-mlp.toml", "--max-minutes", "nan"][..],
+            "--max-minutes",
+        ),
+        (
+            &["finetune", "--model", "x", "--input", "y", "--warmup-frac", "2"],
+            "--warmup-frac",
+        ),
+        (
+            &[
+                "data",
+                "gettext",
+                "--target",
+                "fr",
+                "--out",
+                "x",
+                "--valid-fraction",
+                "1.5",
+            ],
+            "--valid-fraction",
+        ),
+        (
+            &["transcribe", "--model", "x", "--input", "y", "--max-audio-minutes", "0"],
+            "--max-audio-minutes",
+        ),
+    ] {
+        let o = ferrite(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.code() == Some(2) && err.contains(flag),
+            "ferrite {args:?}: {err}"
+        );
+    }
+    let model = asset("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let m = model.to_str().unwrap();
+    refused(
+        &["generate", "--model", m, "Hi", "--temperature", "NaN"],
+        "temperature must be ≥ 0, got NaN",
+    );
+    refused(
+        &["generate", "--model", m, "Hi", "--top-p", "2"],
+        "top_p must be in (0, 1]",
+    );
+    refused(
+        &["generate", "--model", m, "Hi", "--max-tokens", "100000000"],
+        "max_tokens 100000000 is more than the model's whole context of 8192 tokens",
+    );
+}
+
 /// TensorBoard's own reader (PyPI `tensorboard` 2.21, no TensorFlow) loads the event file a
 /// `ferrite train` run writes: losses per epoch, the learning rate, per-step losses, parameter
 /// histograms. Needs `bash tools/setup_tensorboard_venv.sh`; `.ci/run` does it and sets

@@ -95,7 +95,9 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
         }
         Op::Linear { x, weight, bias } => {
             let (k, n) = (weight.shape()[1], weight.shape()[0]);
-            let g2 = g.reshape([g.numel() / n.max(1), n])?; // (M, out)
+            // Rows from the leading dims: numel / k or numel / n is wrong when k or n is 0.
+            let m: usize = x.shape()[..x.ndim() - 1].iter().product();
+            let g2 = g.reshape([m, n])?; // (M, out)
             let mut v = vec![
                 if x.requires_grad() {
                     Some(g.matmul(weight)?)
@@ -103,7 +105,7 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
                     None
                 },
                 if weight.requires_grad() {
-                    Some(g2.t()?.matmul(&x.reshape([x.numel() / k.max(1), k])?)?)
+                    Some(g2.t()?.matmul(&x.reshape([m, k])?)?)
                 } else {
                     None
                 },

@@ -4,7 +4,7 @@
 //! Layer: explain. Each returns a tensor shaped like `x`: one attribution per input feature.
 
 use crate::target::{gradients, Forward, Target};
-use ferrite_core::{Result, Rng, Tensor};
+use ferrite_core::{Error, Result, Rng, Tensor};
 
 /// |∂f/∂x| (`abs`, Captum's `Saliency` default) or the signed gradient.
 pub fn saliency(model: &Forward, x: &Tensor, target: &Target, abs: bool) -> Result<Tensor> {
@@ -20,6 +20,9 @@ pub fn saliency(model: &Forward, x: &Tensor, target: &Target, abs: bool) -> Resu
 pub fn input_x_gradient(model: &Forward, x: &Tensor, target: &Target) -> Result<Tensor> {
     gradients(model, x, target)?.mul(&x.detach())
 }
+
+/// The most noisy samples (SmoothGrad's paper uses 50; each is one forward and backward pass).
+pub const MAX_SAMPLES: usize = 10_000;
 
 /// SmoothGrad settings (Captum's `NoiseTunnel(Saliency)` with `nt_type="smoothgrad"`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,10 +50,16 @@ impl Default for SmoothGradOptions {
 
 /// The mean saliency over `opts.samples` copies of `x` with Gaussian noise added.
 pub fn smooth_grad(model: &Forward, x: &Tensor, target: &Target, opts: &SmoothGradOptions) -> Result<Tensor> {
-    if opts.samples == 0 {
-        return Err(ferrite_core::Error::Invalid {
+    if !(1..=MAX_SAMPLES).contains(&opts.samples) {
+        return Err(Error::Invalid {
             op: "smooth_grad",
-            detail: "samples must be at least 1".into(),
+            detail: format!("samples {} must be between 1 and {MAX_SAMPLES}", opts.samples),
+        });
+    }
+    if !(opts.stdev >= 0.0 && opts.stdev.is_finite()) {
+        return Err(Error::Invalid {
+            op: "smooth_grad",
+            detail: format!("stdev must be ≥ 0 and finite, got {}", opts.stdev),
         });
     }
     let x = x.detach().contiguous()?;

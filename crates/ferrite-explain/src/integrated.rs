@@ -116,6 +116,10 @@ pub fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
     (x, w)
 }
 
+/// The most integration steps: Captum's default is 50 and a completeness gap under 0.5% rarely
+/// needs more than a few hundred; 10⁹ steps would first allocate 8 GB of quadrature points.
+pub const MAX_STEPS: usize = 10_000;
+
 /// Integrated-gradients settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct IgOptions {
@@ -181,10 +185,10 @@ pub fn integrated_gradients(
     target: &Target,
     opts: &IgOptions,
 ) -> Result<IgResult> {
-    if opts.steps == 0 {
+    if !(1..=MAX_STEPS).contains(&opts.steps) {
         return Err(Error::Invalid {
             op: "integrated_gradients",
-            detail: "steps must be at least 1".into(),
+            detail: format!("steps {} must be between 1 and {MAX_STEPS}", opts.steps),
         });
     }
     let x = x.detach().contiguous()?;
@@ -276,6 +280,27 @@ mod tests {
         let r = (0.6f64).sqrt();
         assert!((x[0] + r).abs() < 1e-14 && x[1].abs() < 1e-14 && (x[2] - r).abs() < 1e-14);
         assert!((w[1] - 8.0 / 9.0).abs() < 1e-14 && (w[0] - 5.0 / 9.0).abs() < 1e-14);
+    }
+
+    #[test]
+    fn step_counts_beyond_the_bound_are_refused_before_allocating() {
+        // 10⁹ steps used to allocate 8 GB of quadrature points and abort.
+        let model = |x: &Tensor| x.sum(&[1], false);
+        let x = Tensor::ones([1, 3]).unwrap();
+        for steps in [0, MAX_STEPS + 1, 1_000_000_000] {
+            let opts = IgOptions {
+                steps,
+                ..IgOptions::default()
+            };
+            let e = integrated_gradients(&model, &x, &Tensor::zeros([3]).unwrap(), &Target::All(0), &opts)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains(&format!("steps {steps} must be between 1 and {MAX_STEPS}")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

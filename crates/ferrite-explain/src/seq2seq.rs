@@ -68,7 +68,7 @@ pub fn translation_attention(m: &TranslationModel, text: &str, beam: usize) -> R
     let mut src = m.tokenizer.encode(text)?;
     src.truncate(max.saturating_sub(1));
     src.push(EOS);
-    let strategy = m.config.decode.strategy(beam);
+    let strategy = m.config.decode.strategy(beam)?;
     let mut out = generate(
         &m.model,
         std::slice::from_ref(&src),

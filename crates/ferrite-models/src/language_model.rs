@@ -93,6 +93,22 @@ impl LanguageModel {
         Ok(self.bos.into_iter().chain(enc.get_ids().iter().copied()).collect())
     }
 
+    /// Checks a request for `max_tokens` new tokens against the context length, so a caller can
+    /// refuse it before printing or queueing anything.
+    ///
+    /// # Errors
+    /// `max_tokens` above the model's context length.
+    pub fn check_max_tokens(&self, max_tokens: usize) -> Result<()> {
+        let context = self.llama.config.context;
+        if max_tokens > context {
+            return Err(Error::Invalid {
+                op: "generate",
+                detail: format!("max_tokens {max_tokens} is more than the model's whole context of {context} tokens"),
+            });
+        }
+        Ok(())
+    }
+
     /// Generates up to `max_tokens` tokens after `prompt_ids` with `strategy`, calling `on_text`
     /// with each new piece of decoded text as it is produced (greedy and sampled decoding; beam
     /// search gives its text at the end); stops at any of the model's stop ids.
@@ -107,13 +123,7 @@ impl LanguageModel {
         strategy: &Strategy,
         mut on_text: impl FnMut(&str),
     ) -> Result<Generation> {
-        let context = self.llama.config.context;
-        if max_tokens > context {
-            return Err(Error::Invalid {
-                op: "generate",
-                detail: format!("max_tokens {max_tokens} is more than the model's whole context of {context} tokens"),
-            });
-        }
+        self.check_max_tokens(max_tokens)?;
         let started = Instant::now();
         let mut decoder = LlamaDecoder::new(&self.llama);
         let logits = decoder.prime(prompt_ids)?;

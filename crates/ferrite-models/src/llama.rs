@@ -48,7 +48,18 @@ impl LlamaConfig {
             ));
         }
         let key = |k: &str| format!("{arch}.{k}");
-        let dim = g.get_usize(&key("embedding_length"))?;
+        // A model with no width, no layers, no feed-forward width, no context or no vocabulary cannot
+        // generate a token; say so here rather than at the first request.
+        let positive = |k: String| -> Result<usize> {
+            match g.get_usize(&k)? {
+                0 => Err(Error::file(
+                    &g.path,
+                    format!("{k} is 0; a Llama model needs at least 1"),
+                )),
+                n => Ok(n),
+            }
+        };
+        let dim = positive(key("embedding_length"))?;
         let heads = g.get_usize(&key("attention.head_count"))?;
         let kv_heads = g
             .metadata
@@ -61,11 +72,34 @@ impl LlamaConfig {
                 format!("{heads} heads / {kv_heads} KV heads do not divide the width {dim}"),
             ));
         }
+        if (dim / heads) % 2 != 0 {
+            return Err(Error::file(
+                &g.path,
+                format!("head width {dim}/{heads} is odd; rotary positions rotate pairs of values"),
+            ));
+        }
+        // Rotary embeddings over part of each head (rope.dimension_count < head width) are a
+        // different model; ferrite rotates whole heads, as Llama does.
+        if let Some(rot) = g.metadata.get(&key("rope.dimension_count")).and_then(|v| v.as_u64())
+            && rot != (dim / heads) as u64
+        {
+            return Err(Error::file(
+                &g.path,
+                format!(
+                    "{} = {rot}, but heads are {} wide; ferrite rotates whole heads",
+                    key("rope.dimension_count"),
+                    dim / heads
+                ),
+            ));
+        }
         let vocab = g.get_strings("tokenizer.ggml.tokens")?.len();
+        if vocab == 0 {
+            return Err(Error::file(&g.path, "tokenizer.ggml.tokens is empty"));
+        }
         Ok(LlamaConfig {
-            layers: g.get_usize(&key("block_count"))?,
+            layers: positive(key("block_count"))?,
             dim,
-            ffn: g.get_usize(&key("feed_forward_length"))?,
+            ffn: positive(key("feed_forward_length"))?,
             heads,
             kv_heads,
             head_dim: dim / heads,
@@ -76,7 +110,7 @@ impl LlamaConfig {
                 .unwrap_or(10_000.0),
             eps: g.get_f64(&key("attention.layer_norm_rms_epsilon"))? as f32,
             vocab,
-            context: g.get_usize(&key("context_length"))?,
+            context: positive(key("context_length"))?,
         })
     }
 }

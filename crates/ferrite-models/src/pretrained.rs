@@ -35,7 +35,12 @@ impl Task {
             .and_then(|a| a.get(0))
             .and_then(|a| a.as_str())
             .unwrap_or("");
-        let n = config.labels.len().max(2);
+        // transformers' rule: `id2label` fixes the number of labels; without it there are 2.
+        let n = if config.labels.is_empty() {
+            2
+        } else {
+            config.labels.len()
+        };
         if arch.ends_with("ForSequenceClassification") {
             Task::SequenceClassification(n)
         } else if arch.ends_with("ForTokenClassification") {
@@ -296,7 +301,10 @@ fn check_config_sizes(
     let mismatch = |field: &str, says: String, name: &str, shape: &[usize]| {
         Err(Error::file(
             config_path,
-            format!("{field} says {says}, but {name} in {} is {shape:?}", weights.display()),
+            format!(
+                "{field} says {says}, but {name} in {} has shape {shape:?}",
+                weights.display()
+            ),
         ))
     };
     let find = |suffix: &str| tensors.iter().find(|(n, _)| n.ends_with(suffix));

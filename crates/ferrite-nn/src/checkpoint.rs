@@ -71,7 +71,7 @@ pub fn save_safetensors(
     write_atomic(path.as_ref(), &to_safetensors_bytes(tensors, metadata)?)
 }
 
-fn view_to_tensor(path: &Path, name: &str, v: &TensorView<'_>) -> Result<Option<Tensor>> {
+fn view_to_tensor(path: &Path, name: &str, v: &TensorView<'_>) -> Result<Tensor> {
     let data = v.data();
     let shape = v.shape().to_vec();
     fn le<const N: usize, T>(data: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
@@ -87,10 +87,24 @@ fn view_to_tensor(path: &Path, name: &str, v: &TensorView<'_>) -> Result<Option<
         StDtype::BF16 => Tensor::from_vec(le(data, half::bf16::from_le_bytes), shape),
         StDtype::I64 => Tensor::from_vec(le(data, i64::from_le_bytes), shape),
         StDtype::U8 => Tensor::from_vec(data.to_vec(), shape),
-        // Other integer/bool dtypes (e.g. position_ids stored as I32) are not parameters.
-        _ => return Ok(None),
+        // Other integers (buffers such as position_ids stored as I32) are read as i64, so a name
+        // is never silently dropped: a parameter stored with one is refused by name at load.
+        StDtype::I32 => Tensor::from_vec(le(data, |b| i32::from_le_bytes(b) as i64), shape),
+        StDtype::I16 => Tensor::from_vec(le(data, |b| i16::from_le_bytes(b) as i64), shape),
+        StDtype::I8 => Tensor::from_vec(le(data, |b: [u8; 1]| b[0] as i8 as i64), shape),
+        StDtype::U16 => Tensor::from_vec(le(data, |b| u16::from_le_bytes(b) as i64), shape),
+        StDtype::U32 => Tensor::from_vec(le(data, |b| u32::from_le_bytes(b) as i64), shape),
+        StDtype::BOOL => Tensor::from_vec(data.to_vec(), shape),
+        other => {
+            return Err(Error::file(
+                path,
+                format!(
+                    "tensor {name} has dtype {other:?}, which ferrite does not read (F32, F64, F16, BF16 and integers)"
+                ),
+            ));
+        }
     };
-    t.map(Some).map_err(bad)
+    t.map_err(bad)
 }
 
 /// Parses safetensors bytes; `path` is only used in error messages.
@@ -104,9 +118,8 @@ pub fn from_safetensors_bytes(
         .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
-        if let Some(t) = view_to_tensor(path, &name, &view)? {
-            out.insert(name, t);
-        }
+        let t = view_to_tensor(path, &name, &view)?;
+        out.insert(name, t);
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
@@ -149,6 +162,33 @@ mod tests {
             e.contains("m.safetensors") && e.contains("not a valid safetensors"),
             "{e}"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A parameter whose dtype was changed in the header (F32 → I32, same byte length) is refused
+    /// by name and dtype, not reported as missing.
+    #[test]
+    fn a_parameter_stored_as_integers_is_named_not_missing() {
+        let dir = std::env::temp_dir().join(format!("ferrite-ckpt-dtype-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.safetensors");
+        let mut m = BTreeMap::new();
+        m.insert("w".to_string(), Tensor::from_vec(vec![1.0f32, 2.0], [2]).unwrap());
+        save_safetensors(&path, &m, None).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(5).position(|w| w == b"\"F32\"").unwrap();
+        let mut patched = bytes.clone();
+        patched[at + 1] = b'I';
+        std::fs::write(&path, &patched).unwrap();
+        let (tensors, _) = load_safetensors(&path).unwrap();
+        let vars = crate::VarMap::new();
+        vars.insert("w", Tensor::zeros([2]).unwrap());
+        let e = vars.load(&tensors, "m.safetensors").unwrap_err().to_string();
+        assert!(
+            e.contains("m.safetensors") && e.contains("parameter w is stored as I64"),
+            "{e}"
+        );
+        assert!(!e.contains("missing"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -144,6 +144,15 @@ impl VarMap {
                     ),
                 ));
             }
+            if p.dtype().is_float() && !src.dtype().is_float() {
+                return Err(Error::file(
+                    source,
+                    format!(
+                        "parameter {name} is stored as {:?} in the file; the model needs floats",
+                        src.dtype()
+                    ),
+                ));
+            }
             p.assign_(&src.to_dtype(p.dtype())?)?;
         }
         Ok(fresh.into_iter().map(str::to_string).collect())

@@ -35,7 +35,7 @@ pub use email::{email_text, read_spam_assassin, LabelledEmail};
 pub use gettext::{extract_gettext_pairs, read_mo, GettextStats};
 pub use metrics::{corpus_bleu, corpus_chrf, tokenize_13a, Bleu};
 pub use pretrained::{EncodedBatch, PretrainedTokenizer};
-pub use split::split_by_hash;
+pub use split::{check_fractions, split_by_hash};
 pub use table::TextTable;
 pub use tokenizer::{TextTokenizer, TokenizerKind};
 pub use tsv::{read_tsv, write_tsv, Pair};

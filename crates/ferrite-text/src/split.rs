@@ -16,6 +16,24 @@ pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
         .fold(FNV_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
 }
 
+/// Checks held-out fractions before a split: each in [0, 1) and together below 1, so some data
+/// is left to train on (a NaN or a fraction of 2 would otherwise be clamped silently).
+///
+/// # Errors
+/// A fraction out of range, named with both values.
+pub fn check_fractions(valid_frac: f64, test_frac: f64) -> ferrite_core::Result<()> {
+    let ok = |f: f64| (0.0..1.0).contains(&f);
+    if ok(valid_frac) && ok(test_frac) && valid_frac + test_frac < 1.0 {
+        return Ok(());
+    }
+    Err(ferrite_core::Error::Invalid {
+        op: "split",
+        detail: format!(
+            "valid fraction {valid_frac} and test fraction {test_frac} must each be in [0, 1) and add up to less than 1"
+        ),
+    })
+}
+
 /// Splits `pairs` into `(train, valid, test)` by the FNV-1a 64 hash of each source string.
 ///
 /// With `b = fnv1a64(src) % 10_000`: valid if `b < valid_frac * 10_000`, else test if
@@ -49,6 +67,15 @@ pub fn split_by_hash(pairs: Vec<Pair>, valid_frac: f64, test_frac: f64) -> (Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fractions_out_of_range_are_refused_not_clamped() {
+        assert!(check_fractions(0.1, 0.1).is_ok() && check_fractions(0.0, 0.0).is_ok());
+        for (v, t) in [(2.0, 0.0), (0.6, 0.6), (f64::NAN, 0.1), (0.1, -0.1), (0.5, 0.5)] {
+            let e = check_fractions(v, t).unwrap_err().to_string();
+            assert!(e.contains("add up to less than 1"), "{v} {t}: {e}");
+        }
+    }
 
     #[test]
     fn fnv_matches_published_vectors() {

@@ -66,19 +66,42 @@ impl Checks {
         }
     }
 
+    /// A seed that a TOML file can hold again: run directories save their config, and TOML
+    /// integers are signed 64-bit, so a larger seed would make the run unloadable.
+    pub fn seed(&mut self, key: &str, v: u64) {
+        if v > i64::MAX as u64 {
+            self.problem(
+                key,
+                format!("{v} must be at most {} (TOML integers are signed 64-bit)", i64::MAX),
+            );
+        }
+    }
+
+    /// "invalid value: …" or "N invalid values: …; …", or `None` when all is well.
+    fn summary(&self) -> Option<String> {
+        match self.problems.len() {
+            0 => None,
+            1 => Some(format!("invalid value: {}", self.problems[0])),
+            n => Some(format!("{n} invalid values: {}", self.problems.join("; "))),
+        }
+    }
+
     /// Ok, or one error naming `path` and every problem found.
     ///
     /// # Errors
     /// Any recorded problem.
     pub fn finish(self, path: &Path) -> Result<()> {
-        match self.problems.len() {
-            0 => Ok(()),
-            1 => Err(Error::file(path, format!("invalid value: {}", self.problems[0]))),
-            n => Err(Error::file(
-                path,
-                format!("{n} invalid values: {}", self.problems.join("; ")),
-            )),
-        }
+        self.summary().map_or(Ok(()), |detail| Err(Error::file(path, detail)))
+    }
+
+    /// Ok, or one error for `op` listing every problem found (options given as flags or in
+    /// code, with no file to name).
+    ///
+    /// # Errors
+    /// Any recorded problem.
+    pub fn finish_options(self, op: &'static str) -> Result<()> {
+        self.summary()
+            .map_or(Ok(()), |detail| Err(Error::Invalid { op, detail }))
     }
 }
 

@@ -86,6 +86,37 @@ impl RunKind {
         }
         Self::of_config(&path)
     }
+
+    /// The command that uses a run of this kind.
+    pub fn command(self) -> &'static str {
+        match self {
+            RunKind::Regression | RunKind::Classification => "ferrite predict / eval",
+            RunKind::Translate => "ferrite translate",
+        }
+    }
+
+    /// The kind of the run in `dir`, which `command` can only use when it is one of `wanted`.
+    ///
+    /// # Errors
+    /// Not a run directory, or a run of another kind: the message names the kind and the
+    /// command that uses it (a regression run handed to `ferrite translate` must not surface
+    /// as a TOML error about fields translation configs do not have).
+    pub fn expect(dir: &Path, wanted: &[RunKind], command: &str) -> Result<RunKind> {
+        let kind = Self::of_run_dir(dir)?;
+        if wanted.contains(&kind) {
+            return Ok(kind);
+        }
+        let names: Vec<&str> = wanted.iter().map(|k| k.name()).collect();
+        Err(Error::file(
+            dir,
+            format!(
+                "a {} run; {command} needs a {} run (use {} for this one)",
+                kind.name(),
+                names.join(" or "),
+                kind.command()
+            ),
+        ))
+    }
 }
 
 /// A whole training run of a `Sequential` model.
@@ -405,6 +436,7 @@ impl TrainConfig {
         let t = &self.training;
         c.at_least("training.batch_size", t.batch_size, 1);
         c.threads("training.threads", t.threads);
+        c.seed("seed", self.seed);
         if let Some(s) = &t.schedule {
             check_schedule(&mut c, "training.schedule", s);
         }
@@ -418,11 +450,19 @@ impl TrainConfig {
                 .map(|m| m.name()),
         );
         let logged: Vec<String> = logged.iter().flat_map(|k| [k.clone(), format!("val_{k}")]).collect();
+        let validates = self.data.validation_split > 0.0;
         let mut monitor = |key: &str, m: &str| {
             if !logged.iter().any(|k| k == m) {
                 c.problem(
                     key,
                     format!("'{m}' is not a logged value (one of {})", logged.join(", ")),
+                );
+            } else if m.starts_with("val_") && !validates {
+                // Keras would warn once and then never stop; a run that silently ignores its
+                // early stopping is worse than one that does not start.
+                c.problem(
+                    key,
+                    format!("'{m}' is only logged with a data.validation_split above 0"),
                 );
             }
         };

@@ -4,7 +4,7 @@
 //! (`assets/fonts`, free licence) inside the binary and register it once.
 
 use crate::history::History;
-use ferrite_core::{Error, Result};
+use ferrite_core::Result;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 use std::path::Path;
@@ -25,7 +25,7 @@ pub fn ensure_font() {
 /// Draws loss (and val_loss when present) against epoch into a PNG.
 pub fn plot_loss_curve(history: &History, path: &Path) -> Result<()> {
     ensure_font();
-    let err = |e: String| Error::file(path, format!("cannot draw loss curve: {e}"));
+    let err = crate::plot_classes::draw_err(path, "loss curve");
     let loss = history.get("loss");
     let val = history.get("val_loss");
     if loss.is_empty() {

@@ -22,9 +22,15 @@ pub fn confusion_counts(truth: &[usize], pred: &[usize], classes: usize) -> Vec<
 }
 
 /// A picture-drawing error naming the file and what was being drawn.
+///
+/// plotters reports a file it cannot write with Debug output (`ImageError(IoError(Os { code: 2
+/// …`); when the file cannot be opened, the message says what the file system said instead.
 pub fn draw_err<'a>(path: &'a Path, what: &str) -> impl Fn(String) -> Error + 'a {
     let what = what.to_string();
-    move |e| Error::file(path, format!("cannot draw {what}: {e}"))
+    move |e| match std::fs::OpenOptions::new().append(true).create(true).open(path) {
+        Err(io) => Error::file(path, format!("cannot write the {what}: {io}")),
+        Ok(_) => Error::file(path, format!("cannot draw the {what}: {e}")),
+    }
 }
 
 fn centered(size: u32) -> TextStyle<'static> {
@@ -165,6 +171,20 @@ pub fn plot_image_grid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unwritable_picture_path_is_a_plain_error() {
+        let path = std::env::temp_dir().join("ferrite-no-such-dir-4711/confusion.png");
+        let e = plot_confusion_matrix(&[vec![1, 0], vec![0, 1]], &["a".into(), "b".into()], &path)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("confusion.png") && e.contains("No such file or directory"),
+            "{e}"
+        );
+        assert!(!e.contains("IoError") && !e.contains("Os {"), "{e}");
+    }
 
     #[test]
     fn counts_and_pictures() {

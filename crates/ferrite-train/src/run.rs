@@ -6,7 +6,7 @@
 
 use crate::augment::{Augment, AugmentConfig};
 use crate::callbacks::{Callback, EarlyStopping, EpochLogger, ModelCheckpoint, ReduceLrOnPlateau};
-use crate::config::{DataFormat, Task, TrainConfig};
+use crate::config::{DataFormat, RunKind, Task, TrainConfig};
 use crate::csv::Table;
 use crate::data::{train_test_indices, Dataset, Standardizer};
 use crate::history::{History, Logs};
@@ -40,6 +40,41 @@ pub struct Scalers {
 }
 
 impl Scalers {
+    /// Checks a saved `scaler.json` against itself and the run's config, so a damaged or
+    /// mismatched file is named when the run opens, not met as a shape error at predict time.
+    ///
+    /// # Errors
+    /// Vectors of the wrong length, a non-finite or zero scale, or a task other than the config's.
+    pub fn check(&self, task: Task, path: &Path) -> Result<()> {
+        let bad = |detail: String| Err(Error::file(path, detail));
+        if self.task != task {
+            return bad(format!(
+                "was written for a {} run, but the run's config.toml says {}",
+                format!("{:?}", self.task).to_lowercase(),
+                format!("{task:?}").to_lowercase()
+            ));
+        }
+        let inputs: usize = self.input_shape().iter().product();
+        for (name, s, n) in [("x", &self.x, inputs), ("y", &self.y, 1)] {
+            let Some(s) = s else { continue };
+            if s.mean.len() != n || s.std.len() != n {
+                return bad(format!(
+                    "{name} has {} means and {} scales, but the run has {n} {}",
+                    s.mean.len(),
+                    s.std.len(),
+                    if name == "x" { "inputs" } else { "target" }
+                ));
+            }
+            if s.mean.iter().chain(&s.std).any(|v| !v.is_finite()) || s.std.iter().any(|&v| v <= 0.0) {
+                return bad(format!("{name} holds a non-finite mean or a scale that is not above 0"));
+            }
+        }
+        if self.y.is_some() && task == Task::Classification {
+            return bad("standardizes the target of a classification run (class ids are not scaled)".into());
+        }
+        Ok(())
+    }
+
     /// The model's per-sample input shape.
     pub fn input_shape(&self) -> Vec<usize> {
         self.image_shape.clone().unwrap_or_else(|| vec![self.features.len()])
@@ -133,6 +168,15 @@ fn read_csv_data(cfg: &TrainConfig) -> Result<RawData> {
     } else {
         cfg.data.features.clone()
     };
+    if features.is_empty() {
+        return Err(Error::file(
+            &cfg.data.path,
+            format!(
+                "has no feature columns besides the target '{}': there is nothing to predict it from",
+                cfg.data.target
+            ),
+        ));
+    }
     if features.contains(&cfg.data.target) {
         return Err(Error::file(
             &cfg.data.path,
@@ -555,6 +599,22 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     }
     // The overrides are checked as the file's own values are (`--epochs 0`, `--threads 100000`).
     cfg.validate(config_path)?;
+    if let Some(m) = opts.max_minutes {
+        let mut c = crate::checks::Checks::new();
+        c.positive("max_minutes", m);
+        c.finish_options("train")?;
+    }
+    // What goes wrong from here on either names its own file or comes from the config (a split
+    // that rounds to no rows, a model that does not fit the data, a learning rate that diverges):
+    // those name the config, so the user knows which file to edit.
+    run_config(cfg, config_path, opts).map_err(|e| match e {
+        Error::File { .. } => e,
+        other => Error::file(config_path, other.to_string()),
+    })
+}
+
+/// [`train_from_config`] once the config is read, overridden and valid.
+fn run_config(cfg: TrainConfig, config_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
     if let Some(t) = cfg.training.threads {
         set_num_threads(t);
     }
@@ -564,14 +624,15 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     ferrite_core::fs::remove_stale_temps(&dir);
     let saved = if opts.resume {
         refuse_changed_config(&cfg, &dir)?;
-        Some(read_json::<Scalers>(&dir.join("scaler.json"))?)
+        let path = dir.join("scaler.json");
+        let saved = read_json::<Scalers>(&path)?;
+        saved.check(cfg.task, &path)?;
+        Some(saved)
     } else {
         None
     };
     let data = prepare_data(&cfg, saved.as_ref())?;
-    // The model, loss, metrics and optimizer come from the config: their errors name it.
-    let mut model =
-        build_model(&cfg, &data.scalers.input_shape()).map_err(|e| Error::file(config_path, e.to_string()))?;
+    let mut model = build_model(&cfg, &data.scalers.input_shape())?;
     check_output_fits(&cfg, config_path, &model, &data)?;
     let checkpoint = dir.join("checkpoint.safetensors");
     if opts.resume {
@@ -759,13 +820,28 @@ pub struct SavedRun {
 
 /// Opens a run directory written by [`train_from_config`].
 pub fn open_run(dir: &Path) -> Result<SavedRun> {
+    RunKind::expect(
+        dir,
+        &[RunKind::Regression, RunKind::Classification],
+        "ferrite predict, eval or explain",
+    )?;
     let config = TrainConfig::from_file(dir.join("config.toml"))?;
     let scalers: Scalers = read_json(&dir.join("scaler.json"))?;
+    scalers.check(config.task, &dir.join("scaler.json"))?;
     let model = build_model(&config, &scalers.input_shape())?;
-    let loaded = Sequential::load(dir.join("model.safetensors"))?;
+    let weights = dir.join("model.safetensors");
+    if !weights.is_file() && dir.join("checkpoint.safetensors").is_file() {
+        // Killed or still running: the checkpoint holds the last finished epoch.
+        return Err(Error::file(
+            dir,
+            "training has not finished (no model.safetensors yet, only its checkpoint); continue it with \
+             `ferrite train CONFIG --out DIR --resume`",
+        ));
+    }
+    let loaded = Sequential::load(&weights)?;
     model.vars.load(
         &loaded.vars.state().into_iter().collect(),
-        &dir.join("model.safetensors").display().to_string(),
+        &weights.display().to_string(),
     )?;
     Ok(SavedRun { config, scalers, model })
 }

@@ -288,7 +288,9 @@ impl Tensor {
                 ));
             }
         }
-        let m = self.numel() / k.max(1);
+        // Rows from the leading dims, not numel / k: with no input features (k = 0) there are
+        // still rows, each the bias alone.
+        let m: usize = self.shape()[..self.ndim() - 1].iter().product();
         let x = self.read();
         let w = weight.read();
         let bs = bias.map(|b| b.read());

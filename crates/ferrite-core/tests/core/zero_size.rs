@@ -91,6 +91,19 @@ fn products_and_layers_with_zero_units() {
         shape_of("linear to 0 units", || x.linear(&w0, Some(&Tensor::zeros([0])?))),
         [4, 0]
     );
+    // A dense layer with no input features (a table with only its target column): each row is
+    // the bias, and the gradients still flow to it.
+    let none = Tensor::zeros([4, 0]).unwrap();
+    let w = Tensor::zeros([3, 0]).unwrap().requires_grad_(true);
+    let b = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], [3])
+        .unwrap()
+        .requires_grad_(true);
+    let y = no_panic("linear from 0 features", || none.linear(&w, Some(&b))).unwrap();
+    assert_eq!(y.shape(), [4, 3]);
+    assert_eq!(y.to_vec::<f32>().unwrap(), [1.0, 2.0, 3.0].repeat(4));
+    let grads = no_panic("backward of linear from 0 features", || y.sum_all()?.backward()).unwrap();
+    assert_eq!(grads.get(&b).unwrap().to_vec::<f32>().unwrap(), [4.0; 3]);
+    assert_eq!(grads.get(&w).unwrap().shape(), [3, 0]);
     // An empty inner dimension gives zeros, an empty batch an empty result.
     let inner = no_panic("matmul over k = 0", || {
         Tensor::zeros([2, 0])?.matmul(&Tensor::zeros([0, 3])?)

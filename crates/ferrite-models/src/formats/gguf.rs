@@ -281,13 +281,25 @@ impl Gguf {
         let base = r.pos.div_ceil(align) * align;
         let mut tensors = BTreeMap::new();
         for (name, dims, dtype, offset) in infos {
-            let numel = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            let len = numel.and_then(|n| dtype.row_bytes(n)).ok_or_else(|| {
-                Error::file(
+            // Blocks never straddle rows: the innermost dimension is a whole number of blocks
+            // (as ggml requires), so each row decodes on its own.
+            let (row, outer) = dims.split_first().map_or((1, &[][..]), |(r, o)| (*r, o));
+            let len = dtype
+                .row_bytes(row)
+                .and_then(|rb| outer.iter().try_fold(rb, |a, &d| a.checked_mul(d)))
+                .ok_or_else(|| {
+                    Error::file(
+                        path,
+                        format!("corrupt: tensor '{name}' {dims:?} rows are not a whole number of {dtype:?} blocks"),
+                    )
+                })?;
+            // ggml aligns every tensor; a misaligned offset is a damaged table, not a layout.
+            if offset % align as u64 != 0 {
+                return Err(Error::file(
                     path,
-                    format!("corrupt: tensor '{name}' {dims:?} is not a whole number of {dtype:?} blocks"),
-                )
-            })?;
+                    format!("corrupt: tensor '{name}' offset {offset} is not a multiple of the alignment {align}"),
+                ));
+            }
             let start = usize::try_from(offset).ok().and_then(|o| base.checked_add(o));
             let end = start.and_then(|s| s.checked_add(len));
             match (start, end) {

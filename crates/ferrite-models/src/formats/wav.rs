@@ -93,6 +93,13 @@ pub fn parse_wav(path: &Path, b: &[u8]) -> Result<Audio> {
         ));
     }
     let frames = data.len() / (2 * channels);
+    if frames == 0 {
+        // Whisper given silence-padding alone still "hears" a word; there is nothing to read.
+        return Err(Error::file(
+            path,
+            "holds no audio (its data chunk has no whole sample frame)",
+        ));
+    }
     let samples = (0..frames)
         .map(|f| {
             let s: f32 = (0..channels)
@@ -190,6 +197,9 @@ mod tests {
         slow[24..28].copy_from_slice(&1u32.to_le_bytes());
         let e = parse_wav(Path::new("x.wav"), &slow).err().unwrap().to_string();
         assert!(e.contains("x.wav") && e.contains("sample rate 1 Hz"), "{e}");
+        let empty = wav_bytes(&[], 8000, 1);
+        let e = parse_wav(Path::new("x.wav"), &empty).err().unwrap().to_string();
+        assert!(e.contains("x.wav") && e.contains("holds no audio"), "{e}");
         let mut float = b.clone();
         float[20] = 3; // IEEE float format
         assert!(parse_wav(Path::new("x.wav"), &float)

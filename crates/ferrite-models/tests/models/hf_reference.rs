@@ -195,6 +195,17 @@ fn bad_checkpoints_get_clear_errors() {
     };
     let e = m.encode(&input, false, false).err().unwrap().to_string();
     assert!(e.contains("65 tokens") && e.contains("maximum of 64"), "{e}");
+    // A classifier whose id2label lists fewer classes than its head has: transformers takes the
+    // label count from id2label and then refuses the head's size; so does ferrite (it used to
+    // load and rename the classes LABEL_0…).
+    let cls = repo().join("tests/fixtures/tiny-bert-cls");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cls.join("config.json")).unwrap()).unwrap();
+    config["id2label"] = serde_json::json!({"0": "neg", "1": "pos"});
+    std::fs::write(tmp.join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(cls.join("model.safetensors"), tmp.join("model.safetensors")).unwrap();
+    let e = PretrainedModel::load(&tmp, None).err().unwrap().to_string();
+    assert!(e.contains("model.safetensors") && e.contains("classifier"), "{e}");
     std::fs::remove_dir_all(&tmp).ok();
 }
 

@@ -93,3 +93,57 @@ fn a_huge_declared_context_allocates_nothing_up_front() {
         .to_string();
     assert!(e.contains("max_tokens 1000000") && e.contains("context"), "{e}");
 }
+
+/// Header values ferrite cannot honour are refused at load, naming the file and the key: a zero
+/// context, a rotary width other than the head width, a tensor offset off the file's alignment
+/// (each used to load and then fail at the first request, or to generate garbage).
+#[test]
+fn header_values_that_cannot_work_are_refused_at_load() {
+    let original = std::fs::read(model_path()).unwrap();
+    let u32_value_of = |bytes: &[u8], key: &[u8]| {
+        let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+        assert_eq!(
+            u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()),
+            4,
+            "a u32 value"
+        );
+        at + 4
+    };
+    let load = |bytes: Vec<u8>| match Gguf::parse(Path::new("bad.gguf"), bytes).and_then(Llama::load) {
+        Ok(_) => panic!("loaded"),
+        Err(e) => e.to_string(),
+    };
+    let mut bytes = original.clone();
+    let at = u32_value_of(&bytes, b"llama.context_length");
+    bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+    let e = load(bytes);
+    assert!(e.contains("bad.gguf") && e.contains("llama.context_length is 0"), "{e}");
+
+    let mut bytes = original.clone();
+    let at = u32_value_of(&bytes, b"llama.rope.dimension_count");
+    bytes[at..at + 4].copy_from_slice(&(1u32 << 31).to_le_bytes());
+    let e = load(bytes);
+    assert!(
+        e.contains("bad.gguf") && e.contains("rope.dimension_count = 2147483648"),
+        "{e}"
+    );
+
+    // The first tensor info's offset (a u64 after its name, rank, dims and type) moved by one.
+    let g = Gguf::parse(Path::new("ok.gguf"), original.clone()).unwrap();
+    let (name, info) = g.tensors.iter().find(|(_, i)| i.start > 0).unwrap();
+    let mut pattern = (name.len() as u64).to_le_bytes().to_vec();
+    pattern.extend(name.as_bytes());
+    let at = original.windows(pattern.len()).position(|w| w == pattern).unwrap()
+        + pattern.len()
+        + 4
+        + 8 * info.dims.len()
+        + 4;
+    let mut bytes = original.clone();
+    let offset = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    bytes[at..at + 8].copy_from_slice(&(offset + 1).to_le_bytes());
+    let e = load(bytes);
+    assert!(
+        e.contains("bad.gguf") && e.contains("is not a multiple of the alignment"),
+        "{e}"
+    );
+}

@@ -62,6 +62,7 @@ impl Default for DataOptions {
 /// A missing column (the message lists those there are), fewer than two labels, or an empty
 /// split.
 pub fn load_splits(path: &Path, opts: &DataOptions) -> Result<Splits> {
+    ferrite_text::check_fractions(opts.valid_frac, opts.test_frac)?;
     let table = TextTable::read(path)?;
     let ti = table.column(&opts.text_column, path)?;
     let li = table.column(&opts.label_column, path)?;

@@ -72,6 +72,7 @@ fn tokenizer_for(model_dir: &Path, config: &EncoderConfig, max_len: usize) -> Re
 pub fn finetune_run(args: &FinetuneArgs, out: Option<&Path>) -> Result<FinetuneSummary> {
     let dir = ModelDir::open(&args.model)?;
     let config = EncoderConfig::from_json(&dir.config, &dir.config_path())?;
+    args.options.validate(config.max_input_len())?;
     let tok = tokenizer_for(&args.model, &config, args.options.max_len)?;
     let splits = load_splits(&args.data, &args.data_options)?;
     let run_dir = out.map_or_else(|| fresh_dir(&args.data), Path::to_path_buf);
@@ -164,6 +165,19 @@ impl Classifier {
         } else {
             dir.to_path_buf()
         };
+        if !model_dir.join("config.json").is_file() && dir.join("config.toml").is_file() {
+            // A `ferrite train` run, not a fine-tuned model: say which kind, and what uses it.
+            let kind = crate::config::RunKind::of_run_dir(dir)?;
+            return Err(Error::file(
+                dir,
+                format!(
+                    "a {} run; classify needs a fine-tuned text classifier (ferrite finetune) or a Hugging Face \
+                     sequence-classification directory (use {} for this one)",
+                    kind.name(),
+                    kind.command()
+                ),
+            ));
+        }
         let (model, _) = PretrainedModel::load(&model_dir, None)?;
         let Task::SequenceClassification(n) = model.task else {
             return Err(Error::file(

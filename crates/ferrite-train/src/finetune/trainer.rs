@@ -63,6 +63,41 @@ impl Default for FinetuneOptions {
     }
 }
 
+impl FinetuneOptions {
+    /// Checks the ranges before any work starts, every problem at once: `max_input_len` is the
+    /// longest input the model's position table holds.
+    ///
+    /// # Errors
+    /// A value out of range, named with the allowed range (`lr: -1 must be a number above 0`).
+    pub fn validate(&self, max_input_len: usize) -> Result<()> {
+        let mut c = crate::checks::Checks::new();
+        c.at_least("epochs", self.epochs, 1);
+        c.at_least("batch_size", self.batch_size, 1);
+        c.positive("lr", self.lr);
+        c.non_negative("weight_decay", self.weight_decay);
+        c.within("warmup_frac", self.warmup_frac, 0.0, 1.0, false);
+        if !(self.layer_lr_decay > 0.0 && self.layer_lr_decay <= 1.0) {
+            c.problem(
+                "layer_lr_decay",
+                format!("{} must be in (0, 1] (1 = off)", self.layer_lr_decay),
+            );
+        }
+        // [CLS] and [SEP] take two tokens; the position table bounds the rest.
+        if !(3..=max_input_len).contains(&self.max_len) {
+            c.problem(
+                "max_len",
+                format!(
+                    "{} must be between 3 and the model's {max_input_len} positions",
+                    self.max_len
+                ),
+            );
+        }
+        c.non_negative("clip_norm", self.clip_norm);
+        c.non_negative("max_seconds", self.max_seconds);
+        c.finish_options("finetune")
+    }
+}
+
 /// One tokenized example.
 #[derive(Clone, Debug)]
 pub struct Encoded {
@@ -497,6 +532,28 @@ pub fn finetune(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_out_of_range_are_named_all_at_once() {
+        assert!(FinetuneOptions::default().validate(512).is_ok());
+        let o = FinetuneOptions {
+            lr: -1.0,
+            warmup_frac: f64::NAN,
+            layer_lr_decay: 0.0,
+            max_len: 100_000,
+            ..FinetuneOptions::default()
+        };
+        let e = o.validate(512).unwrap_err().to_string();
+        for part in [
+            "4 invalid values",
+            "lr: -1 must be a number above 0",
+            "warmup_frac: NaN must be in [0, 1)",
+            "layer_lr_decay: 0 must be in (0, 1]",
+            "max_len: 100000 must be between 3 and the model's 512 positions",
+        ] {
+            assert!(e.contains(part), "{part} not in {e}");
+        }
+    }
 
     #[test]
     fn warmup_then_linear_decay() {

@@ -78,6 +78,10 @@ pub struct TranslateData {
     pub too_long: TooLong,
 }
 
+/// The largest vocabulary a translation tokenizer may be trained to (large LLM vocabularies are
+/// ~256k; a BPE merge table is allocated from this number).
+pub const MAX_VOCAB: usize = 1 << 20;
+
 /// The tokenizer trained on the training pairs (both sides, one shared vocabulary).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,15 +208,20 @@ impl DecodeSection {
     }
 
     /// Greedy for beam 1, beam search otherwise.
-    pub fn strategy(&self, beam: usize) -> Strategy {
-        if beam <= 1 {
+    ///
+    /// # Errors
+    /// A beam size outside 1..=[`MAX_BEAM`](ferrite_models::generation::MAX_BEAM) (0 is not
+    /// greedy: it is a mistake).
+    pub fn strategy(&self, beam: usize) -> Result<Strategy> {
+        ferrite_models::generation::check_beam(beam)?;
+        Ok(if beam == 1 {
             Strategy::Greedy
         } else {
             Strategy::Beam {
                 size: beam,
                 ranking: Ranking::LengthPenalty(self.length_penalty),
             }
-        }
+        })
     }
 }
 
@@ -305,7 +314,7 @@ impl TranslateConfig {
     }
 
     /// The ranges of the numbers (learning rate, betas, sizes, …), every problem at once.
-    fn check_ranges(&self, path: &Path) -> Result<()> {
+    pub(crate) fn check_ranges(&self, path: &Path) -> Result<()> {
         let mut c = Checks::new();
         let t = &self.training;
         c.positive("training.lr", t.lr);
@@ -317,6 +326,24 @@ impl TranslateConfig {
         c.within("training.betas[1]", t.betas[1], 0.0, 1.0, false);
         c.positive("training.eps", t.eps);
         c.threads("training.threads", t.threads);
+        c.at_least("training.valid_every", t.valid_every, 1);
+        c.seed("seed", self.seed);
+        if self.tokenizer.vocab_size > MAX_VOCAB {
+            c.problem(
+                "tokenizer.vocab_size",
+                format!("{} is more than {MAX_VOCAB}", self.tokenizer.vocab_size),
+            );
+        }
+        if self.decode.beam > ferrite_models::generation::MAX_BEAM {
+            c.problem(
+                "decode.beam",
+                format!(
+                    "{} must be between 1 and {}",
+                    self.decode.beam,
+                    ferrite_models::generation::MAX_BEAM
+                ),
+            );
+        }
         let m = &self.model;
         for (key, v) in [
             ("model.d_model", m.d_model),
@@ -351,6 +378,35 @@ mod tests {
 
     #[test]
     fn the_example_config_parses_and_unknown_keys_are_named() {
+        // Found by scripts/hostile.sh: values that were accepted (valid_every = 0, beam 0 taken as
+        // greedy) or aborted (a BPE vocabulary of 10¹²).
+        let dir = std::env::temp_dir().join(format!("ferrite-tcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let example =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/translate-en-fr.toml"))
+                .unwrap();
+        let bad = example
+            .replace("beam = 4", "beam = 65")
+            .replace("valid_every = 200", "valid_every = 0")
+            .replace("vocab_size = 6000", "vocab_size = 1000000000000");
+        let path = dir.join("t.toml");
+        std::fs::write(&path, bad).unwrap();
+        let e = TranslateConfig::from_file(&path).err().unwrap().to_string();
+        for part in [
+            "t.toml",
+            "decode.beam: 65 must be between 1 and 64",
+            "training.valid_every: 0 must be at least 1",
+            "tokenizer.vocab_size: 1000000000000 is more than 1048576",
+        ] {
+            assert!(e.contains(part), "{part} not in {e}");
+        }
+        let cfg = TranslateConfig::from_file(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/translate-en-fr.toml"),
+        )
+        .unwrap();
+        assert!(cfg.decode.strategy(0).is_err() && cfg.decode.strategy(65).is_err());
+        assert!(matches!(cfg.decode.strategy(1).unwrap(), Strategy::Greedy));
+        std::fs::remove_dir_all(dir).ok();
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/translate-en-fr.toml");
         let cfg = TranslateConfig::from_file(&path).unwrap();
         assert_eq!(cfg.data.gettext.as_deref(), Some("fr"));

@@ -35,6 +35,7 @@ pub struct Splits {
 
 /// English→`lang` pairs from `{locale_dir}/{lang}/LC_MESSAGES`, split by hash.
 pub fn gettext_splits(locale_dir: &Path, lang: &str, valid: f64, test: f64) -> Result<(Splits, GettextStats)> {
+    ferrite_text::check_fractions(valid, test)?;
     let dir = locale_dir.join(lang).join("LC_MESSAGES");
     let (pairs, stats) = extract_gettext_pairs(&dir)?;
     let (train, valid, test) = split_by_hash(pairs, valid, test);
@@ -81,11 +82,24 @@ fn load_splits(cfg: &TranslateConfig) -> Result<Splits> {
         detail: "[data] train is missing".into(),
     })?;
     let all = read_tsv(train_path)?;
+    if all.is_empty() {
+        return Err(Error::file(
+            train_path,
+            "holds no sentence pairs (one SOURCE<TAB>TARGET line each)",
+        ));
+    }
     let (valid_frac, test_frac) = (
         if d.valid.is_some() { 0.0 } else { d.valid_fraction },
         if d.test.is_some() { 0.0 } else { d.test_fraction },
     );
+    let total = all.len();
     let (train, mut valid, mut test) = split_by_hash(all, valid_frac, test_frac);
+    if train.is_empty() {
+        return Err(Error::file(
+            train_path,
+            format!("none of its {total} pairs is left for training after valid_fraction {valid_frac} and test_fraction {test_frac}"),
+        ));
+    }
     if let Some(p) = &d.valid {
         valid = read_tsv(p)?;
     }
@@ -154,6 +168,7 @@ pub struct TranslationModel {
 impl TranslationModel {
     /// Loads `config.toml`, `tokenizer.json`, `model.json` and `model.safetensors` from `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
+        crate::config::RunKind::expect(dir, &[crate::config::RunKind::Translate], "ferrite translate")?;
         let config = TranslateConfig::from_file(&dir.join("config.toml"))?;
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
         let mcfg: TransformerConfig = read_json(&dir.join("model.json"))?;
@@ -228,7 +243,7 @@ pub fn score(m: &TranslationModel, pairs: &[Pair], beam: usize) -> Result<(Trans
     let started = Instant::now();
     let srcs: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
     let refs: Vec<String> = pairs.iter().map(|p| p.tgt.clone()).collect();
-    let strategy = m.config.decode.strategy(beam);
+    let strategy = m.config.decode.strategy(beam)?;
     let hyps = m.translate(&srcs, &strategy, &m.config.decode.options())?;
     let bleu = corpus_bleu(&hyps, &refs)?;
     let chrf = corpus_chrf(&hyps, &refs)?;
@@ -291,10 +306,22 @@ pub fn train_translation(config_path: &Path, opts: &TranslateRunOptions) -> Resu
     if let Some(s) = opts.seed {
         cfg.seed = s;
     }
-    cfg.validate()?;
+    // The overrides are checked as the file's own values are.
+    cfg.validate().map_err(|e| Error::file(config_path, e.to_string()))?;
+    cfg.check_ranges(config_path)?;
     if let Some(t) = opts.threads.or(cfg.training.threads) {
         set_num_threads(t);
     }
+    // Past this point an error either names its own file or comes from the config (a model too
+    // big to allocate, a tokenizer that cannot be trained): those name the config.
+    run_translation(cfg, config_path, opts).map_err(|e| match e {
+        Error::File { .. } => e,
+        other => Error::file(config_path, other.to_string()),
+    })
+}
+
+/// [`train_translation`] once the config is read, overridden and valid.
+fn run_translation(cfg: TranslateConfig, config_path: &Path, opts: &TranslateRunOptions) -> Result<TranslateSummary> {
     let dir = opts.out.clone().unwrap_or_else(|| fresh_run_dir(config_path));
     std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, format!("cannot create run directory: {e}")))?;
     // Temp files of a writer killed mid-checkpoint (`kill -9`) would otherwise pile up.

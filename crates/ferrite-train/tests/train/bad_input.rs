@@ -335,3 +335,141 @@ fn resume_refuses_a_changed_config_by_key() {
     .unwrap();
     assert_eq!(s.epochs, 2);
 }
+
+/// A run handed to a command for another kind of run is named as what it is, with the command
+/// that uses it — not a TOML error about keys the other kind's config lacks, nor a missing file.
+#[test]
+fn a_run_of_another_kind_is_named_with_the_command_that_uses_it() {
+    use ferrite_train::finetune::Classifier;
+    use ferrite_train::run::open_run;
+    use ferrite_train::seq2seq::TranslationModel;
+    let d = tmp("wrong-kind");
+    let cfg = config_with(&d, GOOD, "", "");
+    let out = d.join("run");
+    let opts = RunOptions {
+        out: Some(out.clone()),
+        ..Default::default()
+    };
+    train_from_config(&cfg, &opts).unwrap();
+    let e = TranslationModel::load(&out).err().unwrap().to_string();
+    assert!(
+        e.contains("a regression run; ferrite translate needs a translate run") && e.contains("ferrite predict"),
+        "{e}"
+    );
+    let e = Classifier::open(&out).err().unwrap().to_string();
+    assert!(
+        e.contains("a regression run; classify needs") && e.contains("ferrite predict"),
+        "{e}"
+    );
+    std::fs::write(out.join("config.toml"), "task = \"translate\"\n").unwrap();
+    let e = open_run(&out).err().unwrap().to_string();
+    assert!(
+        e.contains("a translate run;") && e.contains("regression or classification") && e.contains("ferrite translate"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+/// What the config decides but only shows once data is loaded or training runs (a validation
+/// monitor with no validation rows, a diverging learning rate) names the config to edit.
+#[test]
+fn errors_the_config_causes_name_the_config() {
+    let d = tmp("config-causes");
+    let cfg = config_with(&d, GOOD, "", "[early_stopping]\nmonitor = \"val_loss\"\npatience = 2\n");
+    let e = run_err(&cfg);
+    assert!(
+        e.contains("c.toml") && e.contains("early_stopping.monitor") && e.contains("data.validation_split above 0"),
+        "{e}"
+    );
+    let cfg = config_with(&d, GOOD, "", "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("lr = 0.01", "lr = 1e30")
+        .replace("epochs = 1", "epochs = 5");
+    std::fs::write(&cfg, text).unwrap();
+    let e = run_err(&cfg);
+    assert!(e.contains("c.toml") && e.contains("loss became"), "{e}");
+    std::fs::remove_dir_all(d).ok();
+}
+
+/// Found by scripts/hostile.sh: a table with only its target column (a panic in the kernels), a
+/// seed no TOML file can hold again (a run that could never be loaded), a NaN time budget.
+#[test]
+fn no_features_unsavable_seeds_and_nan_budgets_are_refused() {
+    let d = tmp("hostile-found");
+    let cfg = config_with(&d, "y\n1\n2\n3\n4\n5\n6\n7\n8\n", "", "");
+    let e = run_err(&cfg);
+    assert!(
+        e.contains("d.csv") && e.contains("no feature columns besides the target 'y'"),
+        "{e}"
+    );
+    let cfg = config_with(&d, GOOD, "", "");
+    let opts = |seed: Option<u64>, max_minutes: Option<f64>| RunOptions {
+        out: Some(d.join("run")),
+        seed,
+        max_minutes,
+        ..Default::default()
+    };
+    let e = train_from_config(&cfg, &opts(Some(u64::MAX), None))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("c.toml") && e.contains("seed: 18446744073709551615 must be at most"),
+        "{e}"
+    );
+    let e = train_from_config(&cfg, &opts(None, Some(f64::NAN)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_minutes: NaN must be a number above 0"), "{e}");
+    std::fs::remove_dir_all(d).ok();
+}
+
+/// A run directory whose `scaler.json` is damaged or disagrees with its config is named when the
+/// run opens (it used to surface as a standardizer shape mismatch at predict time).
+#[test]
+fn a_damaged_scaler_file_is_named_when_the_run_opens() {
+    use ferrite_train::run::open_run;
+    let d = tmp("scaler");
+    let cfg = config_with(&d, GOOD, "", "");
+    let out = d.join("run");
+    let opts = RunOptions {
+        out: Some(out.clone()),
+        ..Default::default()
+    };
+    train_from_config(&cfg, &opts).unwrap();
+    let path = out.join("scaler.json");
+    let good: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut short = good.clone();
+    short["x"]["mean"].as_array_mut().unwrap().pop();
+    std::fs::write(&path, short.to_string()).unwrap();
+    let e = open_run(&out).err().unwrap().to_string();
+    assert!(
+        e.contains("scaler.json") && e.contains("x has 1 means and 2 scales"),
+        "{e}"
+    );
+    let mut zero = good.clone();
+    zero["x"]["std"][0] = serde_json::json!(0.0);
+    std::fs::write(&path, zero.to_string()).unwrap();
+    let e = open_run(&out).err().unwrap().to_string();
+    assert!(e.contains("scaler.json") && e.contains("not above 0"), "{e}");
+    std::fs::write(&path, good.to_string()).unwrap();
+    let config = out.join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("task = \"regression\"", "task = \"classification\""),
+    )
+    .unwrap();
+    let e = open_run(&out).err().unwrap().to_string();
+    assert!(
+        e.contains("scaler.json") && e.contains("written for a regression run") && e.contains("classification"),
+        "{e}"
+    );
+    // A run killed before it finished has a checkpoint but no final model: say so, and how to
+    // continue it, rather than "cannot read model.safetensors".
+    std::fs::write(&config, text).unwrap();
+    std::fs::remove_file(out.join("model.safetensors")).unwrap();
+    let e = open_run(&out).err().unwrap().to_string();
+    assert!(e.contains("training has not finished") && e.contains("--resume"), "{e}");
+    std::fs::remove_dir_all(d).ok();
+}

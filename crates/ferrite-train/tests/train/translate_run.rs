@@ -100,7 +100,7 @@ fn a_run_trains_reloads_translates_and_evaluates() {
     let hyps = m
         .translate(
             &["open the file".to_string(), "open the ☃".to_string()],
-            &m.config.decode.strategy(1),
+            &m.config.decode.strategy(1).unwrap(),
             &m.config.decode.options(),
         )
         .unwrap();
