@@ -35,9 +35,16 @@ impl Task {
             .and_then(|a| a.get(0))
             .and_then(|a| a.as_str())
             .unwrap_or("");
-        // transformers' rule: `id2label` fixes the number of labels; without it there are 2.
+        // transformers' rule: `id2label` fixes the number of labels; without it `num_labels`
+        // does, and without both there are 2.
         let n = if config.labels.is_empty() {
-            2
+            config
+                .raw
+                .get("num_labels")
+                .and_then(|n| n.as_u64())
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(2)
         } else {
             config.labels.len()
         };

@@ -206,6 +206,17 @@ fn bad_checkpoints_get_clear_errors() {
     std::fs::copy(cls.join("model.safetensors"), tmp.join("model.safetensors")).unwrap();
     let e = PretrainedModel::load(&tmp, None).err().unwrap().to_string();
     assert!(e.contains("model.safetensors") && e.contains("classifier"), "{e}");
+    // Without id2label, `num_labels` gives the count (3 here, and the head loads); without
+    // both, transformers assumes 2, which this 3-class head then contradicts.
+    config.as_object_mut().unwrap().remove("id2label");
+    config.as_object_mut().unwrap().remove("label2id");
+    config["num_labels"] = serde_json::json!(3);
+    std::fs::write(tmp.join("config.json"), config.to_string()).unwrap();
+    PretrainedModel::load(&tmp, None).unwrap();
+    config.as_object_mut().unwrap().remove("num_labels");
+    std::fs::write(tmp.join("config.json"), config.to_string()).unwrap();
+    let e = PretrainedModel::load(&tmp, None).err().unwrap().to_string();
+    assert!(e.contains("model.safetensors") && e.contains("classifier"), "{e}");
     std::fs::remove_dir_all(&tmp).ok();
 }
 
