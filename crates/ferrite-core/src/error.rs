@@ -89,6 +89,21 @@ impl Error {
             detail: detail.into(),
         }
     }
+
+    /// This error unchanged if it already names a file; otherwise its message attributed to
+    /// `path`, after `context` when given. For errors a file's contents cause deep inside (the
+    /// model a config describes, a split that rounds to no rows): the user learns which file to
+    /// edit, and an error about another file (a CSV line, a weight tensor) keeps its own name.
+    #[must_use]
+    pub fn attributed_to(self, path: impl AsRef<std::path::Path>, context: Option<&str>) -> Self {
+        match self {
+            Error::File { .. } => self,
+            other => match context {
+                Some(c) => Error::file(path, format!("{c}: {other}")),
+                None => Error::file(path, other.to_string()),
+            },
+        }
+    }
 }
 
 impl fmt::Display for Error {

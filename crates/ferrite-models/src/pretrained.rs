@@ -165,14 +165,8 @@ impl PretrainedModel {
         let has_pooler = tensors.keys().any(|k| k.contains("pooler.dense.weight"));
         let vars = VarMap::new();
         // Sizes the weights do not pin down (a head, a missing table) still come from the config.
-        let model =
-            Self::build(&config, task, has_pooler, VarBuilder::for_loading(&vars), vars).map_err(|e| match e {
-                Error::File { .. } => e,
-                other => Error::file(
-                    dir.config_path(),
-                    format!("cannot build the model it describes: {other}"),
-                ),
-            })?;
+        let model = Self::build(&config, task, has_pooler, VarBuilder::for_loading(&vars), vars)
+            .map_err(|e| e.attributed_to(dir.config_path(), Some("cannot build the model it describes")))?;
         let prefix = format!("{}.", config.family.base_prefix());
         let is_task_model = task != Task::Encoder;
         let may_be_fresh = |n: &str| {

@@ -40,12 +40,22 @@ pub struct Scalers {
 }
 
 impl Scalers {
+    /// Reads a run's `scaler.json` and [checks](Self::check) it against the run's `task`.
+    ///
+    /// # Errors
+    /// An unreadable or damaged file, named.
+    pub fn read(path: &Path, task: Task) -> Result<Self> {
+        let scalers: Scalers = read_json(path)?;
+        scalers.check(task, path)?;
+        Ok(scalers)
+    }
+
     /// Checks a saved `scaler.json` against itself and the run's config, so a damaged or
     /// mismatched file is named when the run opens, not met as a shape error at predict time.
     ///
     /// # Errors
     /// Vectors of the wrong length, a non-finite or zero scale, or a task other than the config's.
-    pub fn check(&self, task: Task, path: &Path) -> Result<()> {
+    fn check(&self, task: Task, path: &Path) -> Result<()> {
         let bad = |detail: String| Err(Error::file(path, detail));
         if self.task != task {
             return bad(format!(
@@ -607,10 +617,7 @@ pub fn train_from_config(config_path: &Path, opts: &RunOptions) -> Result<RunSum
     // What goes wrong from here on either names its own file or comes from the config (a split
     // that rounds to no rows, a model that does not fit the data, a learning rate that diverges):
     // those name the config, so the user knows which file to edit.
-    run_config(cfg, config_path, opts).map_err(|e| match e {
-        Error::File { .. } => e,
-        other => Error::file(config_path, other.to_string()),
-    })
+    run_config(cfg, config_path, opts).map_err(|e| e.attributed_to(config_path, None))
 }
 
 /// [`train_from_config`] once the config is read, overridden and valid.
@@ -624,10 +631,7 @@ fn run_config(cfg: TrainConfig, config_path: &Path, opts: &RunOptions) -> Result
     ferrite_core::fs::remove_stale_temps(&dir);
     let saved = if opts.resume {
         refuse_changed_config(&cfg, &dir)?;
-        let path = dir.join("scaler.json");
-        let saved = read_json::<Scalers>(&path)?;
-        saved.check(cfg.task, &path)?;
-        Some(saved)
+        Some(Scalers::read(&dir.join("scaler.json"), cfg.task)?)
     } else {
         None
     };
@@ -826,8 +830,7 @@ pub fn open_run(dir: &Path) -> Result<SavedRun> {
         "ferrite predict, eval or explain",
     )?;
     let config = TrainConfig::from_file(dir.join("config.toml"))?;
-    let scalers: Scalers = read_json(&dir.join("scaler.json"))?;
-    scalers.check(config.task, &dir.join("scaler.json"))?;
+    let scalers = Scalers::read(&dir.join("scaler.json"), config.task)?;
     let model = build_model(&config, &scalers.input_shape())?;
     let weights = dir.join("model.safetensors");
     if !weights.is_file() && dir.join("checkpoint.safetensors").is_file() {

@@ -307,17 +307,14 @@ pub fn train_translation(config_path: &Path, opts: &TranslateRunOptions) -> Resu
         cfg.seed = s;
     }
     // The overrides are checked as the file's own values are.
-    cfg.validate().map_err(|e| Error::file(config_path, e.to_string()))?;
+    cfg.validate().map_err(|e| e.attributed_to(config_path, None))?;
     cfg.check_ranges(config_path)?;
     if let Some(t) = opts.threads.or(cfg.training.threads) {
         set_num_threads(t);
     }
     // Past this point an error either names its own file or comes from the config (a model too
     // big to allocate, a tokenizer that cannot be trained): those name the config.
-    run_translation(cfg, config_path, opts).map_err(|e| match e {
-        Error::File { .. } => e,
-        other => Error::file(config_path, other.to_string()),
-    })
+    run_translation(cfg, config_path, opts).map_err(|e| e.attributed_to(config_path, None))
 }
 
 /// [`train_translation`] once the config is read, overridden and valid.

@@ -36,6 +36,19 @@ fn with_test_split(dir: &Path, split: &str) -> PathBuf {
     cfg
 }
 
+/// A finished run of the standard config in a fresh scratch folder: (folder, run directory).
+fn trained_run(name: &str) -> (PathBuf, PathBuf) {
+    let d = tmp(name);
+    let cfg = config_with(&d, GOOD, "", "");
+    let out = d.join("run");
+    let opts = RunOptions {
+        out: Some(out.clone()),
+        ..Default::default()
+    };
+    train_from_config(&cfg, &opts).unwrap();
+    (d, out)
+}
+
 fn run_err(cfg: &Path) -> String {
     let out = cfg.parent().unwrap().join("run");
     train_from_config(
@@ -343,14 +356,7 @@ fn a_run_of_another_kind_is_named_with_the_command_that_uses_it() {
     use ferrite_train::finetune::Classifier;
     use ferrite_train::run::open_run;
     use ferrite_train::seq2seq::TranslationModel;
-    let d = tmp("wrong-kind");
-    let cfg = config_with(&d, GOOD, "", "");
-    let out = d.join("run");
-    let opts = RunOptions {
-        out: Some(out.clone()),
-        ..Default::default()
-    };
-    train_from_config(&cfg, &opts).unwrap();
+    let (d, out) = trained_run("wrong-kind");
     let e = TranslationModel::load(&out).err().unwrap().to_string();
     assert!(
         e.contains("a regression run; ferrite translate needs a translate run") && e.contains("ferrite predict"),
@@ -429,14 +435,7 @@ fn no_features_unsavable_seeds_and_nan_budgets_are_refused() {
 #[test]
 fn a_damaged_scaler_file_is_named_when_the_run_opens() {
     use ferrite_train::run::open_run;
-    let d = tmp("scaler");
-    let cfg = config_with(&d, GOOD, "", "");
-    let out = d.join("run");
-    let opts = RunOptions {
-        out: Some(out.clone()),
-        ..Default::default()
-    };
-    train_from_config(&cfg, &opts).unwrap();
+    let (d, out) = trained_run("scaler");
     let path = out.join("scaler.json");
     let good: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut short = good.clone();
