@@ -21,6 +21,7 @@ mod explain;
 mod finetune;
 mod generate;
 mod predict;
+mod serve;
 mod train;
 mod transcribe;
 mod translate;
@@ -70,6 +71,8 @@ enum Command {
     Chat(generate::ChatArgs),
     /// Speech to text with a Whisper model (CTranslate2 format).
     Transcribe(transcribe::TranscribeArgs),
+    /// Serve models over HTTP: Open Inference Protocol v2 (KServe/Triton) and OpenAI-compatible.
+    Serve(serve::ServeArgs),
 }
 
 /// Keeps freed tensor buffers in the process heap instead of returning them to the OS.
@@ -180,6 +183,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run_generate(args),
         Command::Chat(args) => generate::run_chat(args),
         Command::Transcribe(args) => transcribe::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

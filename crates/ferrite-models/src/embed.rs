@@ -139,7 +139,17 @@ impl SentenceEmbedder {
     /// # Shapes
     /// `texts.len()` texts → that many vectors of the model's hidden size.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed_counted(texts)?.0)
+    }
+
+    /// [`embed`](Self::embed), and how many tokens each text became (after truncation, special
+    /// tokens included) — what an API bills as usage.
+    ///
+    /// # Errors
+    /// A tokenizer failure.
+    pub fn embed_counted(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
         let _guard = no_grad();
+        let mut tokens = vec![0; texts.len()];
         let mut order: Vec<usize> = (0..texts.len()).collect();
         // Longest first, like sentence-transformers, so batches hold similar lengths.
         order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
@@ -150,11 +160,12 @@ impl SentenceEmbedder {
             let input = EncoderInput::from_rows(&enc.ids, &enc.attention_mask, Some(&enc.type_ids))?;
             let vectors = self.embed_input(&input)?;
             let h = self.dim();
-            for (row, &i) in vectors.chunks(h).zip(chunk) {
+            for ((row, &i), &len) in vectors.chunks(h).zip(chunk).zip(&enc.lengths) {
                 out[i] = row.to_vec();
+                tokens[i] = len;
             }
         }
-        Ok(out)
+        Ok((out, tokens))
     }
 
     /// Pooled (and normalized) `[B, H]` embeddings of an encoded batch, flattened row-major.

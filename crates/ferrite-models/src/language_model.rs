@@ -28,6 +28,50 @@ pub struct Generation {
     pub generated_tokens_per_s: f64,
 }
 
+/// Generated ids turned into text as they arrive: [`push`](Self::push) returns each new piece
+/// once it decodes cleanly (a multi-byte character split across tokens decodes to U+FFFD until
+/// its last token comes), [`finish`](Self::finish) whatever is left. `ferrite generate` and the
+/// server's streams both print through here.
+#[derive(Clone, Debug, Default)]
+pub struct TextStream {
+    pub ids: Vec<u32>,
+    /// The text given out so far.
+    pub text: String,
+}
+
+impl TextStream {
+    /// Adds a token; the new text, when there is some.
+    ///
+    /// # Errors
+    /// A tokenizer failure.
+    pub fn push(&mut self, model: &LanguageModel, tok: u32) -> Result<Option<String>> {
+        self.ids.push(tok);
+        let text = model.decode(&self.ids)?;
+        Ok(self.advance(text, true))
+    }
+
+    /// The text not yet given out (a trailing incomplete character included).
+    ///
+    /// # Errors
+    /// A tokenizer failure.
+    pub fn finish(&mut self, model: &LanguageModel) -> Result<Option<String>> {
+        let text = model.decode(&self.ids)?;
+        Ok(self.advance(text, false))
+    }
+
+    fn advance(&mut self, text: String, hold_partial: bool) -> Option<String> {
+        if (hold_partial && text.ends_with('\u{fffd}'))
+            || text.len() <= self.text.len()
+            || !text.starts_with(&self.text)
+        {
+            return None;
+        }
+        let piece = text[self.text.len()..].to_string();
+        self.text = text;
+        Some(piece)
+    }
+}
+
 pub struct LanguageModel {
     pub llama: Llama,
     pub tokenizer: Tokenizer,
@@ -137,29 +181,30 @@ impl LanguageModel {
             history: vec![prompt_ids.to_vec()],
             max_tokens: vec![limit],
         };
-        let (mut ids, mut shown) = (Vec::new(), String::new());
+        let mut stream = TextStream::default();
         let mut failed = None;
-        let out = decode(&mut decoder, start, strategy, &self.stop_ids, &mut |_, tok| {
-            ids.push(tok);
-            match self.decode(&ids) {
-                // A multi-byte character split across tokens decodes to U+FFFD until complete.
-                Ok(text) if !text.ends_with('\u{fffd}') && text.len() > shown.len() && text.starts_with(&shown) => {
-                    on_text(&text[shown.len()..]);
-                    shown = text;
-                }
-                Ok(_) => {}
+        let out = decode(
+            &mut decoder,
+            start,
+            strategy,
+            &self.stop_ids,
+            &mut |_, tok| match stream.push(self, tok) {
+                Ok(Some(piece)) => on_text(&piece),
+                Ok(None) => {}
                 Err(e) => failed = Some(e),
-            }
-        })?
+            },
+        )?
         .swap_remove(0);
         if let Some(e) = failed {
             return Err(e);
         }
         let generate_seconds = started.elapsed().as_secs_f64();
-        let text = self.decode(&out.tokens)?;
-        if text.len() > shown.len() && text.starts_with(&shown) {
-            on_text(&text[shown.len()..]);
+        // Beam search names its tokens only at the end.
+        stream.ids.clone_from(&out.tokens);
+        if let Some(piece) = stream.finish(self)? {
+            on_text(&piece);
         }
+        let text = stream.text;
         let stop = match out.finish {
             Finish::Stop => "eos",
             Finish::Length if limit < max_tokens => "context",

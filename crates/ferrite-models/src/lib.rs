@@ -40,7 +40,7 @@ pub use checkpoint::{load_weights_into, read_json, LoadReport, ModelDir};
 pub use config::{EncoderConfig, Family};
 pub use embed::{cosine, l2_normalize, pool, Pooling, SentenceEmbedder};
 pub use generation::{argmax, check_beam, Decoder, Ranking, Sampler, SamplingOptions, Strategy, MAX_BEAM};
-pub use language_model::{Generation, LanguageModel};
+pub use language_model::{Generation, LanguageModel, TextStream};
 pub use llama::{Llama, LlamaConfig, LlamaDecoder};
 pub use pretrained::{PretrainedModel, Task};
 pub use seq2seq::{

@@ -311,39 +311,88 @@ impl Llama {
         Ok((logits, maps))
     }
 
+    /// Logits after one new token for each of several independent sequences, each with its own
+    /// cache (continuous batching, as llama.cpp's server slots and vLLM do): the matrix products
+    /// run once over every sequence's row; rotary positions and attention follow each sequence's
+    /// own length.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward), and a token count other than the number of caches.
+    ///
+    /// # Shapes
+    /// `tokens` (one per sequence) → one logit vector `[vocab]` per sequence.
+    pub fn forward_sequences(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Vec<Vec<f32>>> {
+        if tokens.len() != caches.len() {
+            return Err(Error::Invalid {
+                op: "Llama::forward_sequences",
+                detail: format!("{} tokens for {} sequences", tokens.len(), caches.len()),
+            });
+        }
+        let mut parts: Vec<Part> = caches
+            .iter_mut()
+            .map(|c| Part {
+                cache: c,
+                rows: 1,
+                t: 1,
+            })
+            .collect();
+        self.forward_parts(tokens, &mut parts, None)
+    }
+
     fn forward_inner(
         &self,
         ids: &[u32],
         rows: usize,
         cache: &mut KvCache,
-        mut maps: Option<&mut Vec<Vec<f32>>>,
+        maps: Option<&mut Vec<Vec<f32>>>,
     ) -> Result<Vec<Vec<f32>>> {
-        const OP: &str = "Llama::forward";
-        let c = &self.config;
         if ids.is_empty() || rows == 0 || !ids.len().is_multiple_of(rows) {
             return Err(Error::Invalid {
-                op: OP,
+                op: "Llama::forward",
                 detail: format!("{} tokens do not make {rows} non-empty rows of one length", ids.len()),
             });
         }
         let t = ids.len() / rows;
+        self.forward_parts(ids, &mut [Part { cache, rows, t }], maps)
+    }
+
+    /// The forward pass over `ids`: the tokens of every part in order, part by part row-major.
+    /// `maps` (attention probabilities) is only kept for a single part.
+    fn forward_parts(
+        &self,
+        ids: &[u32],
+        parts: &mut [Part],
+        mut maps: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<Vec<Vec<f32>>> {
+        const OP: &str = "Llama::forward";
+        let c = &self.config;
+        let total: usize = parts.iter().map(|p| p.rows * p.t).sum();
+        if ids.is_empty() || total != ids.len() || parts.iter().any(|p| p.rows * p.t == 0) {
+            return Err(Error::Invalid {
+                op: OP,
+                detail: format!("{} tokens do not fill the non-empty rows of the batch", ids.len()),
+            });
+        }
         if let Some(&bad) = ids.iter().find(|&&i| i as usize >= c.vocab) {
             return Err(Error::Invalid {
                 op: OP,
                 detail: format!("token id {bad} is outside the vocabulary of {}", c.vocab),
             });
         }
-        let start = cache.len();
-        if start + t > c.context {
-            return Err(Error::Invalid {
-                op: OP,
-                detail: format!(
-                    "{start} cached + {t} new positions exceed the context length {}",
-                    c.context
-                ),
-            });
+        let starts: Vec<usize> = parts.iter().map(|p| p.cache.len()).collect();
+        for (p, &start) in parts.iter().zip(&starts) {
+            if start + p.t > c.context {
+                return Err(Error::Invalid {
+                    op: OP,
+                    detail: format!(
+                        "{start} cached + {} new positions exceed the context length {}",
+                        p.t, c.context
+                    ),
+                });
+            }
         }
         let (d, hd, n) = (c.dim, c.head_dim, ids.len());
+        let (qw, kw) = (c.heads * hd, c.kv_heads * hd);
         let emb = self.qm(&self.embedding);
         let mut x = vec![0.0f32; n * d];
         for (row, &id) in x.chunks_mut(d).zip(ids) {
@@ -351,26 +400,38 @@ impl Llama {
         }
         let scale = 1.0 / (hd as f64).sqrt();
         let eps = c.eps;
+        let keep_maps = parts.len() == 1;
         for (l, b) in self.blocks.iter().enumerate() {
             let h = rms_norm(&x, Some(&b.attn_norm), d, eps);
             let [mut q, mut k, v] = self.linear_many([&b.q, &b.k, &b.v], &h, n);
-            self.rope(&mut q, c.heads, start, t);
-            self.rope(&mut k, c.kv_heads, start, t);
-            // (rows, t, heads, hd) buffers seen as (rows, heads, t, hd).
-            let heads_view = |buf: Vec<f32>, heads: usize| -> Result<Tensor> {
-                Tensor::from_vec(buf, [rows, t, heads, hd])?.permute(&[0, 2, 1, 3])
-            };
-            let (keys, values) = cache.append(l, &heads_view(k, c.kv_heads)?, &heads_view(v, c.kv_heads)?)?;
-            let q = heads_view(q, c.heads)?;
-            let att = match maps.as_deref_mut() {
-                None => q.fused_attention(&keys, &values, None, Some(start), scale)?,
-                Some(m) => {
-                    let (att, probs) = q.fused_attention_with_probs(&keys, &values, None, Some(start), scale)?;
-                    m.push(probs.to_vec::<f32>()?);
-                    att
-                }
-            };
-            let att = att.permute(&[0, 2, 1, 3])?.to_vec::<f32>()?; // (rows, t, heads, hd)
+            let mut att = Vec::with_capacity(n * qw);
+            let mut at = 0;
+            for (p, &start) in parts.iter_mut().zip(&starts) {
+                let (rows, t) = (p.rows, p.t);
+                let span = at..at + rows * t;
+                self.rope(&mut q[span.start * qw..span.end * qw], c.heads, start, t);
+                self.rope(&mut k[span.start * kw..span.end * kw], c.kv_heads, start, t);
+                // (rows, t, heads, hd) buffers seen as (rows, heads, t, hd).
+                let heads_view = |buf: &[f32], heads: usize| -> Result<Tensor> {
+                    Tensor::from_vec(buf.to_vec(), [rows, t, heads, hd])?.permute(&[0, 2, 1, 3])
+                };
+                let (keys, values) = p.cache.append(
+                    l,
+                    &heads_view(&k[span.start * kw..span.end * kw], c.kv_heads)?,
+                    &heads_view(&v[span.start * kw..span.end * kw], c.kv_heads)?,
+                )?;
+                let q = heads_view(&q[span.start * qw..span.end * qw], c.heads)?;
+                let out = match maps.as_deref_mut() {
+                    Some(m) if keep_maps => {
+                        let (out, probs) = q.fused_attention_with_probs(&keys, &values, None, Some(start), scale)?;
+                        m.push(probs.to_vec::<f32>()?);
+                        out
+                    }
+                    _ => q.fused_attention(&keys, &values, None, Some(start), scale)?,
+                };
+                att.extend(out.permute(&[0, 2, 1, 3])?.to_vec::<f32>()?); // (rows, t, heads, hd)
+                at = span.end;
+            }
             let o = self.linear(&b.o, &att, n);
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let h = rms_norm(&x, Some(&b.ffn_norm), d, eps);
@@ -383,9 +444,17 @@ impl Llama {
             let down = self.linear(&b.down, &act, n);
             x.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
         }
-        let last: Vec<f32> = (0..rows)
-            .flat_map(|r| x[(r * t + t - 1) * d..(r * t + t) * d].iter().copied())
-            .collect();
+        // The last position of every row of every part.
+        let mut last = Vec::new();
+        let mut at = 0;
+        for p in parts.iter() {
+            for r in 0..p.rows {
+                let end = at + (r + 1) * p.t;
+                last.extend_from_slice(&x[(end - 1) * d..end * d]);
+            }
+            at += p.rows * p.t;
+        }
+        let rows = last.len() / d;
         let last = rms_norm(&last, Some(&self.norm), d, eps);
         let logits = self.linear(&self.output, &last, rows);
         Ok(logits.chunks(c.vocab).map(<[f32]>::to_vec).collect())
@@ -421,6 +490,13 @@ impl Llama {
             }
         }
     }
+}
+
+/// One share of a forward pass: `rows` rows of `t` new tokens each, on `cache`.
+struct Part<'c> {
+    cache: &'c mut KvCache,
+    rows: usize,
+    t: usize,
 }
 
 /// A [`Llama`] decoding rows of tokens through the shared generation module.

@@ -867,13 +867,44 @@ pub fn predict_run(dir: &Path, input: &Path) -> Result<Vec<f64>> {
         }
         _ => Table::read(input)?.select(&run.scalers.features)?,
     };
-    let x = run.scalers.prepare_x(&raw)?;
-    let mut pred = run.model.predict(&x, 1024)?;
-    if run.scalers.task == Task::Classification {
-        return Ok(pred.argmax(-1, false)?.to_f64_vec());
+    Ok(run.predict_rows(&raw)?.values)
+}
+
+/// What a saved run predicts for a batch of rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowPredictions {
+    /// One value per row: the target in its original units, or the class id.
+    pub values: Vec<f64>,
+    /// Classification: each row's class probabilities (softmax of the outputs), `[N][classes]`.
+    pub probabilities: Option<Vec<Vec<f32>>>,
+}
+
+impl SavedRun {
+    /// Predictions for raw (unstandardized) rows: `[N, features]` for tables, `[N, C·H·W]` for
+    /// images. `ferrite predict` and `ferrite serve` both answer through here.
+    ///
+    /// # Errors
+    /// Rows of the wrong width (the shapes are named).
+    ///
+    /// # Shapes
+    /// `raw [N, F]` → `N` values (and `[N, classes]` probabilities for classification).
+    pub fn predict_rows(&self, raw: &Tensor) -> Result<RowPredictions> {
+        let x = self.scalers.prepare_x(raw)?;
+        let mut pred = self.model.predict(&x, 1024)?;
+        if self.scalers.task == Task::Classification {
+            let classes = pred.shape().last().copied().unwrap_or(0).max(1);
+            let probs = pred.softmax(-1)?.to_dtype(ferrite_core::DType::F32)?.to_vec::<f32>()?;
+            return Ok(RowPredictions {
+                values: pred.argmax(-1, false)?.to_f64_vec(),
+                probabilities: Some(probs.chunks(classes).map(<[f32]>::to_vec).collect()),
+            });
+        }
+        if let Some(s) = &self.scalers.y {
+            pred = s.inverse_transform(&pred)?;
+        }
+        Ok(RowPredictions {
+            values: pred.to_f64_vec(),
+            probabilities: None,
+        })
     }
-    if let Some(s) = &run.scalers.y {
-        pred = s.inverse_transform(&pred)?;
-    }
-    Ok(pred.to_f64_vec())
 }
