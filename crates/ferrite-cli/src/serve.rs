@@ -147,7 +147,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let runtime = tokio_runtime()?;
     runtime.block_on(async move {
         let addr = format!("{}:{}", options.host, options.port);
-        let listener = tokio::net::TcpListener::bind(&addr)
+        let listener = ferrite_serve::bind(&options.host, options.port)
             .await
             .map_err(|e| invalid(format!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr().map_err(|e| invalid(e.to_string()))?;

@@ -89,7 +89,7 @@ fn write_mo(path: &Path, entries: &[(&str, &str)]) {
     std::fs::write(path, out).unwrap();
 }
 
-const SUBCOMMANDS: [&str; 15] = [
+const SUBCOMMANDS: [&str; 16] = [
     "train",
     "eval",
     "predict",
@@ -104,6 +104,7 @@ const SUBCOMMANDS: [&str; 15] = [
     "generate",
     "chat",
     "transcribe",
+    "serve",
     "data gettext",
 ];
 
@@ -658,4 +659,70 @@ fn tensorboard_reads_the_event_file_of_a_run() {
         .as_array()
         .is_some_and(|h| h.iter().any(|t| t == "0.weight")));
     std::fs::remove_dir_all(run).ok();
+}
+
+/// `ferrite serve`: prints where it listens (one JSON document with --json), answers what
+/// `ferrite predict` answers, logs one JSON line per request, and exits 0 on SIGTERM.
+#[test]
+fn serve_answers_like_predict_and_exits_0_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read};
+    let t = tmp("serve");
+    let run = t.join("mlp").display().to_string();
+    json(&["train", "examples/seed-mlp.toml", "--out", &run, "--json"]);
+    let rows = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6\n59,2,32.1,101,157,93.2,38,4,4.8598,87\n";
+    std::fs::write(t.join("rows.csv"), rows).unwrap();
+    let want = json(&[
+        "predict",
+        "--model",
+        &run,
+        "--input",
+        &t.join("rows.csv").display().to_string(),
+        "--json",
+    ]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["serve", "--model", &format!("mlp={run}"), "--port", "0", "--json"])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let started: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(
+        started["models"],
+        serde_json::json!([{"name": "mlp", "kind": "tabular"}])
+    );
+    let url = started["listening"].as_str().unwrap();
+    let addr = url.strip_prefix("http://").unwrap();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let body = r#"{"inputs":[{"name":"input","shape":[1,10],"datatype":"FP32","data":[59,2,32.1,101,157,93.2,38,4,4.8598,87]}]}"#;
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).unwrap();
+    let json_body: Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(json_body["outputs"][0]["data"], want);
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    let line: Value = serde_json::from_str(log.lines().find(|l| l.contains("/infer")).unwrap()).unwrap();
+    assert_eq!(
+        (line["status"].clone(), line["model"].clone()),
+        (serde_json::json!(200), serde_json::json!("mlp"))
+    );
+    assert!(line["request_id"].is_string());
 }

@@ -32,7 +32,7 @@ pub use metrics::Metrics;
 pub use models::llm::GenerationLimits;
 pub use models::{Kind, ModelSpec, Served};
 pub use options::{ServeFile, ServeOptions, API_KEY_ENV};
-pub use server::{run, termination, AppState};
+pub use server::{bind, run, termination, AppState};
 
 use ferrite_core::{Error, Result};
 use std::sync::Arc;

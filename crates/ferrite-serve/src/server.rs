@@ -296,6 +296,33 @@ pub async fn run(
     }
 }
 
+/// Connections the kernel queues for `accept` (Linux caps it at `net.core.somaxconn`). A burst
+/// of clients beyond the queue has its SYNs dropped and retried a second later, so the queue is
+/// sized for bursts of thousands rather than tokio's default 1024.
+pub const ACCEPT_BACKLOG: u32 = 4096;
+
+/// Binds a listener on `host:port` with [`ACCEPT_BACKLOG`].
+///
+/// # Errors
+/// An address that does not resolve or cannot be bound, named.
+pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(ACCEPT_BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} resolves to no address"))))
+}
+
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
 pub async fn termination() {
     let ctrl_c = async {

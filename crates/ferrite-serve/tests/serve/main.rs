@@ -87,7 +87,7 @@ impl TestServer {
                 .build()
                 .unwrap();
             let r = rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let listener = ferrite_serve::bind("127.0.0.1", 0).await?;
                 addr_tx.send(listener.local_addr()?).unwrap();
                 ferrite_serve::run(listener, state, async move {
                     let _ = stopped.await;
