@@ -4,6 +4,8 @@
 #
 #   bash scripts/fuzz.sh MINUTES [TARGET ...]      (default: every target)
 #   targets: safetensors hf_config hf_tokenizer run_tokenizer gguf ct2 wav idx csv train_config translate_config
+#            (files, crates/ferrite/tests/fuzz) and v2_infer_json v2_infer_binary openai_json
+#            openai_multipart (requests to a live `ferrite serve`, crates/ferrite-serve/tests/serve/fuzz.rs)
 #
 # Every case must load (then run) or fail with an error naming the file; a panic, a hang (a case
 # over FERRITE_FUZZ_CASE_TIMEOUT seconds, default 20) or a broken rule is a finding, saved under
@@ -18,7 +20,15 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 minutes="${1:?usage: bash scripts/fuzz.sh MINUTES [TARGET ...]}"
 shift
-all=(safetensors hf_config hf_tokenizer run_tokenizer gguf ct2 wav idx csv train_config translate_config)
+all=(safetensors hf_config hf_tokenizer run_tokenizer gguf ct2 wav idx csv train_config translate_config
+     v2_infer_json v2_infer_binary openai_json openai_multipart)
+# The test binary that holds a target, and the target's name inside it.
+binary() {
+  case "$1" in
+    v2_infer_*|openai_*) echo "-p ferrite-serve --test serve -- --exact fuzz::$1" ;;
+    *) echo "-p ferrite --test fuzz -- --exact $1" ;;
+  esac
+}
 if [ $# -eq 0 ]; then targets=("${all[@]}"); else targets=("$@"); fi
 
 export FERRITE_FUZZ_SECONDS
@@ -27,11 +37,13 @@ export FERRITE_FUZZ_FINDINGS="$root/target/fuzz-findings"
 mkdir -p "$FERRITE_FUZZ_FINDINGS"
 
 cargo test --release --locked -p ferrite --test fuzz --no-run || exit 1
+cargo test --release --locked -p ferrite-serve --test serve --no-run || exit 1
 failed=0
 started=$(date +%s)
 for t in "${targets[@]}"; do
   log="$FERRITE_FUZZ_FINDINGS/$t.log"
-  cargo test --release --locked -q -p ferrite --test fuzz -- --exact "$t" --nocapture --test-threads 1 >"$log" 2>&1
+  # shellcheck disable=SC2046 # the words of `binary` are separate arguments
+  cargo test --release --locked -q $(binary "$t") --nocapture --test-threads 1 >"$log" 2>&1
   rc=$?
   line="$(grep -E '^fuzz ' "$log" | head -1)"
   dir="$FERRITE_FUZZ_FINDINGS/${t//_/-}"

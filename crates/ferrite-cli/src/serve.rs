@@ -129,7 +129,6 @@ fn settings(a: &ServeArgs) -> Result<(ServeOptions, Vec<ModelSpec>)> {
             o.generation.max_tokens_cap
         )));
     }
-    o.generation.default_max_tokens = o.generation.default_max_tokens.min(o.generation.max_tokens_cap);
     if !(1..=4096).contains(&(o.max_body_bytes >> 20)) {
         return Err(invalid("--max-body-mb must be between 1 and 4096".into()));
     }

@@ -211,7 +211,9 @@ impl Generator {
     /// # Errors
     /// 400 for `max_tokens` above the cap or bad sampling values (named), 503 for a full queue.
     pub async fn start(&self, prompt: Prompt, mut params: GenParams) -> ApiResult<(Event, UnboundedReceiver<Event>)> {
-        let max_tokens = params.max_tokens.unwrap_or(self.limits.default_max_tokens);
+        let max_tokens = params
+            .max_tokens
+            .unwrap_or(self.limits.default_max_tokens.min(self.limits.max_tokens_cap));
         if max_tokens > self.limits.max_tokens_cap {
             return Err(ApiError::bad_field(
                 "max_tokens",

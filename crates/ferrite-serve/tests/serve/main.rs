@@ -1,6 +1,7 @@
 //! `ferrite serve` end to end: a real server on an ephemeral loopback port, real models, and a
 //! raw HTTP client that sees the bytes.
 
+mod fuzz;
 mod http;
 mod llm;
 mod openai;
