@@ -33,8 +33,11 @@ pub struct ServeArgs {
     #[arg(long)]
     port: Option<u16>,
     /// Bearer token required on every route but health and metrics (default: $FERRITE_API_KEY).
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", conflicts_with = "api_key_file")]
     api_key: Option<String>,
+    /// Read the API key from a file (a mounted Kubernetes Secret), surrounding whitespace trimmed.
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
     /// Dynamic batching: rows per forward pass at most.
     #[arg(long, default_value_t = 32, value_name = "N")]
     max_batch: usize,
@@ -64,6 +67,16 @@ pub struct ServeArgs {
     quiet: bool,
     #[command(flatten)]
     common: Common,
+}
+
+/// The key in a file, trimmed; an unreadable or empty file is an error naming it.
+fn read_key(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read the API key: {e}")))?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(Error::file(path, "holds no API key (the file is empty)"));
+    }
+    Ok(key.to_string())
 }
 
 fn invalid(detail: String) -> Error {
@@ -100,9 +113,14 @@ fn settings(a: &ServeArgs) -> Result<(ServeOptions, Vec<ModelSpec>)> {
     }
     o.host = a.host.clone().unwrap_or(o.host);
     o.port = a.port.unwrap_or(o.port);
+    let from_file = match &a.api_key_file {
+        Some(path) => Some(read_key(path)?),
+        None => None,
+    };
     o.api_key = a
         .api_key
         .clone()
+        .or(from_file)
         .or(o.api_key)
         .or_else(|| std::env::var(API_KEY_ENV).ok().filter(|k| !k.is_empty()));
     if let Some(mb) = a.max_body_mb {
