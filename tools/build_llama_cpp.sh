@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build llama.cpp's `llama-bench` and `llama-completion` (CPU only) from the llama.cpp
+# Build llama.cpp's `llama-bench`, `llama-completion` and `llama-server` (CPU only) from the llama.cpp
 # source vendored in the pinned llama-cpp-python sdist on PyPI.
 #
 #   bash tools/build_llama_cpp.sh        # idempotent; binaries in tools/.llama.cpp/build/bin/
@@ -11,10 +11,11 @@
 #   build/bin/llama-completion       plain prompt -> completion (the old `main`; in this
 #                                    llama.cpp `llama-cli` is a chat front end built on the
 #                                    server code, so it is not built here)
+#   build/bin/llama-server           the OpenAI-compatible server (tools/load_serve.py's peer)
 #
 # Build: CMake Release, CPU backend only (no CUDA/Metal/Vulkan/BLAS), GGML_NATIVE=ON
 # (-march=native: the binaries are for this machine only), OpenMP on, static libs,
-# no tests/examples/server, `-j2`, under `nice -n 10`. If cmake or a C/C++ compiler is
+# no tests/examples, `-j2`, under `nice -n 10`. If cmake or a C/C++ compiler is
 # missing, this installs it with apt-get (needs root, which we are on the dev VM).
 # Re-running only rebuilds what is missing or out of date (make's own dependency check);
 # the download and unpack are skipped when present. Set JOBS to change -j.
@@ -31,7 +32,7 @@ SDIST="$DEST/llama_cpp_python-$LCP_VERSION.tar.gz"
 SRC="$DEST/llama_cpp_python-$LCP_VERSION"
 LLAMA="$SRC/vendor/llama.cpp"
 BUILD="$DEST/build"
-TARGETS=(llama-bench llama-completion)
+TARGETS=(llama-bench llama-completion llama-server)
 
 log() { echo "[build_llama_cpp] $*" >&2; }
 
@@ -92,7 +93,7 @@ else
             -DGGML_OPENMP=ON \
             -DGGML_CCACHE=OFF \
             -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-            -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
+            -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
             -DLLAMA_BUILD_TOOLS=ON \
             -DLLAMA_OPENSSL=OFF -DLLAMA_LLGUIDANCE=OFF >"$DEST/cmake-configure.log" 2>&1 \
             || { tail -40 "$DEST/cmake-configure.log" >&2; exit 1; }
