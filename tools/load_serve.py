@@ -6,10 +6,12 @@ peers in the same run:
   minilm    /v1/embeddings on MiniLM          — the same, and at concurrency 16 against
             sentence-transformers behind FastAPI/uvicorn (tools/st_server.py, tools/.venv)
   leak      RSS of the server after 10k, 50k and 100k+ MLP requests (flat = no leak)
+  conn      10,000 connections held open at once (this process holds one end, the server the
+            other: each under a 20,000-descriptor limit), then dropped; the server must answer
   llm       SmolLM2 tokens/s: one stream through the server vs `ferrite generate`, vs llama.cpp's
             llama-server (tools/build_llama_cpp.sh) on the same GGUF, and 4 concurrent streams
 
-    python3 tools/load_serve.py --ferrite target/release/ferrite [--seconds 10] [--only mlp,minilm,leak,llm] [--json]
+    python3 tools/load_serve.py --ferrite target/release/ferrite [--seconds 10] [--only mlp,minilm,leak,conn,llm] [--json]
 
 Every non-2xx response is counted and reported (it must be 0 within the queue bound). Prints a
 Markdown table (and one JSON document with --json). Needs the assets of scripts/fetch-assets.sh.
@@ -155,6 +157,38 @@ def run_mlp(args, rows):
         stop(proc)
 
 
+def run_connections(args, rows):
+    import resource
+    import socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 20_000), hard))
+    run = os.path.join(tempfile.mkdtemp(prefix="ferrite-load-"), "mlp")
+    subprocess.run([args.ferrite, "train", "examples/seed-mlp.toml", "--out", run, "--json"], cwd=ROOT,
+                   check=True, capture_output=True)
+    proc, port = start_ferrite(args.ferrite, [f"mlp={run}"])
+    try:
+        started, held = time.time(), []
+        half = b"POST /v2/models/mlp/infer HTTP/1.1\r\nContent-Length: 200\r\n\r\n{\"inp"
+        for i in range(10_000):
+            s = socket.create_connection(("127.0.0.1", port))
+            if i % 2:
+                s.sendall(half)
+            held.append(s)
+        opened = time.time() - started
+        rss = rss_mb(proc.pid)
+        for s in held:
+            s.close()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/v2/health/ready")
+        status = c.getresponse().status
+        rows.append({"case": "10,000 connections held, then dropped", "server": "ferrite", "concurrency": 10_000,
+                     "note": f"opened in {opened:.1f} s, server RSS {rss:.0f} MB while held, then /v2/health/ready {status}"})
+        if status != 200:
+            raise SystemExit("the server did not answer after 10,000 connections")
+    finally:
+        stop(proc)
+
+
 def run_minilm(args, rows):
     proc, port = start_ferrite(args.ferrite, [f"minilm={MINILM}"], ["--queue", "1024"])
     try:
@@ -234,7 +268,7 @@ def main():
     ap.add_argument("--ferrite", default=os.path.join(ROOT, "target/release/ferrite"))
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--tokens", type=int, default=128)
-    ap.add_argument("--only", default="mlp,minilm,leak,llm")
+    ap.add_argument("--only", default="mlp,minilm,leak,conn,llm")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     args.ferrite = os.path.abspath(args.ferrite)
@@ -244,6 +278,8 @@ def main():
     rows = []
     if "mlp" in args.only or "leak" in args.only:
         run_mlp(args, rows)
+    if "conn" in args.only:
+        run_connections(args, rows)
     if "minilm" in args.only:
         run_minilm(args, rows)
     if "llm" in args.only:
@@ -251,12 +287,12 @@ def main():
     if args.json:
         print(json.dumps(rows))
         return
-    print("| case | server | concurrency | req/s | p50 ms | p99 ms | non-2xx | tokens/s | RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| case | server | concurrency | req/s | p50 ms | p99 ms | non-2xx | tokens/s | RSS MB | note |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['case']} | {r['server']} | {r.get('concurrency', '')} | {r.get('rps', '')} | "
               f"{r.get('p50_ms', '')} | {r.get('p99_ms', '')} | {r.get('non_2xx', '')} | {r.get('tokens_per_s', '')} | "
-              f"{r.get('rss_mb', '')} |")
+              f"{r.get('rss_mb', '')} | {r.get('note', '')} |")
 
 
 if __name__ == "__main__":
