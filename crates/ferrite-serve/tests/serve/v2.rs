@@ -263,23 +263,44 @@ fn an_image_classifier_takes_pixels_and_gives_classes_and_probabilities() {
     let want = ferrite_train::run::predict_run(&run, &csv).unwrap();
     let pixels: Vec<f32> = lines[1..]
         .iter()
-        .flat_map(|l| l.split(',').take(64).map(|v| v.parse::<f32>().unwrap()).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.split(',')
+                .take(64)
+                .map(|v| v.parse::<f32>().unwrap())
+                .collect::<Vec<_>>()
+        })
         .collect();
-    let s = crate::TestServer::start(&[crate::spec("digits", &run, BatchPolicy::default())], ferrite_serve::ServeOptions::default());
+    let s = crate::TestServer::start(
+        &[crate::spec("digits", &run, BatchPolicy::default())],
+        ferrite_serve::ServeOptions::default(),
+    );
     let m = get(s.addr, "/v2/models/digits").json();
     assert_eq!(m["inputs"][0]["shape"], json!([-1, 1, 8, 8]));
-    assert_eq!(m["outputs"][0], json!({"name": "prediction", "datatype": "INT64", "shape": [-1]}));
+    assert_eq!(
+        m["outputs"][0],
+        json!({"name": "prediction", "datatype": "INT64", "shape": [-1]})
+    );
     let v = post_json(
         s.addr,
         "/v2/models/digits/infer",
         &json!({"inputs": [{"name": "input", "shape": [3, 1, 8, 8], "datatype": "FP32", "data": pixels}]}),
     )
     .json();
-    let ids: Vec<f64> = v["outputs"][0]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let ids: Vec<f64> = v["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     assert_eq!(ids, want);
     assert_eq!(v["outputs"][1]["name"], "probabilities");
     assert_eq!(v["outputs"][1]["shape"], json!([3, 10]));
-    let p: Vec<f64> = v["outputs"][1]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let p: Vec<f64> = v["outputs"][1]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     for (row, &id) in p.chunks(10).zip(&ids) {
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5);
         let best = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
