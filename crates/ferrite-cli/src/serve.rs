@@ -41,8 +41,9 @@ pub struct ServeArgs {
     /// Dynamic batching: rows per forward pass at most.
     #[arg(long, default_value_t = 32, value_name = "N")]
     max_batch: usize,
-    /// Dynamic batching: how long the first request of a batch waits for others, in ms.
-    #[arg(long, default_value_t = 5, value_name = "MS")]
+    /// Dynamic batching: how long the first request of a batch waits for others, in ms (0: a
+    /// batch is what queued while the model was busy, as Triton's default).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
     max_wait_ms: u64,
     /// Requests waiting per model at most; one more gets 503 with Retry-After.
     #[arg(long, default_value_t = 256, value_name = "N")]

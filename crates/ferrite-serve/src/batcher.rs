@@ -33,11 +33,13 @@ pub struct BatchPolicy {
 }
 
 impl Default for BatchPolicy {
-    /// Triton-like defaults: batches of up to 32 rows, 5 ms of waiting, 256 queued requests.
+    /// Triton's defaults: no waiting (a batch is whatever queued while the model was busy, so a
+    /// lone request runs at once and a busy model batches by itself), batches of up to 32 rows,
+    /// 256 queued requests.
     fn default() -> Self {
         BatchPolicy {
             max_batch: 32,
-            max_wait: Duration::from_millis(5),
+            max_wait: Duration::ZERO,
             queue_bound: 256,
         }
     }

@@ -13,7 +13,7 @@
 //! name = "minilm"
 //! path = ".cache/assets/all-MiniLM-L6-v2"
 //! max_batch = 32        # dynamic batching: rows per pass at most
-//! max_wait_ms = 5       # how long the first request waits for company
+//! max_wait_ms = 2       # how long the first request waits for company (default 0)
 //! queue = 256           # requests waiting at most (then 503 + Retry-After)
 //! ```
 //!
