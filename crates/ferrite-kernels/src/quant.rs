@@ -262,58 +262,64 @@ fn integer_dots(w: &QuantMatrix) -> bool {
 }
 
 /// Matrix-vector products for each of `tokens` rows of x with every matrix of `ws` (all with
-/// `cols` columns), as llama.cpp computes them: x quantized to 8 bits per 32-value block once,
-/// each weight row's blocks multiplied in integers. The rows of all matrices are split over
-/// threads together (one fork-join for, say, Q, K and V) and written straight into `outs[i]`
-/// (`[tokens, ws[i].rows]`).
+/// `cols` columns), as llama.cpp computes them: each row of x quantized to 8 bits per 32-value
+/// block once, each weight row's blocks multiplied in integers. A weight row is read once for
+/// all the tokens (its few hundred bytes stay in L1 while every token's dot runs), so decoding
+/// several sequences together costs little more memory traffic than one. The rows of all
+/// matrices are split over threads together (one fork-join for, say, Q, K and V, for every
+/// token) and written into `outs[i]` (`[tokens, ws[i].rows]`).
 #[cfg(target_arch = "x86_64")]
 fn matvec_q8(ws: &[QuantMatrix], x: &[f32], tokens: usize, outs: &mut [&mut [f32]]) {
     use crate::quant_avx2 as simd;
     let cols = ws[0].cols;
     let blocks = cols / 32;
     let total: usize = ws.iter().map(|w| w.rows).sum();
-    let mut dst = vec![0.0f32; total];
-    for t in 0..tokens {
-        let xq = simd::quantize_q8(&x[t * cols..(t + 1) * cols]);
-        let row_dot = |g: usize| -> f32 {
-            let (mut i, mut r) = (0, g);
-            while r >= ws[i].rows {
-                r -= ws[i].rows;
-                i += 1;
-            }
-            let w = &ws[i];
-            let rb = w.kind.row_bytes(cols).unwrap_or(0);
-            let p = w.data[r * rb..(r + 1) * rb].as_ptr();
-            // SAFETY: `integer_dots` checked the CPU and formats; row r holds `blocks` blocks of
-            // this kind and `xq` as many 32-value blocks.
-            unsafe {
-                match w.kind {
-                    QuantKind::Q4_1 => simd::dot_q4_1_q8(p, &xq, blocks),
-                    QuantKind::Q4_0 => simd::dot_q4_0_q8(p, &xq, blocks),
-                    _ => simd::dot_q8_0_q8(p, &xq, blocks),
-                }
-            }
+    let xq: Vec<simd::Q8Vector> = (0..tokens)
+        .map(|t| simd::quantize_q8(&x[t * cols..(t + 1) * cols]))
+        .collect();
+    // `dst[g * tokens + t]`: row g of the stacked matrices times token t.
+    let mut dst = vec![0.0f32; total * tokens];
+    let row_dots = |g: usize, out: &mut [f32]| {
+        let (mut i, mut r) = (0, g);
+        while r >= ws[i].rows {
+            r -= ws[i].rows;
+            i += 1;
+        }
+        let w = &ws[i];
+        let rb = w.kind.row_bytes(cols).unwrap_or(0);
+        let p = w.data[r * rb..(r + 1) * rb].as_ptr();
+        let format = match w.kind {
+            QuantKind::Q4_1 => simd::DotFormat::Q4_1,
+            QuantKind::Q4_0 => simd::DotFormat::Q4_0,
+            _ => simd::DotFormat::Q8_0,
         };
-        let threads = threads::num_threads();
-        if threads > 1 && threads::should_parallelize(total * cols / 8) {
-            let chunk = total.div_ceil(4 * threads).max(16);
-            threads::install(|_| {
-                dst.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
-                    for (i, v) in o.iter_mut().enumerate() {
-                        *v = row_dot(c * chunk + i);
-                    }
-                })
-            });
-        } else {
-            for (g, v) in dst.iter_mut().enumerate() {
-                *v = row_dot(g);
+        // SAFETY: `integer_dots` checked the CPU and formats; row r holds `blocks` blocks of
+        // this kind, each vector of `xq` as many 32-value blocks, and `out` one value per vector.
+        unsafe { simd::dots(format, p, &xq, blocks, out) }
+    };
+    let threads = threads::num_threads();
+    if threads > 1 && threads::should_parallelize(total * cols * tokens / 8) {
+        let chunk = total.div_ceil(4 * threads).max(16);
+        threads::install(|_| {
+            dst.par_chunks_mut(chunk * tokens).enumerate().for_each(|(c, o)| {
+                for (i, out) in o.chunks_mut(tokens).enumerate() {
+                    row_dots(c * chunk + i, out);
+                }
+            })
+        });
+    } else {
+        for (g, out) in dst.chunks_mut(tokens).enumerate() {
+            row_dots(g, out);
+        }
+    }
+    let mut at = 0;
+    for (w, out) in ws.iter().zip(outs.iter_mut()) {
+        for r in 0..w.rows {
+            for t in 0..tokens {
+                out[t * w.rows + r] = dst[(at + r) * tokens + t];
             }
         }
-        let mut at = 0;
-        for (w, out) in ws.iter().zip(outs.iter_mut()) {
-            out[t * w.rows..(t + 1) * w.rows].copy_from_slice(&dst[at..at + w.rows]);
-            at += w.rows;
-        }
+        at += w.rows;
     }
 }
 
@@ -425,6 +431,41 @@ mod tests {
     fn grouped_product_matches_plain_loop() {
         for tokens in [5, 9] {
             grouped(tokens);
+        }
+    }
+
+    /// A token's result does not depend on the other tokens of the call, bit for bit, in every
+    /// integer format: sequences decoded together (the server's continuous batching) get what
+    /// each gets alone.
+    #[test]
+    fn each_token_gets_what_it_gets_alone() {
+        let (rows, cols) = (19, 96);
+        for (kind, block) in [(QuantKind::Q4_1, 20), (QuantKind::Q4_0, 18), (QuantKind::Q8_0, 34)] {
+            let mut data = Vec::new();
+            for b in 0..rows * cols / 32 {
+                data.extend(f16_bytes(0.01 * (b % 7 + 1) as f32));
+                if kind == QuantKind::Q4_1 {
+                    data.extend(f16_bytes(-0.05 * (b % 3) as f32));
+                }
+                let header = if kind == QuantKind::Q4_1 { 4 } else { 2 };
+                data.extend((0..block - header).map(|i| ((b * 31 + i * 37) % 251) as u8));
+            }
+            let w = QuantMatrix {
+                kind,
+                data: &data,
+                rows,
+                cols,
+            };
+            assert!(w.is_consistent());
+            let tokens = 6;
+            let x: Vec<f32> = (0..tokens * cols).map(|i| ((i * 13 % 17) as f32 - 8.0) / 3.0).collect();
+            let mut together = vec![0.0; tokens * rows];
+            quant_matmul(&w, &x, tokens, &mut together);
+            for t in 0..tokens {
+                let mut alone = vec![0.0; rows];
+                quant_matmul(&w, &x[t * cols..(t + 1) * cols], 1, &mut alone);
+                assert_eq!(&together[t * rows..(t + 1) * rows], &alone[..], "{kind:?} token {t}");
+            }
         }
     }
 
