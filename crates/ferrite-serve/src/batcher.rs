@@ -82,6 +82,52 @@ pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
+/// Starts a model's worker thread: `load` builds the model there (models need not be `Send`),
+/// then `serve` runs with it until its queue closes. Returns once loading has finished, with its
+/// error, so a bad model fails start-up. The batcher and the generation scheduler both start so.
+///
+/// # Errors
+/// The model's load error, or a thread that could not start or panicked while loading.
+pub(crate) fn spawn_worker<M>(
+    model: &str,
+    load: impl FnOnce() -> ferrite_core::Result<M> + Send + 'static,
+    serve: impl FnOnce(M) + Send + 'static,
+) -> ferrite_core::Result<()> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("model-{model}"))
+        .spawn(move || match load() {
+            Ok(m) => {
+                let _ = ready_tx.send(Ok(()));
+                serve(m);
+            }
+            Err(e) => drop(ready_tx.send(Err(e))),
+        })
+        .map_err(|e| ferrite_core::Error::Invalid {
+            op: "serve",
+            detail: format!("cannot start a worker thread for model '{model}': {e}"),
+        })?;
+    match ready_rx.recv() {
+        Ok(result) => result,
+        Err(_) => Err(ferrite_core::Error::Invalid {
+            op: "serve",
+            detail: format!("loading model '{model}' panicked"),
+        }),
+    }
+}
+
+/// A model that panicked on a request: logged, and a 500 for the requests it was serving.
+pub(crate) fn model_panicked(model: &str, p: &(dyn std::any::Any + Send)) -> ApiError {
+    let text = panic_text(p);
+    eprintln!(
+        "{}",
+        serde_json::json!({"level": "error", "model": model, "msg": "model panicked", "panic": text})
+    );
+    ApiError::internal(format!(
+        "model '{model}' failed on this request (internal error: {text})"
+    ))
+}
+
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// Starts the worker thread: `load` builds the model there (models need not be `Send`) and
     /// returns its batch function; its error is returned here, so a bad model fails start-up.
@@ -95,50 +141,25 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         load: impl FnOnce() -> ferrite_core::Result<RunBatch<I, O>> + Send + 'static,
     ) -> ferrite_core::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Job<I, O>>(policy.queue_bound.max(1));
-        let (ready_tx, ready_rx) = mpsc::channel();
         let depth = Arc::new(AtomicUsize::new(0));
-        let (name, worker_depth, worker_metrics) = (model.to_string(), depth.clone(), metrics.clone());
-        std::thread::Builder::new()
-            .name(format!("model-{model}"))
-            .spawn(move || {
-                let mut run = match load() {
-                    Ok(run) => {
-                        let _ = ready_tx.send(Ok(()));
-                        run
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let worker = Worker {
-                    name,
-                    policy,
-                    depth: worker_depth,
-                    metrics: worker_metrics,
-                };
-                while let Ok(first) = rx.recv() {
-                    let jobs = worker.gather(first, &rx);
-                    worker.run(jobs, &mut run);
-                }
-            })
-            .map_err(|e| ferrite_core::Error::Invalid {
-                op: "serve",
-                detail: format!("cannot start a worker thread for model '{model}': {e}"),
-            })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Batcher {
-                model: model.to_string(),
-                tx,
-                depth,
-                metrics,
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(ferrite_core::Error::Invalid {
-                op: "serve",
-                detail: format!("loading model '{model}' panicked"),
-            }),
-        }
+        let worker = Worker {
+            name: model.to_string(),
+            policy,
+            depth: depth.clone(),
+            metrics: metrics.clone(),
+        };
+        spawn_worker(model, load, move |mut run| {
+            while let Ok(first) = rx.recv() {
+                let jobs = worker.gather(first, &rx);
+                worker.run(jobs, &mut run);
+            }
+        })?;
+        Ok(Batcher {
+            model: model.to_string(),
+            tx,
+            depth,
+            metrics,
+        })
     }
 
     /// Queues `input` (`rows` rows of a batch) and waits for its output.
@@ -294,15 +315,7 @@ impl Worker {
     }
 
     fn panicked(&self, p: &(dyn std::any::Any + Send)) -> ApiError {
-        let text = panic_text(p);
-        eprintln!(
-            "{}",
-            serde_json::json!({"level": "error", "model": self.name, "msg": "model panicked", "panic": text})
-        );
-        ApiError::internal(format!(
-            "model '{}' failed on this request (internal error: {text})",
-            self.name
-        ))
+        model_panicked(&self.name, p)
     }
 }
 

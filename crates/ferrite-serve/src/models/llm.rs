@@ -12,6 +12,7 @@
 //!
 //! Layer: serving.
 
+use crate::batcher::{model_panicked, spawn_worker};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::{Metrics, LATENCY_BUCKETS};
 use crate::tensor::{Data, NamedTensor};
@@ -171,39 +172,25 @@ impl Generator {
         metrics: Arc<Metrics>,
     ) -> Result<Generator> {
         let (tx, rx) = mpsc::sync_channel::<Job>(queue_bound.max(1));
-        let (ready_tx, ready_rx) = mpsc::channel();
         let (path, worker_name, slots) = (path.to_path_buf(), name.to_string(), limits.slots.max(1));
-        std::thread::Builder::new()
-            .name(format!("model-{name}"))
-            .spawn(move || match LanguageModel::open(&path) {
-                Ok(model) => {
-                    let _ = ready_tx.send(Ok(()));
-                    Scheduler {
-                        name: worker_name,
-                        model,
-                        metrics,
-                        slots,
-                    }
-                    .run(rx);
+        spawn_worker(
+            name,
+            move || LanguageModel::open(&path),
+            move |model| {
+                Scheduler {
+                    name: worker_name,
+                    model,
+                    metrics,
+                    slots,
                 }
-                Err(e) => drop(ready_tx.send(Err(e))),
-            })
-            .map_err(|e| ferrite_core::Error::Invalid {
-                op: "serve",
-                detail: format!("cannot start a worker thread for model '{name}': {e}"),
-            })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Generator {
-                name: name.to_string(),
-                tx,
-                limits,
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(ferrite_core::Error::Invalid {
-                op: "serve",
-                detail: format!("loading model '{name}' panicked"),
-            }),
-        }
+                .run(rx)
+            },
+        )?;
+        Ok(Generator {
+            name: name.to_string(),
+            tx,
+            limits,
+        })
     }
 
     /// Starts a generation; returns its first event (a 4xx arrives here) and the rest.
@@ -533,15 +520,7 @@ impl Scheduler {
     }
 
     fn panicked(&self, p: &(dyn std::any::Any + Send)) -> ApiError {
-        let text = crate::batcher::panic_text(p);
-        eprintln!(
-            "{}",
-            serde_json::json!({"level": "error", "model": self.name, "msg": "model panicked", "panic": text})
-        );
-        ApiError::internal(format!(
-            "model '{}' failed on this request (internal error: {text})",
-            self.name
-        ))
+        model_panicked(&self.name, p)
     }
 }
 
