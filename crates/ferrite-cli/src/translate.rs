@@ -64,19 +64,8 @@ pub fn run(args: TranslateArgs) -> Result<()> {
         }),
         None => m.config.decode.strategy(args.beam.unwrap_or(m.config.decode.beam))?,
     };
-    // Blank lines stay blank rather than becoming a translation of nothing.
-    let text: Vec<String> = sentences.iter().filter(|s| !s.trim().is_empty()).cloned().collect();
-    let mut out = m.translate(&text, &strategy, &m.config.decode.options())?.into_iter();
-    let translations: Vec<String> = sentences
-        .iter()
-        .map(|s| {
-            if s.trim().is_empty() {
-                String::new()
-            } else {
-                out.next().unwrap_or_default()
-            }
-        })
-        .collect();
+    // Blank lines stay blank (`translate` keeps them so).
+    let translations = m.translate(&sentences, &strategy, &m.config.decode.options())?;
     if args.common.json {
         let pairs: Vec<serde_json::Value> = sentences
             .iter()

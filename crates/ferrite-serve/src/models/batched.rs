@@ -228,18 +228,7 @@ pub(super) fn load(spec: &ModelSpec, kind: Kind, metrics: Arc<Metrics>, limits: 
                 let f: RunBatch<Vec<String>, Vec<String>> = Box::new(move |reqs: &[Vec<String>]| {
                     // As `ferrite translate`: a blank line stays blank.
                     let all: Vec<String> = reqs.iter().flatten().cloned().collect();
-                    let texts: Vec<String> = all.iter().filter(|s| !s.trim().is_empty()).cloned().collect();
-                    let mut done = model.translate(&texts, &strategy, &options)?.into_iter();
-                    let out = all
-                        .iter()
-                        .map(|s| {
-                            if s.trim().is_empty() {
-                                String::new()
-                            } else {
-                                done.next().unwrap_or_default()
-                            }
-                        })
-                        .collect();
+                    let out = model.translate(&all, &strategy, &options)?;
                     Ok(split(out, reqs.iter().map(Vec::len)))
                 });
                 Ok(((), f))

@@ -185,24 +185,28 @@ impl TranslationModel {
         })
     }
 
-    /// Translates `sentences` with `strategy`, batching by length (outputs keep input order).
+    /// Translates `sentences` with `strategy`, batching by length (outputs keep input order). A
+    /// blank sentence stays blank rather than becoming a translation of nothing.
     pub fn translate(&self, sentences: &[String], strategy: &Strategy, opts: &DecodeOptions) -> Result<Vec<String>> {
         let max = self.config.data.max_tokens;
-        let mut encoded = Vec::with_capacity(sentences.len());
+        let mut encoded = vec![Vec::new(); sentences.len()];
         let mut cut = 0;
-        for s in sentences {
+        for (s, slot) in sentences.iter().zip(&mut encoded) {
+            if s.trim().is_empty() {
+                continue;
+            }
             let mut ids = self.tokenizer.encode(s)?;
             if ids.len() > max - 1 {
                 ids.truncate(max - 1);
                 cut += 1;
             }
             ids.push(EOS);
-            encoded.push(ids);
+            *slot = ids;
         }
         if cut > 0 {
             eprintln!("warning: {cut} input(s) longer than max_tokens {max} were truncated");
         }
-        let mut order: Vec<usize> = (0..encoded.len()).collect();
+        let mut order: Vec<usize> = (0..encoded.len()).filter(|&i| !encoded[i].is_empty()).collect();
         order.sort_by_key(|&i| encoded[i].len());
         let per_batch = match strategy {
             Strategy::Beam { size, .. } => (256 / size.max(&1)).max(1),
