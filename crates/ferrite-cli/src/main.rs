@@ -21,6 +21,7 @@ mod explain;
 mod finetune;
 mod generate;
 mod predict;
+mod privacy;
 mod serve;
 mod train;
 mod transcribe;
@@ -73,6 +74,8 @@ enum Command {
     Transcribe(transcribe::TranscribeArgs),
     /// Serve models over HTTP: Open Inference Protocol v2 (KServe/Triton) and OpenAI-compatible.
     Serve(serve::ServeArgs),
+    /// Differential privacy accounting: ε spent by DP-SGD, or the noise for a target ε.
+    Privacy(privacy::PrivacyArgs),
 }
 
 /// Keeps freed tensor buffers in the process heap instead of returning them to the OS.
@@ -184,6 +187,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => generate::run_chat(args),
         Command::Transcribe(args) => transcribe::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Privacy(args) => privacy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -89,7 +89,7 @@ fn write_mo(path: &Path, entries: &[(&str, &str)]) {
     std::fs::write(path, out).unwrap();
 }
 
-const SUBCOMMANDS: [&str; 16] = [
+const SUBCOMMANDS: [&str; 17] = [
     "train",
     "eval",
     "predict",
@@ -105,6 +105,7 @@ const SUBCOMMANDS: [&str; 16] = [
     "chat",
     "transcribe",
     "serve",
+    "privacy epsilon",
     "data gettext",
 ];
 
@@ -327,6 +328,83 @@ fn every_command_prints_one_json_document() {
     let b = json(&["bench", "op-overhead", "--threads", "1", "--json"]);
     assert_eq!(b[0]["bench"], "op-overhead");
     std::fs::remove_dir_all(t).ok();
+}
+
+/// `privacy epsilon`: ε for given noise (both accountants), σ for a target ε, and the errors.
+#[test]
+fn privacy_epsilon_answers_both_ways() {
+    let q = (256.0f64 / 60000.0).to_string();
+    let rdp = json(&[
+        "privacy",
+        "epsilon",
+        "--sample-rate",
+        &q,
+        "--noise",
+        "1.1",
+        "--steps",
+        "14062",
+        "--delta",
+        "1e-5",
+        "--json",
+    ]);
+    assert_eq!(rdp["accountant"], "rdp");
+    assert!((rdp["epsilon"].as_f64().unwrap() - 2.5966).abs() < 1e-4, "{rdp}");
+    assert!(
+        (rdp["rdp"]["classic_epsilon"].as_f64().unwrap() - 3.0083).abs() < 1e-4,
+        "{rdp}"
+    );
+    let prv = json(&[
+        "privacy",
+        "epsilon",
+        "--sample-rate",
+        "0.04",
+        "--noise",
+        "1.5",
+        "--epochs",
+        "90",
+        "--delta",
+        "1e-5",
+        "--accountant",
+        "prv",
+        "--json",
+    ]);
+    assert_eq!(prv["steps"], 2250);
+    assert!((prv["epsilon"].as_f64().unwrap() - 6.7791).abs() < 1e-3, "{prv}");
+    let solved = json(&[
+        "privacy",
+        "epsilon",
+        "--sample-rate",
+        &q,
+        "--target-epsilon",
+        "3",
+        "--steps",
+        "14062",
+        "--delta",
+        "1e-5",
+        "--json",
+    ]);
+    assert_eq!(solved["noise_multiplier"], 1.015625);
+    assert!(solved["epsilon"].as_f64().unwrap() <= 3.0);
+    for (args, want) in [
+        (
+            vec!["--sample-rate", "0.01", "--noise", "0", "--steps", "10"],
+            "noise multiplier σ = 0",
+        ),
+        (vec!["--sample-rate", "1.5", "--noise", "1", "--steps", "10"], "(0, 1]"),
+        (
+            vec!["--sample-rate", "0.01", "--target-epsilon", "0.01", "--steps", "1000"],
+            "smallest reachable ε",
+        ),
+    ] {
+        let mut all = vec!["privacy", "epsilon", "--delta", "1e-5"];
+        all.extend(args);
+        let o = ferrite(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(want) && !err.contains("panicked"),
+            "{all:?}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod model;
 mod plot;
 pub mod plot_classes;
+pub mod privacy;
 mod progress;
 pub mod run;
 pub mod seq2seq;

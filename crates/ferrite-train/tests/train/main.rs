@@ -3,6 +3,7 @@
 mod bad_input;
 mod finetune;
 mod optimizers;
+mod privacy;
 mod resume;
 mod reversal;
 mod seed_mlp;
