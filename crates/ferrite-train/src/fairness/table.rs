@@ -135,10 +135,10 @@ impl Table {
                     ADULT_COLUMNS.len()
                 )));
             }
-            if let Some(label) = cells.last_mut() {
-                if let Some(stripped) = label.strip_suffix('.') {
-                    *label = stripped.to_string();
-                }
+            if let Some(label) = cells.last_mut()
+                && let Some(stripped) = label.strip_suffix('.')
+            {
+                *label = stripped.to_string();
             }
             rows.push(cells);
         }
