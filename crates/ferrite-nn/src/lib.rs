@@ -15,6 +15,7 @@ pub mod layers;
 pub mod loss;
 pub mod module;
 pub mod optim;
+pub mod per_example;
 pub mod transformer;
 pub mod var_map;
 
@@ -24,4 +25,5 @@ pub use layers::{BatchNorm, Conv1d, Conv2d, Dropout, Embedding, Flatten, LayerNo
 pub use loss::Loss;
 pub use module::{Activation, Module};
 pub use optim::{clip_grad_norm, clip_grad_value, Adam, LrSchedule, Optimizer, RmsProp, Sgd};
+pub use per_example::{OutputLayout, Tap};
 pub use var_map::{VarBuilder, VarMap};

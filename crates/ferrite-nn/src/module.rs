@@ -4,6 +4,7 @@
 //! mutable module state, so a model can be shared across threads and used for inference while
 //! training is paused without toggling anything.
 
+use crate::per_example::Tap;
 use ferrite_core::{Result, Tensor};
 
 /// A layer or model.
@@ -17,6 +18,15 @@ pub trait Module: Send + Sync {
     fn forward_with_attention(&self, x: &Tensor, attentions: &mut Vec<Tensor>) -> Result<Tensor> {
         let _ = attentions;
         self.forward(x, false)
+    }
+
+    /// Training forward for DP-SGD that also records a [`Tap`] per parameterized op, from which
+    /// the per-example gradients follow (`per_example.rs`). Modules without parameters just run
+    /// forward; a module with parameters that records nothing leaves them uncovered, which the
+    /// training step refuses by name.
+    fn forward_tapped(&self, x: &Tensor, train: bool, taps: &mut Vec<Tap>) -> Result<Tensor> {
+        let _ = taps;
+        self.forward(x, train)
     }
 }
 

@@ -138,6 +138,9 @@ pub struct TrainConfig {
     pub reduce_lr_on_plateau: Option<PlateauConfig>,
     /// Random crops and flips of training images (image data only).
     pub augment: Option<AugmentConfig>,
+    /// Train with DP-SGD: `target_epsilon` or `noise_multiplier`, `max_grad_norm`, `delta`,
+    /// `accountant`, `sampling` (`privacy/dp_sgd.rs`).
+    pub privacy: Option<crate::privacy::dp_sgd::PrivacyConfig>,
 }
 
 /// Regression (float targets) or classification (integer class ids).
@@ -431,6 +434,26 @@ impl TrainConfig {
         ] {
             if let Some(v) = v {
                 c.positive(key, v);
+            }
+        }
+        if let Some(p) = &self.privacy {
+            c.positive("privacy.max_grad_norm", p.max_grad_norm);
+            if !(p.delta > 0.0 && p.delta < 1.0) {
+                c.problem(
+                    "privacy.delta",
+                    format!("{} must be in (0, 1); use δ below 1/n for n training examples", p.delta),
+                );
+            }
+            match (p.target_epsilon, p.noise_multiplier) {
+                (Some(e), None) => c.positive("privacy.target_epsilon", e),
+                (None, Some(s)) => c.positive("privacy.noise_multiplier", s),
+                _ => c.problem("privacy", "give exactly one of target_epsilon and noise_multiplier"),
+            }
+            if o.clip_norm.is_some() || o.clip_value.is_some() {
+                c.problem(
+                    "optimizer.clip_norm",
+                    "DP-SGD clips each example's gradient to privacy.max_grad_norm; remove the optimizer's clip_norm / clip_value",
+                );
             }
         }
         let t = &self.training;

@@ -115,6 +115,9 @@ where
                 cb.on_epoch_begin(epoch, &mut ctx)?;
             }
         }
+        if would_pass_privacy_target(step, data.batches_per_epoch(), opts.verbose)? {
+            break;
+        }
         progress.start_epoch(epoch, data.batches_per_epoch());
         let mut interval = Interval::new();
         for batch in data.epoch(epoch, step.seed)? {
@@ -164,6 +167,28 @@ where
     Ok(history)
 }
 
+/// DP-SGD with a target ε: whether the next epoch would spend more than the target (training
+/// then stops before it, saying so — a resumed run asked for more epochs than σ was set for).
+fn would_pass_privacy_target(step: &TrainStep, per_epoch: Option<usize>, verbose: bool) -> Result<bool> {
+    let (Some(dp), Some(per_epoch)) = (&step.privacy, per_epoch) else {
+        return Ok(false);
+    };
+    let Some(target) = dp.target_epsilon else {
+        return Ok(false);
+    };
+    let after = dp.epsilon_after(step.state.step + per_epoch as u64)?;
+    if after <= target {
+        return Ok(false);
+    }
+    if verbose {
+        eprintln!(
+            "privacy: stopping before epoch {}: it would spend ε = {after:.3}, past the target ε = {target}",
+            step.state.epoch + 1
+        );
+    }
+    Ok(true)
+}
+
 /// Training losses since the last evaluation.
 struct Interval {
     sum: f64,
@@ -180,6 +205,9 @@ impl Interval {
         }
     }
     fn add(&mut self, loss: f64, weight: usize) {
+        if weight == 0 {
+            return; // an empty batch (DP-SGD's Poisson sampling can draw one) has no loss
+        }
         self.sum += loss * weight as f64;
         self.weight += weight;
     }
@@ -225,6 +253,9 @@ fn evaluate<M: Trainable + ?Sized>(
     }
     logs.extend(validate(model)?);
     logs.insert("lr".into(), step.lr());
+    if let Some(dp) = &step.privacy {
+        logs.insert("epsilon".into(), dp.epsilon_after(step.state.step)?);
+    }
     logs.insert("seconds".into(), interval.started.elapsed().as_secs_f64());
     // Mid-epoch evaluations belong to the epoch in progress; epoch ends to the one just done.
     let epoch = if epoch_end {

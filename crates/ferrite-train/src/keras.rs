@@ -13,6 +13,7 @@ use crate::fit::{fit, EvalEvery, LoopOptions, TrainData};
 use crate::history::{History, Logs};
 use crate::metrics::Metric;
 use crate::model::{Compiled, Sequential};
+use crate::privacy::dp_sgd::{poisson_batch, DpSgd, PrivacyConfig, Sampling, POISSON_STREAM};
 use crate::step::{stream_seed, ScheduleUnit, TrainStep, Trainable, AUGMENT_STREAM};
 use ferrite_core::{no_grad, DType, Error, Result, Rng, Tensor};
 use ferrite_nn::{Loss, LrSchedule, Optimizer};
@@ -40,6 +41,8 @@ pub struct FitOptions {
     pub max_seconds: f64,
     /// Print progress (a bar on a terminal, one line per epoch otherwise).
     pub verbose: bool,
+    /// Train with DP-SGD (per-example clipping, noise, Poisson sampling; ε in the logs).
+    pub privacy: Option<PrivacyConfig>,
 }
 
 impl Default for FitOptions {
@@ -56,6 +59,7 @@ impl Default for FitOptions {
             augment: None,
             max_seconds: 0.0,
             verbose: false,
+            privacy: None,
         }
     }
 }
@@ -79,6 +83,15 @@ impl Trainable for Sequential {
         b.x.shape().first().copied().unwrap_or(0)
     }
 
+    fn summed_loss_tapped(&self, b: &SequentialBatch, taps: &mut Vec<ferrite_nn::Tap>) -> Result<Tensor> {
+        let pred = self.forward_tapped(&b.x, taps)?;
+        let per_example = self.compiled_ref()?.loss.per_sample(&pred, &b.y)?;
+        match &b.sample_weight {
+            Some(w) => per_example.mul(&w.to_dtype(per_example.dtype())?)?.sum_all(),
+            None => per_example.sum_all(),
+        }
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         self.params.clone()
     }
@@ -95,6 +108,9 @@ pub struct DatasetBatches<'a> {
     pub shuffle: bool,
     pub augment: Option<&'a Augment>,
     pub class_weight: Option<&'a [f64]>,
+    /// DP-SGD's Poisson sampling: each batch takes each example with this probability (the
+    /// epoch has as many batches as fixed-size batching would).
+    pub poisson: Option<f64>,
 }
 
 impl DatasetBatches<'_> {
@@ -120,6 +136,23 @@ impl TrainData for DatasetBatches<'_> {
     fn epoch(&self, epoch: usize, seed: u64) -> Result<Box<dyn Iterator<Item = Result<SequentialBatch>> + '_>> {
         let mut order_rng = Rng::new(splitmix64(seed.wrapping_add(epoch as u64)));
         let mut augment_rng = Rng::new(stream_seed(seed, AUGMENT_STREAM, epoch as u64));
+        if let Some(q) = self.poisson {
+            let mut sample_rng = Rng::new(stream_seed(seed, POISSON_STREAM, epoch as u64));
+            let steps = self.batches_per_epoch().unwrap_or(1);
+            return Ok(Box::new((0..steps).map(move |_| {
+                let idx = poisson_batch(&mut sample_rng, self.data.len(), q);
+                let b = self.data.subset(&idx)?;
+                let x = match self.augment {
+                    Some(a) if !idx.is_empty() => a.apply(&b.x, &mut augment_rng)?,
+                    _ => b.x,
+                };
+                Ok(SequentialBatch {
+                    sample_weight: self.sample_weights(&b.y)?,
+                    x,
+                    y: b.y,
+                })
+            })));
+        }
         let loader = DataLoader::new(
             self.data,
             self.batch_size,
@@ -235,11 +268,20 @@ impl Sequential {
                 ),
             });
         }
+        let privacy = match &opts.privacy {
+            Some(cfg) => Some(self.private_training(cfg, &train, opts)?),
+            None => None,
+        };
+        let poisson = privacy
+            .as_ref()
+            .filter(|dp| dp.sampling == Sampling::Poisson)
+            .map(|dp| dp.sample_rate);
         let mut step = self.trainer.take().ok_or_else(|| Error::Invalid {
             op: "fit",
             detail: "call compile() first".into(),
         })?;
         step.seed = opts.seed;
+        step.privacy = privacy;
         if opts.schedule.is_some() {
             step.schedule = opts.schedule.clone();
         }
@@ -249,6 +291,7 @@ impl Sequential {
             shuffle: opts.shuffle,
             augment: opts.augment.as_ref(),
             class_weight: opts.class_weight.as_deref(),
+            poisson,
         };
         let eval_batch = opts.batch_size.max(256);
         let mut validate = |m: &Sequential| -> Result<Logs> {
@@ -275,6 +318,30 @@ impl Sequential {
         let result = fit(&*self, &mut step, &data, &mut validate, &loop_opts, callbacks);
         self.trainer = Some(step);
         result
+    }
+
+    /// Checks that this model and these options can train with DP-SGD and resolves its
+    /// settings (σ solved for a target ε over all the epochs asked for).
+    fn private_training(&self, cfg: &PrivacyConfig, train: &Dataset, opts: &FitOptions) -> Result<DpSgd> {
+        self.check_per_example_gradients()?;
+        let step = self.trainer.as_ref().ok_or_else(|| Error::Invalid {
+            op: "fit",
+            detail: "call compile() first".into(),
+        })?;
+        if step.clip_norm.is_some() || step.clip_value.is_some() {
+            return Err(Error::Invalid {
+                op: "DP-SGD",
+                detail: "DP-SGD clips each example's gradient to privacy.max_grad_norm; remove the optimizer's clip_norm / clip_value".into(),
+            });
+        }
+        let per_epoch = train.len().div_ceil(opts.batch_size.max(1)) as u64;
+        let dp = DpSgd::resolve(cfg, train.len(), opts.batch_size, per_epoch * opts.epochs as u64)?;
+        if dp.sampling == Sampling::Shuffle && opts.verbose {
+            eprintln!(
+                "warning: privacy.sampling = \"shuffle\": the accountants assume Poisson sampling, so the ε reported is not a guarantee"
+            );
+        }
+        Ok(dp)
     }
 
     /// Predictions for `x`, in batches, without gradient recording.

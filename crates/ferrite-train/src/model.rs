@@ -451,6 +451,52 @@ impl Sequential {
         Ok(h)
     }
 
+    /// Training forward for DP-SGD: also records a tap per dense and conv2d layer, from which
+    /// per-example gradients follow (`ferrite_nn::per_example`).
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward).
+    pub fn forward_tapped(&self, x: &Tensor, taps: &mut Vec<ferrite_nn::Tap>) -> Result<Tensor> {
+        self.check_input(x)?;
+        let mut h = x.clone();
+        for l in &self.layers {
+            h = l.forward_tapped(&h, true, taps)?;
+        }
+        Ok(h)
+    }
+
+    /// Refuses DP-SGD for a model with a layer that has parameters but no per-example gradient,
+    /// naming the layer (batch norm mixes the examples of a batch, as Opacus refuses it too).
+    ///
+    /// # Errors
+    /// The first such layer.
+    pub fn check_per_example_gradients(&self) -> Result<()> {
+        for (i, cfg) in self.configs.iter().enumerate() {
+            let why = match cfg {
+                LayerConfig::BatchNorm { .. } => {
+                    "batch norm mixes the examples of a batch, so an example's gradient is not its own; use layer_norm"
+                }
+                LayerConfig::Conv2d { groups, .. } if *groups != 1 => {
+                    "grouped convolutions have no per-example gradient rule yet"
+                }
+                LayerConfig::LayerNorm { .. }
+                | LayerConfig::Embedding { .. }
+                | LayerConfig::PatchEmbed { .. }
+                | LayerConfig::TransformerEncoder { .. } => "this layer has no per-example gradient rule yet",
+                _ => continue,
+            };
+            let kind = serde_json::to_value(cfg)
+                .ok()
+                .and_then(|v| v.get("type").and_then(|t| t.as_str().map(str::to_string)))
+                .unwrap_or_default();
+            return Err(Error::Invalid {
+                op: "DP-SGD",
+                detail: format!("layer {i} ({kind}) has parameters but no per-example gradients: {why}"),
+            });
+        }
+        Ok(())
+    }
+
     /// Inference-mode forward that also returns the attention weights of every attention layer
     /// (`[N, heads, T, T]` each, in order; empty for models without attention), for explanations.
     ///

@@ -542,6 +542,24 @@ pub struct RunSummary {
     pub test: BTreeMap<String, f64>,
     /// Training wall time in seconds (this invocation).
     pub seconds: f64,
+    /// DP-SGD runs: the privacy spent and the settings that spent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacySpent>,
+}
+
+/// What a DP-SGD run reports: ε at δ after all its steps, and how it got there.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PrivacySpent {
+    pub epsilon: f64,
+    pub delta: f64,
+    pub noise_multiplier: f64,
+    pub max_grad_norm: f64,
+    pub sample_rate: f64,
+    pub steps: u64,
+    pub accountant: crate::privacy::AccountantKind,
+    /// False with shuffled batches: the accountants assume Poisson sampling, so ε is not a
+    /// guarantee then.
+    pub guaranteed: bool,
 }
 
 pub(crate) fn fresh_run_dir(config: &Path) -> PathBuf {
@@ -659,6 +677,7 @@ fn run_config(cfg: TrainConfig, config_path: &Path, opts: &RunOptions) -> Result
         augment: cfg.augment.as_ref().map(|a| augmenter(a, &data.scalers)).transpose()?,
         max_seconds: opts.max_minutes.map_or(0.0, |m| m * 60.0),
         verbose: opts.verbose,
+        privacy: cfg.privacy.clone(),
         ..FitOptions::default()
     };
     let mut logger = EpochLogger::jsonl(dir.join("metrics.jsonl"));
@@ -701,9 +720,26 @@ fn run_config(cfg: TrainConfig, config_path: &Path, opts: &RunOptions) -> Result
         val_loss: history.last("val_loss"),
         test: test_metrics_for(&model, &data.test, cfg.task, &test_pred)?,
         seconds,
+        privacy: privacy_spent(&mut model)?,
     };
     write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+/// ε spent by a DP-SGD run so far (its step count is the training state's).
+fn privacy_spent(model: &mut Sequential) -> Result<Option<PrivacySpent>> {
+    let step = model.trainer_mut()?;
+    let Some(dp) = &step.privacy else { return Ok(None) };
+    Ok(Some(PrivacySpent {
+        epsilon: dp.epsilon_after(step.state.step)?,
+        delta: dp.delta,
+        noise_multiplier: dp.noise_multiplier,
+        max_grad_norm: dp.max_grad_norm,
+        sample_rate: dp.sample_rate,
+        steps: step.state.step,
+        accountant: dp.accountant,
+        guaranteed: dp.sampling == crate::privacy::dp_sgd::Sampling::Poisson,
+    }))
 }
 
 /// The configured augmentation for this run's images; padded pixels get each channel's

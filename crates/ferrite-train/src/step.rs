@@ -9,8 +9,9 @@
 //! continues exactly as the uninterrupted one (same thread count → same numbers).
 
 use crate::data::splitmix64;
+use crate::privacy::dp_sgd::{DpSgd, NOISE_STREAM};
 use ferrite_core::{manual_seed, Error, GradStore, Result, Tensor};
-use ferrite_nn::{clip_grad_norm, clip_grad_value, LrSchedule, Optimizer};
+use ferrite_nn::{clip_grad_norm, clip_grad_value, LrSchedule, Optimizer, Tap};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -42,6 +43,19 @@ pub trait Trainable {
 
     /// The parameters training may update, by name.
     fn parameters(&self) -> Vec<(String, Tensor)>;
+
+    /// DP-SGD's forward: the batch's loss *summed* over examples (each example's gradient is
+    /// then its own, unscaled), with a [`Tap`] per parameterized op for per-example gradients.
+    ///
+    /// # Errors
+    /// Models without per-example gradients (the default), and what [`loss`](Self::loss) fails on.
+    fn summed_loss_tapped(&self, batch: &Self::Batch, taps: &mut Vec<Tap>) -> Result<Tensor> {
+        let _ = (batch, taps);
+        Err(Error::Invalid {
+            op: "DP-SGD",
+            detail: "this model has no per-example gradients; DP-SGD trains Sequential models".into(),
+        })
+    }
 
     /// Everything a checkpoint holds — parameters and buffers (batch-norm statistics) — by name.
     fn state(&self) -> Vec<(String, Tensor)> {
@@ -98,8 +112,10 @@ pub struct TrainStep {
     pub clip_norm: Option<f64>,
     /// Clamp every gradient element into ±this (`clip_grad_value_`).
     pub clip_value: Option<f64>,
-    /// Seeds the dropout stream.
+    /// Seeds the dropout stream (and DP-SGD's noise).
     pub seed: u64,
+    /// DP-SGD: per-example clipping and noise instead of plain gradients (`privacy/dp_sgd.rs`).
+    pub privacy: Option<DpSgd>,
     /// Epochs completed, steps taken, plateau factor, callback state.
     pub state: TrainState,
 }
@@ -127,6 +143,7 @@ impl TrainStep {
             clip_norm: None,
             clip_value: None,
             seed: 0,
+            privacy: None,
             state: TrainState {
                 lr_factor: 1.0,
                 ..TrainState::default()
@@ -181,21 +198,50 @@ impl TrainStep {
             g.optimizer.set_lr(lr * g.lr_scale);
         }
         manual_seed(stream_seed(self.seed, DROPOUT_STREAM, self.state.step));
+        if let Some(dp) = &self.privacy {
+            return self.run_private(dp.clone(), model, batch);
+        }
         let loss = model.loss(batch, true)?;
         let value = loss.item()?;
-        if !value.is_finite() {
-            return Err(Error::Invalid {
-                op: "train step",
-                detail: format!(
-                    "loss became {value} at step {} (epoch {}); lower the learning rate",
-                    self.state.step + 1,
-                    self.state.epoch + 1
-                ),
-            });
-        }
+        self.check_finite(value)?;
         let grads = loss.backward()?;
         self.apply(grads)?;
         Ok(value)
+    }
+
+    /// DP-SGD's step: the summed loss with taps → backward → per-example clip, sum, noise
+    /// (`DpSgd::privatize`) → optimizer. An empty batch (Poisson sampling) is noise alone.
+    /// Returns the batch's mean loss (NaN for an empty batch, which weighs nothing in the epoch's
+    /// mean).
+    fn run_private<M: Trainable + ?Sized>(&mut self, dp: DpSgd, model: &M, batch: &M::Batch) -> Result<f64> {
+        let examples = model.batch_weight(batch);
+        let mut taps = Vec::new();
+        let noise_seed = stream_seed(self.seed, NOISE_STREAM, self.state.step);
+        let (value, grads) = if examples == 0 {
+            (f64::NAN, GradStore::new())
+        } else {
+            let loss = model.summed_loss_tapped(batch, &mut taps)?;
+            let value = loss.item()? / examples as f64;
+            self.check_finite(value)?;
+            (value, loss.backward()?)
+        };
+        let private = dp.privatize(&taps, &grads, &self.parameters(), noise_seed)?;
+        self.apply(private)?;
+        Ok(value)
+    }
+
+    fn check_finite(&self, value: f64) -> Result<()> {
+        if value.is_finite() {
+            return Ok(());
+        }
+        Err(Error::Invalid {
+            op: "train step",
+            detail: format!(
+                "loss became {value} at step {} (epoch {}); lower the learning rate",
+                self.state.step + 1,
+                self.state.epoch + 1
+            ),
+        })
     }
 
     /// Clips `grads` and applies them: the part of [`run`](Self::run) after backward, for

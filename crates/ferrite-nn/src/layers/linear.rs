@@ -5,6 +5,7 @@
 
 use crate::init::Init;
 use crate::module::{Activation, Module};
+use crate::per_example::{OutputLayout, Tap};
 use crate::var_map::VarBuilder;
 use ferrite_core::{Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -109,6 +110,30 @@ impl Module for Linear {
     /// # Errors
     /// An input whose last dimension is not `in`: the message names both shapes.
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        self.check_input(x)?;
+        self.activation.apply(&x.linear(&self.weight, self.bias.as_ref())?)
+    }
+
+    /// Taps the pre-activation output; the input rows are `[B, T, in]` (T = the dims between).
+    fn forward_tapped(&self, x: &Tensor, _train: bool, taps: &mut Vec<Tap>) -> Result<Tensor> {
+        self.check_input(x)?;
+        let z = x.linear(&self.weight, self.bias.as_ref())?;
+        let probe = Tap::probe_for(&z)?;
+        let batch = x.shape().first().copied().unwrap_or(0);
+        let rows = x.numel() / (batch * self.in_features).max(1);
+        taps.push(Tap {
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            input: x.detach().reshape([batch, rows, self.in_features])?,
+            probe: probe.clone(),
+            layout: OutputLayout::ChannelsLast,
+        });
+        self.activation.apply(&z.add(&probe)?)
+    }
+}
+
+impl Linear {
+    fn check_input(&self, x: &Tensor) -> Result<()> {
         if x.shape().last() != Some(&self.in_features) {
             return Err(Error::ShapeMismatch {
                 op: "linear",
@@ -117,6 +142,6 @@ impl Module for Linear {
                 detail: format!("input's last dimension must be in_features = {}", self.in_features),
             });
         }
-        self.activation.apply(&x.linear(&self.weight, self.bias.as_ref())?)
+        Ok(())
     }
 }

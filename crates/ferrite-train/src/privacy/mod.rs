@@ -14,8 +14,12 @@
 //! [`noise_multiplier`] solves for the σ that reaches a target ε in a number of steps, as
 //! Opacus's `get_noise_multiplier`.
 //!
-//! Layer: train. Pure arithmetic: nothing here touches tensors.
+//! `dp_sgd.rs` is the DP-SGD option of the one training step: per-example clipping, noise and
+//! Poisson sampling, accounted by the above.
+//!
+//! Layer: train.
 
+pub mod dp_sgd;
 mod fft;
 pub mod prv;
 pub mod rdp;

@@ -1,6 +1,7 @@
 //! ferrite-train's integration tests, one binary (one link, one process for shared fixtures).
 
 mod bad_input;
+mod dp_sgd;
 mod fairness;
 mod finetune;
 mod optimizers;
