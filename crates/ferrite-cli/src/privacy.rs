@@ -6,6 +6,8 @@
 use crate::common::{print_json, print_line, Common};
 use clap::{Args, Subcommand};
 use ferrite::train::privacy::{self, Accountant, AccountantKind, PRV_EPS_ERROR};
+use ferrite::train::run::{read_history, RunSummary};
+use ferrite::train::{plot_privacy_utility, UtilityCurve};
 use ferrite::{Error, Result};
 use serde::Serialize;
 
@@ -23,6 +25,26 @@ enum PrivacyCommand {
   ferrite privacy epsilon --sample-rate 0.04 --noise 1.5 --epochs 90 --delta 1e-5 --accountant prv --json
   ferrite privacy epsilon --sample-rate 0.004267 --target-epsilon 3 --steps 14062 --delta 1e-5")]
     Epsilon(EpsilonArgs),
+    /// The privacy–utility curve of DP-SGD runs: a metric against ε spent, one line per run.
+    #[command(after_help = "Example:
+  ferrite train examples/digits-dp.toml --out runs/dp-a && ferrite train other-sigma.toml --out runs/dp-b
+  ferrite privacy curve --model runs/dp-a --model runs/dp-b --out privacy-utility.png --json")]
+    Curve(CurveArgs),
+}
+
+#[derive(Args)]
+struct CurveArgs {
+    /// A DP-SGD run directory (`ferrite train` with a [privacy] section); repeat for several.
+    #[arg(long, value_name = "RUN", required = true)]
+    model: Vec<std::path::PathBuf>,
+    /// The PNG to write.
+    #[arg(long, value_name = "FILE.png")]
+    out: std::path::PathBuf,
+    /// The logged metric on the y axis (default: val_accuracy when logged, else accuracy).
+    #[arg(long)]
+    metric: Option<String>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
@@ -92,7 +114,90 @@ struct RdpDetail {
 pub fn run(args: PrivacyArgs) -> Result<()> {
     match args.command {
         PrivacyCommand::Epsilon(args) => run_epsilon(args),
+        PrivacyCommand::Curve(args) => run_curve(args),
     }
+}
+
+/// The keys a run logged in its first epoch, for error messages.
+fn logged(history: &ferrite::train::History) -> String {
+    history
+        .epochs
+        .first()
+        .map(|l| l.keys().cloned().collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+/// What `privacy curve --json` prints per run.
+#[derive(Serialize)]
+struct CurveReport {
+    run: String,
+    label: String,
+    metric: String,
+    /// `[ε, metric]` after each epoch.
+    points: Vec<[f64; 2]>,
+}
+
+fn run_curve(args: CurveArgs) -> Result<()> {
+    args.common.apply()?;
+    let mut curves = Vec::new();
+    let mut reports = Vec::new();
+    for dir in &args.model {
+        let history = read_history(&dir.join("metrics.jsonl"))?;
+        let summary_path = dir.join("summary.json");
+        let text = std::fs::read_to_string(&summary_path).map_err(|e| Error::File {
+            path: summary_path.display().to_string(),
+            detail: format!("cannot read: {e}"),
+        })?;
+        let summary: RunSummary = serde_json::from_str(&text).map_err(|e| Error::File {
+            path: summary_path.display().to_string(),
+            detail: format!("not a run summary: {e}"),
+        })?;
+        let Some(privacy) = summary.privacy else {
+            return Err(Error::File {
+                path: dir.display().to_string(),
+                detail: "not a DP-SGD run: its summary has no privacy section (train with a [privacy] section)".into(),
+            });
+        };
+        let metric = args.metric.clone().unwrap_or_else(|| {
+            if history.get("val_accuracy").is_empty() {
+                "accuracy".into()
+            } else {
+                "val_accuracy".into()
+            }
+        });
+        let (eps, values) = (history.get("epsilon"), history.get(&metric));
+        if values.len() != eps.len() || values.is_empty() {
+            return Err(Error::File {
+                path: dir.join("metrics.jsonl").display().to_string(),
+                detail: format!(
+                    "no {metric:?} logged with epsilon every epoch (logged: {})",
+                    logged(&history)
+                ),
+            });
+        }
+        let points: Vec<(f64, f64)> = eps.into_iter().zip(values).collect();
+        let label = format!("σ = {:.3}, C = {}", privacy.noise_multiplier, privacy.max_grad_norm);
+        reports.push(CurveReport {
+            run: dir.display().to_string(),
+            label: label.clone(),
+            metric: metric.clone(),
+            points: points.iter().map(|&(e, m)| [e, m]).collect(),
+        });
+        curves.push(UtilityCurve { label, points });
+    }
+    let metric = reports.first().map(|r| r.metric.clone()).unwrap_or_default();
+    plot_privacy_utility(&curves, &metric, &args.out)?;
+    if args.common.json {
+        return print_json(&reports);
+    }
+    for r in &reports {
+        let last = r.points.last().copied().unwrap_or([f64::NAN; 2]);
+        print_line(&format!(
+            "{}: {} → {} = {:.4} at ε = {:.3}",
+            r.run, r.label, r.metric, last[1], last[0]
+        ))?;
+    }
+    print_line(&format!("wrote {}", args.out.display()))
 }
 
 fn run_epsilon(args: EpsilonArgs) -> Result<()> {

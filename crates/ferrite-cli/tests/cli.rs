@@ -89,7 +89,7 @@ fn write_mo(path: &Path, entries: &[(&str, &str)]) {
     std::fs::write(path, out).unwrap();
 }
 
-const SUBCOMMANDS: [&str; 17] = [
+const SUBCOMMANDS: [&str; 18] = [
     "train",
     "eval",
     "predict",
@@ -106,6 +106,7 @@ const SUBCOMMANDS: [&str; 17] = [
     "transcribe",
     "serve",
     "privacy epsilon",
+    "privacy curve",
     "data gettext",
 ];
 
@@ -405,6 +406,45 @@ fn privacy_epsilon_answers_both_ways() {
             "{all:?}: {err}"
         );
     }
+}
+
+/// A DP-SGD run reports its privacy in the summary, and `privacy curve` draws runs' accuracy
+/// against ε; a run without privacy is refused by name.
+#[test]
+fn private_training_and_its_privacy_utility_curve() {
+    let t = tmp("dp");
+    let run = t.join("dp").display().to_string();
+    let s = json(&[
+        "train",
+        "examples/digits-dp.toml",
+        "--out",
+        &run,
+        "--epochs",
+        "2",
+        "--json",
+    ]);
+    let eps = s["privacy"]["epsilon"].as_f64().unwrap();
+    assert!(eps > 0.0 && eps <= 3.0 && s["privacy"]["guaranteed"] == true, "{s}");
+    let png = t.join("curve.png").display().to_string();
+    let c = json(&["privacy", "curve", "--model", &run, "--out", &png, "--json"]);
+    assert_eq!(c[0]["metric"], "accuracy");
+    assert_eq!(c[0]["points"].as_array().map(Vec::len), Some(2));
+    assert_eq!(c[0]["points"][1][0].as_f64(), Some(eps));
+    assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    let plain = t.join("plain").display().to_string();
+    json(&[
+        "train",
+        "examples/seed-mlp.toml",
+        "--out",
+        &plain,
+        "--epochs",
+        "1",
+        "--json",
+    ]);
+    let o = ferrite(&["privacy", "curve", "--model", &plain, "--out", &png]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("not a DP-SGD run"), "{err}");
+    std::fs::remove_dir_all(t).ok();
 }
 
 #[test]

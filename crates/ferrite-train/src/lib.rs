@@ -45,6 +45,6 @@ pub use history::{History, Logs};
 pub use keras::{DatasetBatches, FitOptions, SequentialBatch};
 pub use metrics::Metric;
 pub use model::{Dense, LayerConfig, Sequential};
-pub use plot::{ensure_font, plot_loss_curve};
+pub use plot::{ensure_font, plot_loss_curve, plot_privacy_utility, UtilityCurve};
 pub use step::{ParamGroup, ScheduleUnit, TrainState, TrainStep, Trainable};
 pub use tensorboard::TensorBoard;
