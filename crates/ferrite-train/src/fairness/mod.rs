@@ -7,13 +7,17 @@
 //! - `metrics.rs`: [`MetricFrame`] — per-group selection rate, TPR, FPR, accuracy, count — and
 //!   demographic parity, equalized odds and equal opportunity as differences and ratios.
 //! - `reweighing.rs`: Kamiran & Calders pre-processing weights, used as sample weights by `fit`.
+//! - `threshold.rs`: post-processing — fairlearn's `ThresholdOptimizer` (randomized per-group
+//!   thresholds for demographic parity, equalized odds, TPR or FPR parity).
 //!
 //! Layer: train.
 
 pub mod metrics;
 pub mod reweighing;
 pub mod table;
+pub mod threshold;
 
 pub use metrics::{Agg, Method, MetricFrame, Rate, Rates};
 pub use reweighing::{reweighing, Reweighing};
 pub use table::{Groups, Table};
+pub use threshold::{Constraint, Objective, ThresholdOptimizer, ThresholdOptions};

@@ -4,7 +4,9 @@
 //! (weights are multiples of 0.25), so only the reference's decimal round trip can differ.
 
 use ferrite_core::testing::{cached_asset, load_reference};
-use ferrite_train::fairness::{reweighing, Agg, Groups, Method, MetricFrame, Table};
+use ferrite_train::fairness::{
+    reweighing, Agg, Constraint, Groups, Method, MetricFrame, Objective, Table, ThresholdOptimizer, ThresholdOptions,
+};
 use serde_json::Value;
 use std::path::Path;
 
@@ -260,4 +262,190 @@ fn bad_fairness_input_is_named() {
         "{msg}"
     );
     std::fs::remove_file(bad).ok();
+}
+
+fn threshold_value(v: &Value) -> f64 {
+    match v.as_str() {
+        Some("inf") => f64::INFINITY,
+        Some("-inf") => f64::NEG_INFINITY,
+        _ => v.as_f64().unwrap(),
+    }
+}
+
+fn options(case: &Value) -> ThresholdOptions {
+    let constraint = match case["constraints"].as_str().unwrap() {
+        "demographic_parity" => Constraint::DemographicParity,
+        "equalized_odds" => Constraint::EqualizedOdds,
+        other => panic!("constraint {other}"),
+    };
+    let objective = match case["objective"].as_str().unwrap() {
+        "accuracy_score" => Objective::Accuracy,
+        "balanced_accuracy_score" => Objective::BalancedAccuracy,
+        other => panic!("objective {other}"),
+    };
+    ThresholdOptions {
+        constraint,
+        objective,
+        grid_size: case["grid_size"].as_u64().unwrap() as usize,
+        flip: case["flip"] == true,
+    }
+}
+
+/// Everything deterministic fairlearn computes — hulls, the chosen grid point, each group's
+/// thresholds and mixing probabilities — equal bit for bit.
+fn check_fit(fit: &ThresholdOptimizer, case: &Value) {
+    let name = case["name"].as_str().unwrap();
+    assert_eq!(fit.i_best as u64, case["i_best"].as_u64().unwrap(), "{name}: i_best");
+    assert_eq!(fit.x_best, case["x_best"].as_f64().unwrap(), "{name}: x_best");
+    assert_eq!(fit.y_best, case["y_best"].as_f64().unwrap(), "{name}: y_best");
+    if let Some(o) = case.get("objective_best") {
+        assert_eq!(fit.objective_best, o.as_f64(), "{name}: objective_best");
+    }
+    let groups = case["groups"].as_array().unwrap();
+    assert_eq!(fit.rules.len(), groups.len(), "{name}");
+    for ((rule, hull), want) in fit.rules.iter().zip(&fit.hulls).zip(groups) {
+        let what = format!("{name} {}", want["group"]);
+        let wh = &want["hull"];
+        let xs: Vec<f64> = wh["x"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let ys: Vec<f64> = wh["y"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let ops: String = hull.iter().map(|p| if p.op.above { '>' } else { '<' }).collect();
+        assert_eq!(hull.iter().map(|p| p.x).collect::<Vec<_>>(), xs, "{what}: hull x");
+        assert_eq!(hull.iter().map(|p| p.y).collect::<Vec<_>>(), ys, "{what}: hull y");
+        assert_eq!(ops, wh["operator"].as_str().unwrap(), "{what}: hull operators");
+        let thresholds: Vec<f64> = wh["threshold"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(threshold_value)
+            .collect();
+        assert_eq!(
+            hull.iter().map(|p| p.op.threshold).collect::<Vec<_>>(),
+            thresholds,
+            "{what}: thresholds"
+        );
+        assert_eq!(rule.p0, want["p0"].as_f64().unwrap(), "{what}: p0");
+        assert_eq!(rule.p1, want["p1"].as_f64().unwrap(), "{what}: p1");
+        for (op, key) in [(&rule.op0, "operation0"), (&rule.op1, "operation1")] {
+            assert_eq!(op.above, want[key]["operator"] == ">", "{what}: {key}");
+            assert_eq!(op.threshold, threshold_value(&want[key]["threshold"]), "{what}: {key}");
+        }
+        assert_eq!(
+            rule.p_ignore,
+            want.get("p_ignore").and_then(Value::as_f64),
+            "{what}: p_ignore"
+        );
+    }
+}
+
+#[test]
+fn threshold_optimizer_matches_fairlearn_bit_for_bit() {
+    let r = &reference()["threshold_optimizer"];
+    let test = adult("adult.test");
+    let y = labels(&test);
+    let scores: Vec<f64> = r["scores"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(scores.len(), y.len());
+    for case in r["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let groups = test.groups(&[case["sensitive_feature"].as_str().unwrap()]).unwrap();
+        let fit = ThresholdOptimizer::fit(&scores, &y, &groups, options(case)).unwrap();
+        check_fit(&fit, case);
+        // Expected predictions (P(ŷ = 1) as a fractional prediction): the constraint holds.
+        let p = fit.probabilities(&scores, &groups);
+        let e = &case["expected"];
+        // numpy sums pairwise, ferrite in order: equal to rounding (1e-12 relative).
+        let sum = p.iter().sum::<f64>();
+        let want_sum = e["sum"].as_f64().unwrap();
+        assert!(
+            (sum - want_sum).abs() <= 1e-12 * want_sum,
+            "{name}: Σ P(ŷ=1) {sum} vs {want_sum}"
+        );
+        let accuracy = p
+            .iter()
+            .zip(&y)
+            .map(|(p, &t)| if t { *p } else { 1.0 - p })
+            .sum::<f64>()
+            / y.len() as f64;
+        assert!(
+            (accuracy - e["accuracy"].as_f64().unwrap()).abs() < 1e-12,
+            "{name}: accuracy {accuracy}"
+        );
+        // Randomized predictions (ferrite's generator, not numpy's): the same rates within noise.
+        let pred = fit.predict(&scores, &groups, &mut ferrite_core::Rng::new(0));
+        let frame = MetricFrame::new(&y, &pred, &groups, None).unwrap();
+        let rnd = &case["randomized"];
+        assert!(
+            (frame.overall.accuracy - rnd["accuracy"].as_f64().unwrap()).abs() < 0.01,
+            "{name}: {}",
+            frame.overall.accuracy
+        );
+        let dpd = frame.demographic_parity_difference(Method::BetweenGroups);
+        let eod = frame.equalized_odds_difference(Agg::WorstCase, Method::BetweenGroups);
+        match fit.constraint {
+            Constraint::DemographicParity => assert!(dpd < 0.05, "{name}: DPD {dpd}"),
+            _ => assert!(eod < 0.05, "{name}: EOD {eod}"),
+        }
+    }
+    // Hand-made rows where flipped thresholds matter.
+    let f = &r["flip_cases"];
+    let scores: Vec<f64> = f["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let y = bits(f["y_true"].as_str().unwrap());
+    let keys = f["groups"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .map(|c| vec![c.to_string()])
+        .collect();
+    let groups = Groups::from_keys(vec!["g".into()], keys);
+    for case in f["cases"].as_array().unwrap() {
+        let fit = ThresholdOptimizer::fit(&scores, &y, &groups, options(case)).unwrap();
+        check_fit(&fit, case);
+        let want: Vec<f64> = case["pmf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(fit.probabilities(&scores, &groups), want, "{}: P(ŷ=1)", case["name"]);
+    }
+}
+
+#[test]
+fn threshold_optimizer_refuses_what_it_cannot_fit() {
+    let groups = Groups::from_keys(
+        vec!["g".into()],
+        ["a", "a", "b", "b"].iter().map(|s| vec![s.to_string()]).collect(),
+    );
+    let opts = ThresholdOptions::new(Constraint::DemographicParity);
+    let msg = ThresholdOptimizer::fit(&[0.1, 0.9, 0.2, 0.3], &[false, true, false, false], &groups, opts)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("group b has no positive or no negative labels"), "{msg}");
+    let msg = ThresholdOptimizer::fit(&[0.1, f64::NAN, 0.2, 0.3], &[false, true, false, true], &groups, opts)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("row 1") && msg.contains("finite"), "{msg}");
+    let msg = ThresholdOptimizer::fit(&[0.1, 0.2], &[false, true, false, true], &groups, opts)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("2 scores, 4 labels"), "{msg}");
 }
