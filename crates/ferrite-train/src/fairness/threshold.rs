@@ -347,7 +347,7 @@ fn tradeoff_points(rows: &[(f64, bool)], x_rate: Rate, y_rate: Rate, flip: bool)
     }
     let (mut fp, mut tp) = (0.0f64, 0.0f64);
     let mut points = Vec::new();
-    let mut push = |fp: f64, tp: f64, threshold: f64, points: &mut Vec<Point>| {
+    let push = |fp: f64, tp: f64, threshold: f64, points: &mut Vec<Point>| {
         let above = Counts {
             tp,
             fp,
