@@ -166,7 +166,7 @@ pub(crate) fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Optio
         }
         Op::Conv2d { x, weight, bias, shape } => {
             let (dx, dw, db) = crate::ops::conv2d_backward(x, weight, g, shape)?;
-            let mut v = vec![Some(dx), Some(dw)];
+            let mut v = vec![dx, dw];
             if bias.is_some() {
                 v.push(Some(db));
             }

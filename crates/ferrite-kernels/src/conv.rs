@@ -315,6 +315,25 @@ fn for_each_argmax<T: Float>(s: &[T], h: &PoolAxis, w: &PoolAxis, mut f: impl Fn
         }
         return;
     }
+    let whole_2x2 = |r: &Option<Vec<(usize, usize)>>| r.as_ref().is_some_and(|r| r.iter().all(|&(a, b)| b == a + 2));
+    if let (true, true, Some(hr), Some(wr)) = (whole_2x2(&h.ranges), whole_2x2(&w.ranges), &h.ranges, &w.ranges) {
+        // Every window 2×2 whole (no padding cut), any stride (Opacus's 2×2 stride-1 pools):
+        // the four taps unrolled, in the scan order the rule above needs.
+        for (i, &(r, _)) in hr.iter().enumerate() {
+            for (j, &(c, _)) in wr.iter().enumerate() {
+                let at = r * width + c;
+                let (mut bi, mut bv) = (at, s[at]);
+                for k in [at + 1, at + width, at + width + 1] {
+                    let v = s[k];
+                    if v > bv || v.is_nan() {
+                        (bi, bv) = (k, v);
+                    }
+                }
+                f(i * ow + j, bi, bv);
+            }
+        }
+        return;
+    }
     if let (Some(hr), Some(wr)) = (&h.ranges, &w.ranges) {
         for (i, &(r0, r1)) in hr.iter().enumerate() {
             for (j, &(c0, c1)) in wr.iter().enumerate() {
@@ -503,5 +522,18 @@ pub(crate) mod tests {
             max_pool2d_backward(&x, &g, 3, &general(h), &general(w)),
         );
         assert_eq!(d_fast, d_general);
+        // 2×2 windows at stride 1 (overlapping: the unrolled path) against the general windows.
+        let (h1, w1) = (axis(5, 2, 1, 0, 1), axis(7, 2, 1, 0, 1));
+        let (y1, y1_general) = (
+            max_pool2d(&x, 3, &fast(h1), &fast(w1)),
+            max_pool2d(&x, 3, &general(h1), &general(w1)),
+        );
+        assert_eq!(y1.len(), 3 * 4 * 6);
+        assert!(same(&y1, &y1_general) && y1.iter().any(|v| v.is_nan()));
+        let g1: Vec<f32> = (0..72).map(|i| i as f32 + 1.0).collect();
+        assert_eq!(
+            max_pool2d_backward(&x, &g1, 3, &fast(h1), &fast(w1)),
+            max_pool2d_backward(&x, &g1, 3, &general(h1), &general(w1))
+        );
     }
 }

@@ -25,5 +25,5 @@ pub use layers::{BatchNorm, Conv1d, Conv2d, Dropout, Embedding, Flatten, LayerNo
 pub use loss::Loss;
 pub use module::{Activation, Module};
 pub use optim::{clip_grad_norm, clip_grad_value, Adam, LrSchedule, Optimizer, RmsProp, Sgd};
-pub use per_example::{OutputLayout, Tap};
+pub use per_example::{Tap, TapKind};
 pub use var_map::{VarBuilder, VarMap};

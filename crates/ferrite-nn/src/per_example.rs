@@ -17,36 +17,44 @@
 //!
 //! Layer: nn.
 
-use ferrite_core::{no_grad, Error, GradStore, Result, Tensor};
+use ferrite_core::{no_grad, Conv2dOptions, DType, Error, GradStore, Result, Tensor};
 
-/// How a probe's gradient is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputLayout {
-    /// `[B, …, out]` (a dense layer).
-    ChannelsLast,
-    /// `[B, out, …]` (a convolution).
-    ChannelsFirst,
+/// Which op a tap recorded, and so how its per-example gradients are formed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TapKind {
+    /// `z = x·Wᵀ + b`; the input is kept as rows `[B, T, in]`, the probe is `[B, …, out]`.
+    Dense,
+    /// A convolution; the input is kept as given (`[B, C, H, W]`), the probe is `[B, O, OH, OW]`.
+    Conv2d(Conv2dOptions),
 }
 
-/// What one parameterized op recorded in a tapped forward pass.
+/// What one parameterized op recorded in a tapped forward pass. The op itself ran on detached
+/// parameters, so backward never forms their batch gradient: DP-SGD builds it from the
+/// per-example ones.
 #[derive(Debug, Clone)]
 pub struct Tap {
     /// `[out, …]` (its trailing dims flatten to `in`).
     pub weight: Tensor,
     /// `[out]`.
     pub bias: Option<Tensor>,
-    /// The op's input rows `[B, T, in]`, detached.
+    /// The op's input, detached (rows `[B, T, in]` for a dense layer).
     pub input: Tensor,
     /// The zero tensor added to the op's output (requires grad).
     pub probe: Tensor,
-    pub layout: OutputLayout,
+    pub kind: TapKind,
 }
 
-/// Per-example gradient norms and clipped sums of one op, from the probe's gradient.
+/// Per-example gradients of one op, from its probe's gradient: the weight's `[B, out·in]`
+/// materialized (convolutions, or dense layers over sequences where that is cheaper than Gram
+/// matrices) or implied by the rows (dense layers), and the bias's `[B, out]`.
 pub struct PerExample<'a> {
     tap: &'a Tap,
-    /// `[B, T, out]`.
-    grad: Tensor,
+    /// Dense: the output gradient rows `[B, T, out]`.
+    rows: Option<Tensor>,
+    /// `[B, out·in]` when materialized.
+    weight: Option<Tensor>,
+    /// `[B, out]`.
+    bias: Tensor,
 }
 
 impl Tap {
@@ -57,24 +65,54 @@ impl Tap {
             .requires_grad_(true))
     }
 
-    /// The gradient at this op's output, as `[B, T, out]`; `None` if backward never reached it.
+    /// This op's per-example gradients, from the backward pass `grads` of the summed loss;
+    /// `None` if backward never reached the op.
     ///
     /// # Errors
     /// Shape errors (a ferrite bug).
     pub fn per_example<'a>(&'a self, grads: &GradStore) -> Result<Option<PerExample<'a>>> {
+        let _guard = no_grad();
         let Some(g) = grads.get(&self.probe) else {
             return Ok(None);
         };
-        let shape = g.shape();
-        let (b, out) = (shape[0], self.weight.shape()[0]);
-        let grad = match self.layout {
-            OutputLayout::ChannelsLast => g.reshape([b, g.numel() / (b * out).max(1), out])?,
-            OutputLayout::ChannelsFirst => g
-                .reshape([b, out, g.numel() / (b * out).max(1)])?
-                .transpose(1, 2)?
-                .contiguous()?,
-        };
-        Ok(Some(PerExample { tap: self, grad }))
+        let (b, out) = (g.shape()[0], self.weight.shape()[0]);
+        Ok(Some(match self.kind {
+            TapKind::Dense => {
+                let [_, t, input] = self.input.shape()[..] else {
+                    return Err(Error::Invalid {
+                        op: "per-example gradients",
+                        detail: format!("input {:?} is not [B, T, in]", self.input.shape()),
+                    });
+                };
+                let rows = g.reshape([b, t, out])?;
+                let bias = rows.sum(&[1], false)?;
+                // Gram matrices cost B·T²·(in + out); the gradients themselves B·out·in·T.
+                let weight = if t > 1 && t * t > out * input {
+                    Some(rows.transpose(1, 2)?.matmul(&self.input)?.reshape([b, out * input])?)
+                } else {
+                    None
+                };
+                PerExample {
+                    tap: self,
+                    rows: Some(rows),
+                    weight,
+                    bias,
+                }
+            }
+            TapKind::Conv2d(opts) => {
+                let weight = self
+                    .input
+                    .conv2d_per_example_weight_grads(g, self.weight.shape(), opts)?
+                    .reshape([b, self.weight.numel()])?;
+                let bias = g.sum(&[2, 3], false)?;
+                PerExample {
+                    tap: self,
+                    rows: None,
+                    weight: Some(weight),
+                    bias,
+                }
+            }
+        }))
     }
 }
 
@@ -85,31 +123,33 @@ impl PerExample<'_> {
     /// Shape errors (a ferrite bug).
     pub fn squared_norms(&self) -> Result<Vec<f64>> {
         let _guard = no_grad();
-        let (x, g) = (&self.tap.input, &self.grad);
-        let [_, t, input] = x.shape()[..] else {
-            return Err(Error::Invalid {
-                op: "per-example gradients",
-                detail: format!("input {:?} is not [B, T, in]", x.shape()),
-            });
+        let weight = match (&self.weight, &self.rows) {
+            (Some(w), _) => w.mul(w)?.sum(&[1], false)?,
+            (None, Some(g)) => {
+                let x = &self.tap.input;
+                if x.shape()[1] == 1 {
+                    // ‖g_n xᵀ_n‖² = ‖g_n‖²·‖x_n‖²
+                    g.mul(g)?.sum(&[1, 2], false)?.mul(&x.mul(x)?.sum(&[1, 2], false)?)?
+                } else {
+                    let gg = g.matmul(&g.transpose(1, 2)?)?;
+                    let xx = x.matmul(&x.transpose(1, 2)?)?;
+                    gg.mul(&xx)?.sum(&[1, 2], false)?
+                }
+            }
+            (None, None) => {
+                return Err(Error::Invalid {
+                    op: "per-example gradients",
+                    detail: "nothing recorded".into(),
+                })
+            }
         };
-        let out = g.shape()[2];
-        let weight = if t == 1 {
-            g.mul(g)?.sum(&[1, 2], false)?.mul(&x.mul(x)?.sum(&[1, 2], false)?)?
-        } else if t * t <= out * input {
-            let gg = g.matmul(&g.transpose(1, 2)?)?;
-            let xx = x.matmul(&x.transpose(1, 2)?)?;
-            gg.mul(&xx)?.sum(&[1, 2], false)?
-        } else {
-            let full = g.transpose(1, 2)?.matmul(x)?;
-            full.mul(&full)?.sum(&[1, 2], false)?
-        };
-        let mut norms: Vec<f64> = weight.to_dtype(ferrite_core::DType::F64)?.to_vec::<f64>()?;
+        let mut norms: Vec<f64> = weight.to_dtype(DType::F64)?.to_vec::<f64>()?;
         if self.tap.bias.is_some() {
-            let per_bias = g.sum(&[1], false)?;
-            let b2 = per_bias
-                .mul(&per_bias)?
+            let b2 = self
+                .bias
+                .mul(&self.bias)?
                 .sum(&[1], false)?
-                .to_dtype(ferrite_core::DType::F64)?
+                .to_dtype(DType::F64)?
                 .to_vec::<f64>()?;
             for (n, extra) in norms.iter_mut().zip(b2) {
                 *n += extra;
@@ -124,32 +164,41 @@ impl PerExample<'_> {
     /// `scale` not one per example.
     pub fn scaled_sum(&self, scale: &[f32]) -> Result<(Tensor, Option<Tensor>)> {
         let _guard = no_grad();
-        let (x, g) = (&self.tap.input, &self.grad);
-        let [b, t, input] = x.shape()[..] else {
-            return Err(Error::Invalid {
-                op: "per-example gradients",
-                detail: format!("input {:?} is not [B, T, in]", x.shape()),
-            });
-        };
+        let b = self.bias.shape()[0];
         if scale.len() != b {
             return Err(Error::Invalid {
                 op: "per-example gradients",
                 detail: format!("{} scales for {b} examples", scale.len()),
             });
         }
-        let out = g.shape()[2];
-        let c = Tensor::from_vec(scale.to_vec(), [b, 1, 1])?.to_dtype(g.dtype())?;
-        let scaled = g.mul(&c)?;
-        let rows = scaled.reshape([b * t, out])?;
-        let weight = rows
-            .transpose(0, 1)?
-            .matmul(&x.reshape([b * t, input])?)?
-            .reshape(self.tap.weight.shape())?;
+        let c = Tensor::from_vec(scale.to_vec(), [b, 1])?.to_dtype(self.bias.dtype())?;
+        let weight = match (&self.weight, &self.rows) {
+            (Some(w), _) => w.mul(&c)?.sum(&[0], false)?,
+            (None, Some(g)) => {
+                let [_, t, out] = g.shape()[..] else {
+                    return Err(Error::Invalid {
+                        op: "per-example gradients",
+                        detail: "output gradient rows are not [B, T, out]".into(),
+                    });
+                };
+                let input = self.tap.input.shape()[2];
+                let scaled = g.mul(&c.reshape([b, 1, 1])?)?.reshape([b * t, out])?;
+                scaled
+                    .transpose(0, 1)?
+                    .matmul(&self.tap.input.reshape([b * t, input])?)?
+            }
+            (None, None) => {
+                return Err(Error::Invalid {
+                    op: "per-example gradients",
+                    detail: "nothing recorded".into(),
+                })
+            }
+        };
         let bias = match &self.tap.bias {
-            Some(_) => Some(rows.sum(&[0], false)?),
+            Some(_) => Some(self.bias.mul(&c)?.sum(&[0], false)?),
             None => None,
         };
-        Ok((weight, bias))
+        Ok((weight.reshape(self.tap.weight.shape())?, bias))
     }
 }
 

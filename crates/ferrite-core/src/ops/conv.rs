@@ -283,14 +283,94 @@ impl Tensor {
     }
 }
 
-/// Gradients of a fused conv2d: (input, weight, bias) for the output gradient `g`.
+impl Tensor {
+    /// Each sample's own gradient of a conv2d's weight, given the conv's input (`self`, `[N, C,
+    /// H, W]`) and its output gradient `gy` `[N, O, OH, OW]`: `[N, O, C/groups, kh, kw]` — what
+    /// DP-SGD clips per example. Not recorded for autodiff.
+    ///
+    /// # Errors
+    /// Shapes that do not form the convolution `weight_shape`, `opts` describe (both named).
+    pub fn conv2d_per_example_weight_grads(
+        &self,
+        gy: &Tensor,
+        weight_shape: &[usize],
+        opts: Conv2dOptions,
+    ) -> Result<Tensor> {
+        const OP: &str = "conv2d per-example weight gradients";
+        let [out_c, per_group, kh, kw] = weight_shape[..] else {
+            return Err(Error::shape(
+                OP,
+                self.shape(),
+                weight_shape,
+                "weight shape must be [out, in/groups, kh, kw]",
+            ));
+        };
+        if self.ndim() != 4
+            || opts.groups == 0
+            || per_group * opts.groups != self.shape()[1]
+            || out_c % opts.groups != 0
+        {
+            return Err(Error::shape(
+                OP,
+                self.shape(),
+                weight_shape,
+                format!(
+                    "input and weight do not form a convolution with groups = {}",
+                    opts.groups
+                ),
+            ));
+        }
+        let geometry = geometry(OP, self, [kh, kw], opts.stride, opts.padding, opts.dilation)?;
+        let (oh, ow) = geometry.out_hw();
+        let want = [geometry.batch, out_c, oh, ow];
+        if gy.shape() != want {
+            return Err(Error::shape(
+                OP,
+                gy.shape(),
+                &want,
+                "the output gradient must have the convolution's output shape",
+            ));
+        }
+        let shape = ConvShape {
+            geometry,
+            out_channels: out_c,
+            groups: opts.groups,
+        };
+        let gs = gy.read();
+        let xs = self.read();
+        let out = match (&*xs, &*gs) {
+            (Storage::F32(x), Storage::F32(g)) => Storage::F32(kg::conv2d_weight_grads_per_sample(
+                &contig(x, self.layout()),
+                &contig(g, gy.layout()),
+                &shape,
+            )),
+            (Storage::F64(x), Storage::F64(g)) => Storage::F64(kg::conv2d_weight_grads_per_sample(
+                &contig(x, self.layout()),
+                &contig(g, gy.layout()),
+                &shape,
+            )),
+            (a, _) => return Err(Error::unsupported_dtype(OP, a.dtype())),
+        };
+        Ok(Tensor::from_storage(
+            out,
+            vec![geometry.batch, out_c, per_group, kh, kw],
+        ))
+    }
+}
+
+/// Gradients of a fused conv2d: (input, weight, bias) for the output gradient `g`; the input's
+/// (weight's) only when `x` (`weight`) requires grad — `None` otherwise, and never computed.
 pub(crate) fn conv2d_backward(
     x: &Tensor,
     weight: &Tensor,
     g: &Tensor,
     s: &ConvShape,
-) -> Result<(Tensor, Tensor, Tensor)> {
+) -> Result<(Option<Tensor>, Option<Tensor>, Tensor)> {
     const OP: &str = "conv2d backward";
+    let need = kg::ConvGrads {
+        input: x.requires_grad(),
+        weight: weight.requires_grad(),
+    };
     let gs = g.read();
     let parts = super::read2(x, weight, |xs, ws| match (xs, ws, &*gs) {
         (Storage::F32(a), Storage::F32(w), Storage::F32(gv)) => {
@@ -299,6 +379,7 @@ pub(crate) fn conv2d_backward(
                 &contig(w, weight.layout()),
                 &contig(gv, g.layout()),
                 s,
+                need,
             );
             Ok((Storage::F32(dx), Storage::F32(dw), Storage::F32(db)))
         }
@@ -308,14 +389,16 @@ pub(crate) fn conv2d_backward(
                 &contig(w, weight.layout()),
                 &contig(gv, g.layout()),
                 s,
+                need,
             );
             Ok((Storage::F64(dx), Storage::F64(dw), Storage::F64(db)))
         }
         (a, _, _) => Err(Error::unsupported_dtype(OP, a.dtype())),
     })?;
     Ok((
-        Tensor::from_storage(parts.0, x.shape().to_vec()),
-        Tensor::from_storage(parts.1, weight.shape().to_vec()),
+        need.input.then(|| Tensor::from_storage(parts.0, x.shape().to_vec())),
+        need.weight
+            .then(|| Tensor::from_storage(parts.1, weight.shape().to_vec())),
         Tensor::from_storage(parts.2, vec![s.out_channels]),
     ))
 }

@@ -6,7 +6,7 @@
 use crate::init::Init;
 use crate::layers::LinearInit;
 use crate::module::{Activation, Module};
-use crate::per_example::{OutputLayout, Tap};
+use crate::per_example::{Tap, TapKind};
 use crate::var_map::VarBuilder;
 use ferrite_core::{Conv1dOptions, Conv2dOptions, Error, Result, Tensor};
 
@@ -111,27 +111,21 @@ impl Module for Conv2d {
             .apply(&x.conv2d(&self.weight, self.bias.as_ref(), self.options)?)
     }
 
-    /// Taps the pre-activation output; the input rows are the unfolded windows
-    /// `[B, OH·OW, C·kh·kw]` (the columns conv multiplies the weight with). Grouped
-    /// convolutions have no per-example rule yet and record nothing.
+    /// Taps the pre-activation output (computed on detached parameters: their gradients come
+    /// from the tap, as per-example weight gradients of the input and the probe's gradient).
     fn forward_tapped(&self, x: &Tensor, _train: bool, taps: &mut Vec<Tap>) -> Result<Tensor> {
-        let z = x.conv2d(&self.weight, self.bias.as_ref(), self.options)?;
-        if self.options.groups != 1 {
-            return self.activation.apply(&z);
-        }
+        let z = x.conv2d(
+            &self.weight.detach(),
+            self.bias.as_ref().map(Tensor::detach).as_ref(),
+            self.options,
+        )?;
         let probe = Tap::probe_for(&z)?;
-        let w = self.weight.shape();
-        let columns = x
-            .detach()
-            .unfold2d([w[2], w[3]], self.options)?
-            .transpose(1, 2)?
-            .contiguous()?;
         taps.push(Tap {
             weight: self.weight.clone(),
             bias: self.bias.clone(),
-            input: columns,
+            input: x.detach(),
             probe: probe.clone(),
-            layout: OutputLayout::ChannelsFirst,
+            kind: TapKind::Conv2d(self.options),
         });
         self.activation.apply(&z.add(&probe)?)
     }

@@ -5,7 +5,7 @@
 
 use crate::init::Init;
 use crate::module::{Activation, Module};
-use crate::per_example::{OutputLayout, Tap};
+use crate::per_example::{Tap, TapKind};
 use crate::var_map::VarBuilder;
 use ferrite_core::{Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -114,10 +114,11 @@ impl Module for Linear {
         self.activation.apply(&x.linear(&self.weight, self.bias.as_ref())?)
     }
 
-    /// Taps the pre-activation output; the input rows are `[B, T, in]` (T = the dims between).
+    /// Taps the pre-activation output (computed on detached parameters: their gradients come
+    /// from the tap); the input rows are `[B, T, in]` (T = the dims between).
     fn forward_tapped(&self, x: &Tensor, _train: bool, taps: &mut Vec<Tap>) -> Result<Tensor> {
         self.check_input(x)?;
-        let z = x.linear(&self.weight, self.bias.as_ref())?;
+        let z = x.linear(&self.weight.detach(), self.bias.as_ref().map(Tensor::detach).as_ref())?;
         let probe = Tap::probe_for(&z)?;
         let batch = x.shape().first().copied().unwrap_or(0);
         let rows = x.numel() / (batch * self.in_features).max(1);
@@ -126,7 +127,7 @@ impl Module for Linear {
             bias: self.bias.clone(),
             input: x.detach().reshape([batch, rows, self.in_features])?,
             probe: probe.clone(),
-            layout: OutputLayout::ChannelsLast,
+            kind: TapKind::Dense,
         });
         self.activation.apply(&z.add(&probe)?)
     }
