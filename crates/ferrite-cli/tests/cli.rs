@@ -444,6 +444,19 @@ fn private_training_and_its_privacy_utility_curve() {
     let o = ferrite(&["privacy", "curve", "--model", &plain, "--out", &png]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("not a DP-SGD run"), "{err}");
+    // Private fine-tuning's flags: δ is never guessed.
+    let o = ferrite(&[
+        "finetune",
+        "--model",
+        "x",
+        "--input",
+        "y",
+        "--freeze-encoder",
+        "--noise",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("need --delta"), "{err}");
     std::fs::remove_dir_all(t).ok();
 }
 

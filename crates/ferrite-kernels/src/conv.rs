@@ -133,8 +133,10 @@ fn unfold_row<T: Float>(plane: &[T], g: &Conv2dGeometry, tap: usize, dst: &mut [
         if g.w.stride == 1 {
             d[lo..hi].copy_from_slice(&line[first..first + (hi - lo)]);
         } else {
-            for (v, &x) in d[lo..hi].iter_mut().zip(line[first..].iter().step_by(g.w.stride)) {
-                *v = x;
+            // Chunks of `stride` elements, the first of each: one load per output and no
+            // per-element bounds check (`step_by` costs a quarter of a DP-SGD CNN step here).
+            for (v, chunk) in d[lo..hi].iter_mut().zip(line[first..].chunks(g.w.stride)) {
+                *v = chunk[0];
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::config::{EncoderConfig, Family};
 use ferrite_core::fs::write_atomic;
 use ferrite_core::{Error, Result, Rng, Tensor};
 use ferrite_nn::checkpoint::save_safetensors;
-use ferrite_nn::{Activation, Init, Linear, VarBuilder, VarMap};
+use ferrite_nn::{Activation, Init, Linear, Module, Tap, VarBuilder, VarMap};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -228,8 +228,24 @@ impl PretrainedModel {
     /// # Errors
     /// A model without a head.
     pub fn head_logits(&self, out: &EncoderOutput, train: bool) -> Result<Tensor> {
+        self.head_logits_with(out, train, None)
+    }
+
+    /// The head in training mode for DP-SGD, recording a [`Tap`] per linear layer (the head is
+    /// all linear layers, so every head parameter gets per-example gradients).
+    ///
+    /// # Errors
+    /// A model without a head.
+    pub fn head_logits_tapped(&self, out: &EncoderOutput, taps: &mut Vec<Tap>) -> Result<Tensor> {
+        self.head_logits_with(out, true, Some(taps))
+    }
+
+    fn head_logits_with(&self, out: &EncoderOutput, train: bool, mut taps: Option<&mut Vec<Tap>>) -> Result<Tensor> {
         let p = self.encoder.config.classifier_dropout;
-        let lin = |x: &Tensor, l: &Linear| x.linear(&l.weight, l.bias.as_ref());
+        let mut lin = |x: &Tensor, l: &Linear| match taps.as_deref_mut() {
+            Some(t) => l.forward_tapped(x, train, t),
+            None => x.linear(&l.weight, l.bias.as_ref()),
+        };
         let first = || out.last_hidden_state.narrow(1, 0, 1)?.squeeze(1);
         match &self.head {
             None => Err(Error::Invalid {

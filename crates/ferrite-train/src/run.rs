@@ -544,22 +544,7 @@ pub struct RunSummary {
     pub seconds: f64,
     /// DP-SGD runs: the privacy spent and the settings that spent it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub privacy: Option<PrivacySpent>,
-}
-
-/// What a DP-SGD run reports: ε at δ after all its steps, and how it got there.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PrivacySpent {
-    pub epsilon: f64,
-    pub delta: f64,
-    pub noise_multiplier: f64,
-    pub max_grad_norm: f64,
-    pub sample_rate: f64,
-    pub steps: u64,
-    pub accountant: crate::privacy::AccountantKind,
-    /// False with shuffled batches: the accountants assume Poisson sampling, so ε is not a
-    /// guarantee then.
-    pub guaranteed: bool,
+    pub privacy: Option<crate::privacy::dp_sgd::PrivacySpent>,
 }
 
 pub(crate) fn fresh_run_dir(config: &Path) -> PathBuf {
@@ -727,19 +712,9 @@ fn run_config(cfg: TrainConfig, config_path: &Path, opts: &RunOptions) -> Result
 }
 
 /// ε spent by a DP-SGD run so far (its step count is the training state's).
-fn privacy_spent(model: &mut Sequential) -> Result<Option<PrivacySpent>> {
+fn privacy_spent(model: &mut Sequential) -> Result<Option<crate::privacy::dp_sgd::PrivacySpent>> {
     let step = model.trainer_mut()?;
-    let Some(dp) = &step.privacy else { return Ok(None) };
-    Ok(Some(PrivacySpent {
-        epsilon: dp.epsilon_after(step.state.step)?,
-        delta: dp.delta,
-        noise_multiplier: dp.noise_multiplier,
-        max_grad_norm: dp.max_grad_norm,
-        sample_rate: dp.sample_rate,
-        steps: step.state.step,
-        accountant: dp.accountant,
-        guaranteed: dp.sampling == crate::privacy::dp_sgd::Sampling::Poisson,
-    }))
+    step.privacy.as_ref().map(|dp| dp.spent(step.state.step)).transpose()
 }
 
 /// The configured augmentation for this run's images; padded pixels get each channel's

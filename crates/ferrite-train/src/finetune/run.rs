@@ -49,6 +49,9 @@ pub struct FinetuneSummary {
     pub train_seconds: f64,
     pub examples_per_s: f64,
     pub trainable_params: usize,
+    /// DP-SGD runs (`--target-epsilon` / `--noise`): the privacy spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<crate::privacy::dp_sgd::PrivacySpent>,
 }
 
 fn fresh_dir(data: &Path) -> PathBuf {
@@ -134,6 +137,7 @@ pub fn finetune_run(args: &FinetuneArgs, out: Option<&Path>) -> Result<FinetuneS
         train_seconds: report.train_seconds,
         examples_per_s: report.examples_per_s,
         trainable_params: report.trainable_params,
+        privacy: report.privacy.clone(),
     };
     write_json(&run_dir.join("summary.json"), &summary)?;
     Ok(summary)

@@ -12,7 +12,8 @@ use crate::callbacks::{Callback, Context};
 use crate::data::splitmix64;
 use crate::fit::{fit, EvalEvery, LoopOptions, TrainData};
 use crate::history::Logs;
-use crate::step::{ParamGroup, ScheduleUnit, TrainStep, Trainable};
+use crate::privacy::dp_sgd::{poisson_batch, DpSgd, PrivacyConfig, PrivacySpent, Sampling, POISSON_STREAM};
+use crate::step::{stream_seed, ParamGroup, ScheduleUnit, TrainStep, Trainable};
 use ferrite_core::{no_grad, CrossEntropyOptions, Error, Result, Rng, Tensor};
 use ferrite_models::{argmax, EncoderInput, EncoderOutput, PretrainedModel};
 use ferrite_nn::{Adam, LrSchedule};
@@ -42,6 +43,9 @@ pub struct FinetuneOptions {
     /// Stop after this many seconds of training (0 = no limit); the current epoch is evaluated.
     pub max_seconds: f64,
     pub verbose: bool,
+    /// Train the head with DP-SGD (needs `freeze_encoder`: the encoder's embeddings and layer
+    /// norms have no per-example gradients yet); replaces `clip_norm`.
+    pub privacy: Option<PrivacyConfig>,
 }
 
 impl Default for FinetuneOptions {
@@ -58,6 +62,7 @@ impl Default for FinetuneOptions {
             clip_norm: 1.0,
             seed: 0,
             max_seconds: 0.0,
+            privacy: None,
             verbose: false,
         }
     }
@@ -269,6 +274,9 @@ pub struct FinetuneReport {
     /// Training examples per second of `train_seconds`.
     pub examples_per_s: f64,
     pub trainable_params: usize,
+    /// DP-SGD runs: the privacy spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacySpent>,
 }
 
 /// Learning-rate multiplier of a parameter under layer-wise decay.
@@ -350,6 +358,21 @@ impl Trainable for ClassifierTraining<'_> {
         logits.cross_entropy(&b.labels, CrossEntropyOptions::default())
     }
 
+    fn summed_loss_tapped(&self, b: &ClassifierBatch, taps: &mut Vec<ferrite_nn::Tap>) -> Result<Tensor> {
+        let ClassifierInput::Features(f) = &b.input else {
+            return Err(Error::Invalid {
+                op: "DP-SGD",
+                detail: "private fine-tuning trains the head on a frozen encoder (freeze_encoder): the encoder's \
+                         embeddings and layer norms have no per-example gradients yet"
+                    .into(),
+            });
+        };
+        let logits = self.model.head_logits_tapped(f, taps)?;
+        logits
+            .cross_entropy(&b.labels, CrossEntropyOptions::default())?
+            .mul_scalar(b.labels.numel() as f64)
+    }
+
     fn batch_weight(&self, b: &ClassifierBatch) -> usize {
         b.labels.numel()
     }
@@ -366,6 +389,8 @@ struct TextBatches<'a> {
     batch_size: usize,
     pad_id: u32,
     features: Option<&'a Features>,
+    /// DP-SGD's Poisson sampling: each batch takes each example with this probability.
+    poisson: Option<f64>,
     /// Examples served so far.
     served: std::cell::Cell<usize>,
 }
@@ -375,23 +400,31 @@ impl TrainData for TextBatches<'_> {
 
     fn epoch(&self, epoch: usize, seed: u64) -> Result<Box<dyn Iterator<Item = Result<ClassifierBatch>> + '_>> {
         let mut rng = Rng::new(splitmix64(seed.wrapping_add(epoch as u64)));
-        Ok(Box::new(batches(self.data, self.batch_size, &mut rng).into_iter().map(
-            move |idx| {
-                self.served.set(self.served.get() + idx.len());
-                let labels: Vec<i64> = idx.iter().map(|&i| self.data[i].label as i64).collect();
-                let input = match self.features {
-                    Some(f) => ClassifierInput::Features(f.output(&idx)?),
-                    None => {
-                        let rows: Vec<&[u32]> = idx.iter().map(|&i| self.data[i].ids.as_slice()).collect();
-                        ClassifierInput::Texts(batch_input(&rows, self.pad_id)?)
-                    }
-                };
-                Ok(ClassifierBatch {
-                    input,
-                    labels: Tensor::from_vec(labels, [idx.len()])?,
-                })
-            },
-        )))
+        let order = match self.poisson {
+            Some(q) => {
+                let mut sample_rng = Rng::new(stream_seed(seed, POISSON_STREAM, epoch as u64));
+                let steps = self.batches_per_epoch().unwrap_or(1);
+                (0..steps)
+                    .map(|_| poisson_batch(&mut sample_rng, self.data.len(), q))
+                    .collect()
+            }
+            None => batches(self.data, self.batch_size, &mut rng),
+        };
+        Ok(Box::new(order.into_iter().map(move |idx| {
+            self.served.set(self.served.get() + idx.len());
+            let labels: Vec<i64> = idx.iter().map(|&i| self.data[i].label as i64).collect();
+            let input = match self.features {
+                Some(f) => ClassifierInput::Features(f.output(&idx)?),
+                None => {
+                    let rows: Vec<&[u32]> = idx.iter().map(|&i| self.data[i].ids.as_slice()).collect();
+                    ClassifierInput::Texts(batch_input(&rows, self.pad_id)?)
+                }
+            };
+            Ok(ClassifierBatch {
+                input,
+                labels: Tensor::from_vec(labels, [idx.len()])?,
+            })
+        })))
     }
 
     fn batches_per_epoch(&self) -> Option<usize> {
@@ -457,16 +490,35 @@ pub fn finetune(
     };
     let total = train.len().div_ceil(opts.batch_size) * opts.epochs;
     let warmup = (opts.warmup_frac * total as f64).round() as usize;
+    let privacy = match &opts.privacy {
+        Some(_) if !opts.freeze_encoder => {
+            return Err(Error::Invalid {
+                op: "finetune",
+                detail: "private fine-tuning (DP-SGD) trains the head on a frozen encoder: add freeze_encoder \
+                         (the encoder's embeddings and layer norms have no per-example gradients yet)"
+                    .into(),
+            })
+        }
+        Some(cfg) => Some(DpSgd::resolve(cfg, train.len(), opts.batch_size, total as u64)?),
+        None => None,
+    };
     let mut step = TrainStep::with_groups(param_groups(model, opts), opts.lr);
     step.schedule = Some((warmup_linear(warmup, total), ScheduleUnit::Step));
-    step.clip_norm = (opts.clip_norm > 0.0).then_some(opts.clip_norm);
+    // DP-SGD clips each example's gradient instead.
+    step.clip_norm = (opts.clip_norm > 0.0 && privacy.is_none()).then_some(opts.clip_norm);
     step.seed = opts.seed;
+    let poisson = privacy
+        .as_ref()
+        .filter(|dp| dp.sampling == Sampling::Poisson)
+        .map(|dp| dp.sample_rate);
+    step.privacy = privacy;
     let trainee = ClassifierTraining { model };
     let data = TextBatches {
         data: train,
         batch_size: opts.batch_size,
         pad_id,
         features: features.as_ref().map(|f| &f.0),
+        poisson,
         served: std::cell::Cell::new(0),
     };
     let history: RefCell<Vec<(ClassificationMetrics, f64)>> = RefCell::new(Vec::new());
@@ -526,6 +578,7 @@ pub fn finetune(
         eval_seconds,
         examples_per_s: seen as f64 / train_seconds.max(1e-9),
         trainable_params: step.num_params(),
+        privacy: step.privacy.as_ref().map(|dp| dp.spent(step.state.step)).transpose()?,
     })
 }
 

@@ -194,6 +194,40 @@ impl DpSgd {
     }
 }
 
+/// What a DP-SGD run reports: ε at δ after all its steps, and how it got there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrivacySpent {
+    pub epsilon: f64,
+    pub delta: f64,
+    pub noise_multiplier: f64,
+    pub max_grad_norm: f64,
+    pub sample_rate: f64,
+    pub steps: u64,
+    pub accountant: AccountantKind,
+    /// False with shuffled batches: the accountants assume Poisson sampling, so ε is not a
+    /// guarantee then.
+    pub guaranteed: bool,
+}
+
+impl DpSgd {
+    /// What a run reports after `steps` steps.
+    ///
+    /// # Errors
+    /// Accountant failures.
+    pub fn spent(&self, steps: u64) -> Result<PrivacySpent> {
+        Ok(PrivacySpent {
+            epsilon: self.epsilon_after(steps)?,
+            delta: self.delta,
+            noise_multiplier: self.noise_multiplier,
+            max_grad_norm: self.max_grad_norm,
+            sample_rate: self.sample_rate,
+            steps,
+            accountant: self.accountant,
+            guaranteed: self.sampling == Sampling::Poisson,
+        })
+    }
+}
+
 /// The examples of one Poisson-sampled batch: each of `0..n` independently with probability `q`.
 pub fn poisson_batch(rng: &mut Rng, n: usize, q: f64) -> Vec<usize> {
     (0..n).filter(|_| rng.uniform() < q).collect()

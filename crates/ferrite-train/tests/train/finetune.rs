@@ -161,3 +161,52 @@ fn slow_full_finetune_learns_sentiment() {
     );
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// A private linear probe: DP-SGD on the head over frozen MiniLM features (Poisson batches,
+/// per-example clipping, σ solved for ε = 4) still separates the reviews, and reports its ε;
+/// DP-SGD through the whole encoder is refused by name.
+#[test]
+fn private_probe_learns_within_its_budget() {
+    let tmp = std::env::temp_dir().join(format!("ferrite-finetune-dp-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let data = tmp.join("reviews.csv");
+    write_reviews(&data);
+    let privacy = ferrite_train::privacy::dp_sgd::PrivacyConfig {
+        target_epsilon: Some(4.0),
+        noise_multiplier: None,
+        max_grad_norm: 1.0,
+        delta: 1e-3,
+        accountant: ferrite_train::privacy::AccountantKind::Rdp,
+        sampling: ferrite_train::privacy::dp_sgd::Sampling::Poisson,
+    };
+    let probe = FinetuneOptions {
+        freeze_encoder: true,
+        epochs: 40,
+        lr: 2.0,
+        batch_size: 128,
+        weight_decay: 0.0,
+        max_len: 32,
+        privacy: Some(privacy.clone()),
+        ..FinetuneOptions::default()
+    };
+    let s = finetune_run(&args(&data, probe.clone()), Some(&tmp.join("probe"))).unwrap();
+    let p = s.privacy.as_ref().unwrap();
+    assert!(p.epsilon <= 4.0 && p.epsilon > 3.9 && p.guaranteed, "{p:?}");
+    assert!(
+        s.test_accuracy >= 0.9,
+        "private probe test accuracy {}",
+        s.test_accuracy
+    );
+    let whole = FinetuneOptions {
+        freeze_encoder: false,
+        ..probe
+    };
+    let e = finetune_run(&args(&data, whole), Some(&tmp.join("whole")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("frozen encoder") && e.contains("per-example gradients"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(tmp).ok();
+}
