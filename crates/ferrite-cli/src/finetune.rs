@@ -175,16 +175,7 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
             s.run_dir.display()
         ))?;
         if let Some(p) = &s.privacy {
-            print_line(&format!(
-                "privacy: ε = {:.4} at δ = {:e} after {} steps (σ = {:.4}, C = {}, q = {:.5}; {} accountant)",
-                p.epsilon,
-                p.delta,
-                p.steps,
-                p.noise_multiplier,
-                p.max_grad_norm,
-                p.sample_rate,
-                p.accountant.name()
-            ))?;
+            print_line(&format!("privacy: {p}"))?;
         }
         Ok(())
     }

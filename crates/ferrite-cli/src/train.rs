@@ -72,21 +72,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         print_line(&format!("{k}: {v:.4}"))?;
     }
     if let Some(p) = &s.privacy {
-        print_line(&format!(
-            "privacy: ε = {:.4} at δ = {:e} after {} steps (σ = {:.4}, C = {}, q = {:.5}; {} accountant{})",
-            p.epsilon,
-            p.delta,
-            p.steps,
-            p.noise_multiplier,
-            p.max_grad_norm,
-            p.sample_rate,
-            p.accountant.name(),
-            if p.guaranteed {
-                ""
-            } else {
-                "; shuffled batches: not a guarantee"
-            }
-        ))?;
+        print_line(&format!("privacy: {p}"))?;
     }
     print_line(&format!("training time: {:.2} s", s.seconds))
 }

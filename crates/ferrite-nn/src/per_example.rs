@@ -172,8 +172,11 @@ impl PerExample<'_> {
             });
         }
         let c = Tensor::from_vec(scale.to_vec(), [b, 1])?.to_dtype(self.bias.dtype())?;
+        // Σ_n c_n·row_n as one [1, B]·[B, ·] product: a GEMV over contiguous rows, threaded,
+        // instead of a broadcast multiply and a strided reduction over the batch.
+        let c_row = c.reshape([1, b])?;
         let weight = match (&self.weight, &self.rows) {
-            (Some(w), _) => w.mul(&c)?.sum(&[0], false)?,
+            (Some(w), _) => c_row.matmul(w)?,
             (None, Some(g)) => {
                 let [_, t, out] = g.shape()[..] else {
                     return Err(Error::Invalid {
@@ -195,7 +198,7 @@ impl PerExample<'_> {
             }
         };
         let bias = match &self.tap.bias {
-            Some(_) => Some(self.bias.mul(&c)?.sum(&[0], false)?),
+            Some(b) => Some(c_row.matmul(&self.bias)?.reshape(b.shape())?),
             None => None,
         };
         Ok((weight.reshape(self.tap.weight.shape())?, bias))

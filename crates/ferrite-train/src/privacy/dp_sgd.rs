@@ -209,6 +209,28 @@ pub struct PrivacySpent {
     pub guaranteed: bool,
 }
 
+impl std::fmt::Display for PrivacySpent {
+    /// `ε = 2.9941 at δ = 1e-4 after 180 steps (σ = 1.8311, C = 1, q = 0.08901; rdp accountant)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ε = {:.4} at δ = {:e} after {} steps (σ = {:.4}, C = {}, q = {:.5}; {} accountant{})",
+            self.epsilon,
+            self.delta,
+            self.steps,
+            self.noise_multiplier,
+            self.max_grad_norm,
+            self.sample_rate,
+            self.accountant.name(),
+            if self.guaranteed {
+                ""
+            } else {
+                "; shuffled batches: not a guarantee"
+            }
+        )
+    }
+}
+
 impl DpSgd {
     /// What a run reports after `steps` steps.
     ///
