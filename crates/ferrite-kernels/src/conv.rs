@@ -125,8 +125,14 @@ fn unfold_row<T: Float>(plane: &[T], g: &Conv2dGeometry, tap: usize, dst: &mut [
             continue;
         };
         let line = &plane[ih * g.w.input..][..g.w.input];
-        d[..lo].fill(T::ZERO);
-        d[hi..].fill(T::ZERO);
+        // Padding cells only where there are some: most rows have none, and a `fill` of nothing
+        // is still a memset call, per row of every tap.
+        if lo > 0 {
+            d[..lo].fill(T::ZERO);
+        }
+        if hi < ow {
+            d[hi..].fill(T::ZERO);
+        }
         if hi == lo {
             continue; // every tap of this row lands in the padding (`first` may lie past the line)
         }
