@@ -270,3 +270,37 @@ fn bad_privacy_settings_are_named() {
     let e = write("eps", &|c| c.privacy.as_mut().unwrap().target_epsilon = Some(0.01));
     assert!(e.contains("smallest reachable ε"), "{e}");
 }
+
+/// Poisson sampling on a tiny set draws empty batches (here q = 1/3: a third of the steps); they
+/// add noise alone and training goes on.
+#[test]
+fn empty_poisson_batches_are_noise_only_steps() {
+    let x = Tensor::from_vec(vec![0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0], [3, 2]).unwrap();
+    let y = Tensor::from_vec(vec![0i64, 1, 0], [3]).unwrap();
+    let data = ferrite_train::Dataset::new(x, y).unwrap();
+    let mut model = Sequential::with_options(&[2], 0, LinearInit::Pytorch)
+        .add(Dense::new(2))
+        .unwrap();
+    model.compile(
+        Sgd::new(0.1),
+        Loss::parse("sparse_categorical_crossentropy").unwrap(),
+        &[],
+    );
+    let opts = ferrite_train::FitOptions {
+        epochs: 10,
+        batch_size: 1,
+        privacy: Some(ferrite_train::privacy::dp_sgd::PrivacyConfig {
+            target_epsilon: None,
+            noise_multiplier: Some(1.0),
+            max_grad_norm: 1.0,
+            delta: 0.1,
+            accountant: AccountantKind::Rdp,
+            sampling: Sampling::Poisson,
+        }),
+        ..Default::default()
+    };
+    let history = model.fit(&data, &opts, &mut []).unwrap();
+    assert_eq!(history.epochs.len(), 10);
+    assert_eq!(model.trainer_mut().unwrap().state.step, 30);
+    assert!(history.epochs.iter().all(|l| l["epsilon"].is_finite()));
+}
