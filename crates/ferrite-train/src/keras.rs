@@ -281,6 +281,7 @@ impl Sequential {
             detail: "call compile() first".into(),
         })?;
         step.seed = opts.seed;
+        step.state.noise_multiplier = privacy.as_ref().map(|dp| dp.noise_multiplier);
         step.privacy = privacy;
         if opts.schedule.is_some() {
             step.schedule = opts.schedule.clone();
@@ -335,7 +336,11 @@ impl Sequential {
             });
         }
         let per_epoch = train.len().div_ceil(opts.batch_size.max(1)) as u64;
-        let dp = DpSgd::resolve(cfg, train.len(), opts.batch_size, per_epoch * opts.epochs as u64)?;
+        let mut dp = DpSgd::resolve(cfg, train.len(), opts.batch_size, per_epoch * opts.epochs as u64)?;
+        // A resumed run goes on at the σ of its first steps: the accountant assumes one σ.
+        if let Some(sigma) = step.state.noise_multiplier {
+            dp.noise_multiplier = sigma;
+        }
         if dp.sampling == Sampling::Shuffle && opts.verbose {
             eprintln!(
                 "warning: privacy.sampling = \"shuffle\": the accountants assume Poisson sampling, so the ε reported is not a guarantee"

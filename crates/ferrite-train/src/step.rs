@@ -99,6 +99,10 @@ pub struct TrainState {
     /// State of callbacks that have one (early stopping, reduce-on-plateau), by callback name.
     #[serde(default)]
     pub callbacks: BTreeMap<String, serde_json::Value>,
+    /// DP-SGD: the noise multiplier every step so far used. A resumed run keeps it (the ε spent
+    /// is accounted as all steps at this σ), rather than solving a new one for its new length.
+    #[serde(default)]
+    pub noise_multiplier: Option<f64>,
 }
 
 /// The training step: optimizers (by parameter group), the learning-rate schedule, gradient
