@@ -250,6 +250,15 @@ pub fn epsilon(history: &[Step], delta: f64, eps_error: f64, delta_error: f64) -
     }
     let half_width = safe_domain_half_width(history, eps_error, delta_error);
     let dt = eps_error / (total as f64 * (12.0 / delta_error).ln() / 2.0).sqrt();
+    if !(half_width / dt).is_finite() || half_width / dt > MAX_GRID as f64 {
+        return Err(Error::Invalid {
+            op: "privacy accountant (prv)",
+            detail: format!(
+                "the privacy loss of {total} steps spans more than a {MAX_GRID}-point grid can hold at eps_error {eps_error} \
+                 (too little noise for PRV); use the RDP accountant"
+            ),
+        });
+    }
     // Opacus's aligned domain: [floor(−L/dt)·dt, ceil(L/dt)·dt], an even number of points.
     let offset = (half_width / dt).ceil() as usize;
     let mut size = (half_width / dt).ceil() as usize + offset + 1;

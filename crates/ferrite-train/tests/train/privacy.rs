@@ -180,4 +180,11 @@ fn bad_privacy_settings_are_named_errors() {
         .unwrap_err()
         .to_string()
         .contains("rdp or prv"));
+    // Almost no noise: PRV's grid cannot hold the loss; a named error, never an overflow.
+    let tiny = Accountant::with_steps(AccountantKind::Prv, 0.5, 1e-3, 100).unwrap();
+    assert!(tiny
+        .epsilon(1e-5)
+        .unwrap_err()
+        .to_string()
+        .contains("use the RDP accountant"));
 }
