@@ -91,16 +91,13 @@ pub fn run(args: FairnessArgs) -> Result<()> {
 
 fn report(a: ReportArgs) -> Result<()> {
     a.common.apply()?;
-    let text = TextTable::read(&a.input)?;
-    let table = Table {
-        columns: text.columns.clone(),
-        rows: text.rows.clone(),
-    };
+    let TextTable { columns, rows, lines } = TextTable::read(&a.input)?;
+    let table = Table { columns, rows };
     let bad = |row: usize, column: &str, detail: String| Error::File {
         path: a.input.display().to_string(),
         detail: format!(
             "line {}, column {column:?}: {detail}",
-            text.lines.get(row).copied().unwrap_or(0)
+            lines.get(row).copied().unwrap_or(0)
         ),
     };
     let y: Vec<bool> = table.values(&a.label)?.iter().map(|v| *v == a.positive).collect();

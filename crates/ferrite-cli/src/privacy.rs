@@ -227,11 +227,13 @@ fn run_epsilon(args: EpsilonArgs) -> Result<()> {
         }
     };
     let ledger = Accountant::with_steps(args.accountant, args.sample_rate, noise, steps)?;
-    let (rdp, prv) = match args.accountant {
+    // ε once per accountant: the guarantee is RDP's (Balle) value or PRV's upper bound.
+    let (epsilon, rdp, prv) = match args.accountant {
         AccountantKind::Rdp => {
-            let (_, order) = ledger.epsilon_rdp(args.delta)?;
+            let (epsilon, order) = ledger.epsilon_rdp(args.delta)?;
             let (classic_epsilon, classic_order) = ledger.epsilon_rdp_classic(args.delta)?;
             (
+                epsilon,
                 Some(RdpDetail {
                     order,
                     classic_epsilon,
@@ -242,7 +244,7 @@ fn run_epsilon(args: EpsilonArgs) -> Result<()> {
         }
         AccountantKind::Prv => {
             let bounds = privacy::prv::epsilon(ledger.history(), args.delta, PRV_EPS_ERROR, args.delta / 1000.0)?;
-            (None, Some(bounds))
+            (bounds.upper, None, Some(bounds))
         }
     };
     let report = EpsilonReport {
@@ -251,7 +253,7 @@ fn run_epsilon(args: EpsilonArgs) -> Result<()> {
         noise_multiplier: noise,
         steps,
         delta: args.delta,
-        epsilon: ledger.epsilon(args.delta)?,
+        epsilon,
         target_epsilon: args.target_epsilon,
         rdp,
         prv,

@@ -13,7 +13,7 @@ use crate::fit::{fit, EvalEvery, LoopOptions, TrainData};
 use crate::history::{History, Logs};
 use crate::metrics::Metric;
 use crate::model::{Compiled, Sequential};
-use crate::privacy::dp_sgd::{poisson_batch, DpSgd, PrivacyConfig, Sampling, POISSON_STREAM};
+use crate::privacy::dp_sgd::{poisson_epoch, DpSgd, PrivacyConfig, Sampling};
 use crate::step::{stream_seed, ScheduleUnit, TrainStep, Trainable, AUGMENT_STREAM};
 use ferrite_core::{no_grad, DType, Error, Result, Rng, Tensor};
 use ferrite_nn::{Loss, LrSchedule, Optimizer};
@@ -114,6 +114,19 @@ pub struct DatasetBatches<'a> {
 }
 
 impl DatasetBatches<'_> {
+    /// A batch as training sees it: augmented (when it has rows) and weighted by class.
+    fn finish(&self, x: Tensor, y: Tensor, augment_rng: &mut Rng) -> Result<SequentialBatch> {
+        let x = match self.augment {
+            Some(a) if x.shape().first().is_some_and(|&n| n > 0) => a.apply(&x, augment_rng)?,
+            _ => x,
+        };
+        Ok(SequentialBatch {
+            sample_weight: self.sample_weights(&y)?,
+            x,
+            y,
+        })
+    }
+
     fn sample_weights(&self, y: &Tensor) -> Result<Option<Tensor>> {
         let Some(cw) = self.class_weight else { return Ok(None) };
         let ids = y.to_dtype(DType::F64)?.to_vec::<f64>()?;
@@ -137,20 +150,11 @@ impl TrainData for DatasetBatches<'_> {
         let mut order_rng = Rng::new(splitmix64(seed.wrapping_add(epoch as u64)));
         let mut augment_rng = Rng::new(stream_seed(seed, AUGMENT_STREAM, epoch as u64));
         if let Some(q) = self.poisson {
-            let mut sample_rng = Rng::new(stream_seed(seed, POISSON_STREAM, epoch as u64));
             let steps = self.batches_per_epoch().unwrap_or(1);
-            return Ok(Box::new((0..steps).map(move |_| {
-                let idx = poisson_batch(&mut sample_rng, self.data.len(), q);
+            let batches = poisson_epoch(seed, epoch, self.data.len(), q, steps);
+            return Ok(Box::new(batches.into_iter().map(move |idx| {
                 let b = self.data.subset(&idx)?;
-                let x = match self.augment {
-                    Some(a) if !idx.is_empty() => a.apply(&b.x, &mut augment_rng)?,
-                    _ => b.x,
-                };
-                Ok(SequentialBatch {
-                    sample_weight: self.sample_weights(&b.y)?,
-                    x,
-                    y: b.y,
-                })
+                self.finish(b.x, b.y, &mut augment_rng)
             })));
         }
         let loader = DataLoader::new(
@@ -161,15 +165,7 @@ impl TrainData for DatasetBatches<'_> {
         )?;
         Ok(Box::new(loader.map(move |b| {
             let b = b?;
-            let x = match self.augment {
-                Some(a) => a.apply(&b.x, &mut augment_rng)?,
-                None => b.x,
-            };
-            Ok(SequentialBatch {
-                sample_weight: self.sample_weights(&b.y)?,
-                x,
-                y: b.y,
-            })
+            self.finish(b.x, b.y, &mut augment_rng)
         })))
     }
 

@@ -12,8 +12,8 @@ use crate::callbacks::{Callback, Context};
 use crate::data::splitmix64;
 use crate::fit::{fit, EvalEvery, LoopOptions, TrainData};
 use crate::history::Logs;
-use crate::privacy::dp_sgd::{poisson_batch, DpSgd, PrivacyConfig, PrivacySpent, Sampling, POISSON_STREAM};
-use crate::step::{stream_seed, ParamGroup, ScheduleUnit, TrainStep, Trainable};
+use crate::privacy::dp_sgd::{poisson_epoch, DpSgd, PrivacyConfig, PrivacySpent, Sampling};
+use crate::step::{ParamGroup, ScheduleUnit, TrainStep, Trainable};
 use ferrite_core::{no_grad, CrossEntropyOptions, Error, Result, Rng, Tensor};
 use ferrite_models::{argmax, EncoderInput, EncoderOutput, PretrainedModel};
 use ferrite_nn::{Adam, LrSchedule};
@@ -401,13 +401,7 @@ impl TrainData for TextBatches<'_> {
     fn epoch(&self, epoch: usize, seed: u64) -> Result<Box<dyn Iterator<Item = Result<ClassifierBatch>> + '_>> {
         let mut rng = Rng::new(splitmix64(seed.wrapping_add(epoch as u64)));
         let order = match self.poisson {
-            Some(q) => {
-                let mut sample_rng = Rng::new(stream_seed(seed, POISSON_STREAM, epoch as u64));
-                let steps = self.batches_per_epoch().unwrap_or(1);
-                (0..steps)
-                    .map(|_| poisson_batch(&mut sample_rng, self.data.len(), q))
-                    .collect()
-            }
+            Some(q) => poisson_epoch(seed, epoch, self.data.len(), q, self.batches_per_epoch().unwrap_or(1)),
             None => batches(self.data, self.batch_size, &mut rng),
         };
         Ok(Box::new(order.into_iter().map(move |idx| {

@@ -254,3 +254,10 @@ impl DpSgd {
 pub fn poisson_batch(rng: &mut Rng, n: usize, q: f64) -> Vec<usize> {
     (0..n).filter(|_| rng.uniform() < q).collect()
 }
+
+/// Epoch `epoch`'s `steps` Poisson-sampled batches of `0..n`, drawn from the run's Poisson
+/// stream of `seed` (so a resumed run draws the same batches).
+pub fn poisson_epoch(seed: u64, epoch: usize, n: usize, q: f64, steps: usize) -> Vec<Vec<usize>> {
+    let mut rng = Rng::new(crate::step::stream_seed(seed, POISSON_STREAM, epoch as u64));
+    (0..steps).map(|_| poisson_batch(&mut rng, n, q)).collect()
+}
